@@ -1,0 +1,7 @@
+fn main() -> std::process::ExitCode {
+    leadflow_core::service::run_main(
+        "ingest-gateway",
+        ingest_gateway::DEFAULTS,
+        ingest_gateway::run,
+    )
+}

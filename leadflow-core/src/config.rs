@@ -1,0 +1,232 @@
+//! Layered configuration: embedded defaults, then an optional TOML file, then `LEADFLOW_`
+//! environment variables (`__` separates levels: `LEADFLOW_KAFKA__BOOTSTRAP_SERVERS`).
+//! Every config struct uses `deny_unknown_fields`, so a misspelt key fails at start-up with
+//! its name rather than being silently ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub const ENV_PREFIX: &str = "LEADFLOW_";
+/// `LEADFLOW_CONFIG` names the config file; it is not itself a config key.
+pub const CONFIG_FILE_ENV: &str = "LEADFLOW_CONFIG";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {} does not exist", path.display())]
+    MissingFile { path: PathBuf },
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// Loads `T` from the three layers. `file` wins over the defaults, the environment over both.
+/// `embedded_defaults` are TOML texts compiled into the binary, later ones overriding earlier
+/// ones: the shared defaults first, then the service's own.
+pub fn load<T: DeserializeOwned>(
+    embedded_defaults: &[&str],
+    file: Option<&Path>,
+) -> Result<T, ConfigError> {
+    let mut figment = embedded_defaults
+        .iter()
+        .fold(Figment::new(), |figment, layer| {
+            figment.merge(Toml::string(layer))
+        });
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::MissingFile {
+                path: path.to_owned(),
+            });
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let env = Env::prefixed(ENV_PREFIX)
+        .ignore(&[&CONFIG_FILE_ENV[ENV_PREFIX.len()..]])
+        .split("__");
+    figment
+        .merge(env)
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))
+}
+
+/// The defaults every service shares: the local stack's addresses and the logging setup.
+pub const SHARED_DEFAULTS: &str = include_str!("../config/shared-defaults.toml");
+
+/// Loads `T` with the file named by `LEADFLOW_CONFIG`, if set.
+pub fn load_from_env<T: DeserializeOwned>(embedded_defaults: &[&str]) -> Result<T, ConfigError> {
+    let file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
+    load(embedded_defaults, file.as_deref())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    /// librdkafka properties applied last, for tuning without a code change,
+    /// e.g. `[kafka.client] "linger.ms" = "10"`.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Base URL of the Confluent-compatible API, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoConfig {
+    pub uri: String,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, human-readable text when it is.
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub ops_listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` overrides it when set.
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long in-flight work may take to finish after SIGTERM before the process gives up.
+    pub grace_period_ms: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        kafka: KafkaConfig,
+        telemetry: TelemetryConfig,
+    }
+
+    const DEFAULTS: &str = r#"
+        [kafka]
+        bootstrap_servers = "127.0.0.1:9092"
+        [telemetry]
+        ops_listen = "127.0.0.1:9102"
+        log_format = "auto"
+        log_filter = "info"
+    "#;
+
+    // figment::Jail serialises access to the process environment, which tests share.
+    #[test]
+    fn layers_apply_in_order_defaults_file_env() {
+        figment::Jail::expect_with(|jail| {
+            let cfg: Sample = load(&[DEFAULTS], None).unwrap();
+            assert_eq!(cfg.kafka.bootstrap_servers, "127.0.0.1:9092");
+
+            jail.create_file(
+                "svc.toml",
+                "[kafka]\nbootstrap_servers = \"file:9092\"\n[telemetry]\nlog_filter = \"debug\"\n",
+            )?;
+            let cfg: Sample = load(&[DEFAULTS], Some(Path::new("svc.toml"))).unwrap();
+            assert_eq!(cfg.kafka.bootstrap_servers, "file:9092");
+            assert_eq!(cfg.telemetry.log_filter, "debug");
+            assert_eq!(
+                cfg.telemetry.ops_listen.port(),
+                9102,
+                "a key the file omits keeps its default"
+            );
+
+            jail.set_env("LEADFLOW_KAFKA__BOOTSTRAP_SERVERS", "env:9092");
+            jail.set_env("LEADFLOW_TELEMETRY__LOG_FORMAT", "json");
+            let cfg: Sample = load(&[DEFAULTS], Some(Path::new("svc.toml"))).unwrap();
+            assert_eq!(cfg.kafka.bootstrap_servers, "env:9092");
+            assert_eq!(cfg.telemetry.log_format, LogFormat::Json);
+            assert_eq!(
+                cfg.telemetry.log_filter, "debug",
+                "the file still wins where env is silent"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn later_embedded_layers_override_earlier_ones() {
+        figment::Jail::expect_with(|_| {
+            let overlay = "[telemetry]\nops_listen = \"127.0.0.1:9104\"\n";
+            let cfg: Sample = load(&[DEFAULTS, overlay], None).unwrap();
+            assert_eq!(cfg.telemetry.ops_listen.port(), 9104);
+            assert_eq!(cfg.telemetry.log_filter, "info");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shared_defaults_parse() {
+        figment::Jail::expect_with(|_| {
+            let overlay = "[telemetry]\nops_listen = \"127.0.0.1:9101\"\n";
+            let cfg: crate::service::BaseConfig = load(&[SHARED_DEFAULTS, overlay], None).unwrap();
+            assert_eq!(cfg.kafka.bootstrap_servers, "127.0.0.1:9092");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_rejected_by_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("svc.toml", "[kafka]\nbootstrap_server = \"typo:9092\"\n")?;
+            let err = load::<Sample>(&[DEFAULTS], Some(Path::new("svc.toml"))).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("bootstrap_server"), "{msg}");
+            assert!(msg.contains("unknown field"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_in_env_is_rejected_by_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LEADFLOW_TELEMETRY__OPS_PORT", "9999");
+            let msg = load::<Sample>(&[DEFAULTS], None).unwrap_err().to_string();
+            assert!(msg.contains("ops_port"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_file_variable_is_not_treated_as_a_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(CONFIG_FILE_ENV, "/nonexistent.toml");
+            let err = load_from_env::<Sample>(&[DEFAULTS]).unwrap_err();
+            assert!(matches!(err, ConfigError::MissingFile { .. }), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_value_type_names_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LEADFLOW_TELEMETRY__OPS_LISTEN", "not-an-address");
+            let msg = load::<Sample>(&[DEFAULTS], None).unwrap_err().to_string();
+            assert!(msg.to_lowercase().contains("telemetry.ops_listen"), "{msg}");
+            Ok(())
+        });
+    }
+}

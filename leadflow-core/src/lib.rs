@@ -1,0 +1,14 @@
+//! What the LeadFlow services share: the record types and the topics they travel on, the
+//! schema-registry codec, Kafka client setup, layered config, telemetry (logs, metrics, the ops
+//! endpoints) and the shutdown signal. Domain rules that belong to one service live in that
+//! service's crate; only what two or more services need is here.
+
+pub mod codec;
+pub mod config;
+pub mod kafka;
+pub mod ops_server;
+pub mod records;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topics;

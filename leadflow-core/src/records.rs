@@ -1,0 +1,287 @@
+//! The records that travel on LeadFlow's topics. Each type is bound to its topic and its JSON
+//! Schema in `schemas/`, so the codec can only put a record on the topic whose contract it meets.
+//! Field names are camelCase on the wire, as in the schemas.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::topics;
+
+/// A record type with a topic of its own. Every topic is keyed by `leadId`.
+pub trait TopicRecord: Serialize + DeserializeOwned + Send + Sync {
+    /// The topic the record travels on.
+    const TOPIC: &'static str;
+    /// The record's JSON Schema, registered as `<topic>-value`.
+    const SCHEMA: &'static str;
+    /// The record key: every topic is keyed by lead id so that a lead's records share a partition.
+    fn lead_id(&self) -> &str;
+}
+
+macro_rules! topic_record {
+    ($ty:ty, $topic:expr, $schema_file:literal) => {
+        impl TopicRecord for $ty {
+            const TOPIC: &'static str = $topic;
+            const SCHEMA: &'static str = include_str!(concat!("../../schemas/", $schema_file));
+            fn lead_id(&self) -> &str {
+                &self.lead_id
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameSubmitted {
+    pub lead_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+}
+topic_record!(NameSubmitted, topics::NAMES, "NameSubmitted.schema.json");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeadEvent {
+    pub event_id: String,
+    pub lead_id: String,
+    pub event_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+}
+topic_record!(LeadEvent, topics::EVENTS, "LeadEvent.schema.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnrichmentStatus {
+    Verified,
+    #[serde(rename = "To Check")]
+    ToCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeadEnriched {
+    pub lead_id: String,
+    pub name: String,
+    pub country_code: Option<String>,
+    pub country_name: Option<String>,
+    pub probability: Option<f64>,
+    pub status: EnrichmentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub provider: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub enriched_at: OffsetDateTime,
+}
+topic_record!(LeadEnriched, topics::ENRICHED, "LeadEnriched.schema.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Cold,
+    Warm,
+    Hot,
+    Qualified,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeadScored {
+    pub lead_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub delta: f64,
+    pub score: f64,
+    pub stage: Stage,
+    pub previous_stage: Option<Stage>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub event_timestamp: OffsetDateTime,
+    pub rules_version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub processed_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+topic_record!(LeadScored, topics::SCORES, "LeadScored.schema.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Delivered,
+    DeadLettered,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrmDelivery {
+    pub lead_id: String,
+    pub version: u64,
+    pub destination: String,
+    pub status: DeliveryStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub delivered_at: OffsetDateTime,
+}
+topic_record!(
+    CrmDelivery,
+    topics::CRM_DELIVERIES,
+    "CrmDelivery.schema.json"
+);
+
+/// Which pipeline stage gave up on a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineStage {
+    Gateway,
+    Enricher,
+    Scorer,
+    CrmSink,
+}
+
+/// The one dead-letter shape for every failure stage: the error, where the record came from,
+/// and its original bytes (base64), so that it can be inspected and replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeadLetter {
+    pub lead_id: String,
+    pub stage: PipelineStage,
+    pub error_kind: String,
+    pub error: String,
+    #[serde(default)]
+    pub source_topic: Option<String>,
+    #[serde(default)]
+    pub source_partition: Option<i32>,
+    #[serde(default)]
+    pub source_offset: Option<i64>,
+    #[serde(default)]
+    pub original_key: Option<String>,
+    pub original_value: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub failed_at: OffsetDateTime,
+}
+topic_record!(DeadLetter, topics::DLQ, "DeadLetter.schema.json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn validate<R: TopicRecord>(record: &R) -> Result<(), String> {
+        let schema: serde_json::Value = serde_json::from_str(R::SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let value = serde_json::to_value(record).unwrap();
+        validator
+            .validate(&value)
+            .map_err(|e| format!("{}: {e}", R::TOPIC))
+    }
+
+    const AT: OffsetDateTime = datetime!(2026-01-16 10:00:00 UTC);
+
+    #[test]
+    fn every_record_type_serialises_to_a_value_its_schema_accepts() {
+        validate(&NameSubmitted {
+            lead_id: "lead-1".into(),
+            name: "Zoë Ångström".into(),
+            email: Some("zoe@example.com".into()),
+            company: None,
+            submitted_at: AT,
+        })
+        .unwrap();
+        let mut properties = serde_json::Map::new();
+        properties.insert("page".into(), "/pricing".into());
+        validate(&LeadEvent {
+            event_id: "evt1".into(),
+            lead_id: "lead-1".into(),
+            event_type: "page_view".into(),
+            timestamp: AT,
+            properties,
+        })
+        .unwrap();
+        validate(&LeadEnriched {
+            lead_id: "lead-1".into(),
+            name: "Zoë".into(),
+            country_code: None,
+            country_name: None,
+            probability: None,
+            status: EnrichmentStatus::ToCheck,
+            reason: Some("no_prediction".into()),
+            provider: "nationalize".into(),
+            enriched_at: AT,
+        })
+        .unwrap();
+        validate(&LeadScored {
+            lead_id: "lead-1".into(),
+            event_id: "evt1".into(),
+            event_type: "page_view".into(),
+            delta: 5.0,
+            score: 5.0,
+            stage: Stage::Cold,
+            previous_stage: None,
+            event_timestamp: AT,
+            rules_version: "v1".into(),
+            processed_at: AT,
+            late: true,
+            reason: None,
+        })
+        .unwrap();
+        validate(&CrmDelivery {
+            lead_id: "lead-1".into(),
+            version: 3,
+            destination: "http".into(),
+            status: DeliveryStatus::Delivered,
+            delivered_at: AT,
+        })
+        .unwrap();
+        validate(&DeadLetter {
+            lead_id: String::new(),
+            stage: PipelineStage::CrmSink,
+            error_kind: "schema_validation".into(),
+            error: "missing leadId".into(),
+            source_topic: Some(topics::EVENTS.into()),
+            source_partition: Some(2),
+            source_offset: Some(41),
+            original_key: None,
+            original_value: Some("e30=".into()),
+            failed_at: AT,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn schemas_reject_what_the_types_would_not_produce() {
+        let schema: serde_json::Value = serde_json::from_str(LeadEvent::SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let missing_lead = serde_json::json!({"eventId": "e", "eventType": "page_view", "timestamp": "2026-01-16T10:00:00Z"});
+        assert!(!validator.is_valid(&missing_lead));
+        let typo = serde_json::json!({"eventId": "e", "leadId": "l", "eventType": "page_view", "timestamp": "2026-01-16T10:00:00Z", "lead_id": "l"});
+        assert!(
+            !validator.is_valid(&typo),
+            "unknown fields are rejected, so typos surface"
+        );
+        let bad_type = serde_json::json!({"eventId": "e", "leadId": "l", "eventType": "Page View", "timestamp": "2026-01-16T10:00:00Z"});
+        assert!(!validator.is_valid(&bad_type));
+    }
+
+    #[test]
+    fn status_and_stage_use_the_wire_spellings() {
+        assert_eq!(
+            serde_json::to_string(&EnrichmentStatus::ToCheck).unwrap(),
+            "\"To Check\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Stage::Qualified).unwrap(),
+            "\"qualified\""
+        );
+        assert_eq!(
+            serde_json::to_string(&PipelineStage::CrmSink).unwrap(),
+            "\"crm-sink\""
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! The binary against the real stack: ready when Kafka and the registry answer, exit 0 on SIGTERM.
+
+#[tokio::test]
+async fn ready_against_the_stack_then_exits_0_on_sigterm() {
+    leadflow_testkit::check_service_lifecycle(env!("CARGO_BIN_EXE_scorer"), libc::SIGTERM)
+        .await
+        .unwrap();
+}
