@@ -23,17 +23,29 @@ fn an_unknown_config_key_fails_start_up_naming_the_key() {
 
 #[tokio::test]
 async fn readyz_names_kafka_when_the_broker_is_unreachable() {
-    use leadflow_testkit::{ServiceProcess, Stack, free_port, service_env, wait_http_ok};
+    use leadflow_testkit::{ServiceProcess, Stack, free_port, service_env};
     let stack = Stack::get();
     let ops = format!("127.0.0.1:{}", free_port());
     let mut env = service_env(&stack, &ops);
     env.retain(|(k, _)| *k != "LEADFLOW_KAFKA__BOOTSTRAP_SERVERS");
-    env.push(("LEADFLOW_KAFKA__BOOTSTRAP_SERVERS", format!("127.0.0.1:{}", free_port())));
-    let _service = ServiceProcess::spawn(env!("CARGO_BIN_EXE_enricher"), &env).unwrap();
-    wait_http_ok(&format!("http://{ops}/healthz"), std::time::Duration::from_secs(30)).await.unwrap();
+    env.push((
+        "LEADFLOW_KAFKA__BOOTSTRAP_SERVERS",
+        format!("127.0.0.1:{}", free_port()),
+    ));
+    let mut service = ServiceProcess::spawn(env!("CARGO_BIN_EXE_enricher"), &env).unwrap();
+    service
+        .wait_http_ok(
+            &format!("http://{ops}/healthz"),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
     let response = reqwest::get(format!("http://{ops}/readyz")).await.unwrap();
     assert_eq!(response.status(), 503);
     let body = response.text().await.unwrap();
     assert!(body.contains("kafka:"), "{body}");
-    assert!(!body.contains("schema_registry:"), "the registry is up, so only kafka is named: {body}");
+    assert!(
+        !body.contains("schema_registry:"),
+        "the registry is up, so only kafka is named: {body}"
+    );
 }

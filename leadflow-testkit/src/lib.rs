@@ -174,6 +174,31 @@ impl ServiceProcess {
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+
+    /// GETs `url` until it answers 200, up to `deadline`; fails at once if the process exits.
+    pub async fn wait_http_ok(&mut self, url: &str, deadline: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.try_exit_status() {
+                bail!(
+                    "{} exited with {status} before {url} answered 200",
+                    self.name
+                );
+            }
+            let last = match client.get(url).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => format!("status {}", r.status()),
+                Err(e) => e.to_string(),
+            };
+            if start.elapsed() > deadline {
+                bail!("GET {url}: no 200 within {deadline:?}; last: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Drop for ServiceProcess {
@@ -184,24 +209,6 @@ impl Drop for ServiceProcess {
             let _ = self.child.wait();
         }
     }
-}
-
-/// GETs `url` until it answers 200, up to `deadline`.
-pub async fn wait_http_ok(url: &str, deadline: Duration) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?;
-    eventually(&format!("GET {url} answers 200"), deadline, || {
-        let request = client.get(url).send();
-        async move {
-            match request.await {
-                Ok(r) if r.status().is_success() => Ok(Some(())),
-                Ok(r) => Err(format!("status {}", r.status())),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    })
-    .await
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
@@ -234,7 +241,9 @@ pub async fn check_service_lifecycle(binary: &str, signal: i32) -> anyhow::Resul
     let stack = Stack::get();
     let ops = format!("127.0.0.1:{}", free_port());
     let mut service = ServiceProcess::spawn(binary, &service_env(&stack, &ops))?;
-    wait_http_ok(&format!("http://{ops}/readyz"), Duration::from_secs(60)).await?;
+    service
+        .wait_http_ok(&format!("http://{ops}/readyz"), Duration::from_secs(60))
+        .await?;
     let metrics = reqwest::get(format!("http://{ops}/metrics"))
         .await?
         .text()
