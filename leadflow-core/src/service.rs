@@ -150,21 +150,48 @@ pub enum StartupError {
     },
 }
 
-/// For a service whose pipeline work is not built yet: serves the ops endpoints with real
-/// readiness checks until the shutdown signal.
+/// For a service whose pipeline work is not built yet: registers the record schemas, and serves
+/// the ops endpoints with real readiness checks until the shutdown signal.
 pub async fn serve_ops_until_shutdown(
     config: BaseConfig,
     context: ServiceContext,
 ) -> Result<(), StartupError> {
     let codec = Arc::new(SchemaCodec::new(&config.schema_registry)?);
-    let readiness = kafka_and_registry_readiness(&config.kafka, codec);
+    let readiness = kafka_and_registry_readiness(&config.kafka, codec.clone());
     let ops = serve_ops(&context, &config.telemetry, readiness)
         .await
         .map_err(|source| StartupError::OpsListener {
             addr: config.telemetry.ops_listen,
             source,
         })?;
+    register_schemas(&codec, &context.shutdown).await?;
     context.shutdown.cancelled().await;
     let _ = ops.await;
     Ok(())
+}
+
+/// Registers every record schema, waiting out a registry that is not up yet (retried until
+/// shutdown); a registry that refuses a schema is a start-up error.
+pub async fn register_schemas(
+    codec: &SchemaCodec,
+    shutdown: &CancellationToken,
+) -> Result<(), StartupError> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match crate::codec::register_all(codec).await {
+            Ok(()) => {
+                tracing::info!("record schemas registered");
+                return Ok(());
+            }
+            Err(crate::codec::CodecError::RegistryUnavailable(e)) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "schema registry unavailable; retrying");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
 }

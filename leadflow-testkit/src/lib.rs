@@ -126,13 +126,30 @@ pub fn unique(prefix: &str) -> String {
 pub struct ServiceProcess {
     child: Child,
     name: String,
+    /// The process's stderr (its logs), kept under `target/test-logs/` for the test to read.
+    log_path: PathBuf,
 }
 
 impl ServiceProcess {
     /// Starts `binary` with `env` added to the environment; its output goes to the test's.
+    /// Starts `binary` with `env` added to the environment. Its logs go to a file under
+    /// `target/test-logs/`, named in any failure.
     pub fn spawn(binary: &str, env: &[(&str, String)]) -> anyhow::Result<ServiceProcess> {
+        let log_dir = repo_root().join("target/test-logs");
+        std::fs::create_dir_all(&log_dir)?;
+        let stem = Path::new(binary)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let log_path = log_dir.join(format!("{}.log", unique(&stem)));
+        let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(binary);
-        command.stdin(Stdio::null());
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Plain text logs, whatever the test's terminal, so tests can look for messages.
+        command.env("LEADFLOW_TELEMETRY__LOG_FORMAT", "text");
         for (key, value) in env {
             command.env(key, value);
         }
@@ -140,7 +157,27 @@ impl ServiceProcess {
         Ok(ServiceProcess {
             child,
             name: binary.to_owned(),
+            log_path,
         })
+    }
+
+    /// What the process has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits until the process has logged `needle`, up to `deadline`.
+    pub async fn wait_for_log(&mut self, needle: &str, deadline: Duration) -> anyhow::Result<()> {
+        let what = format!(
+            "{} logs {needle:?} (see {})",
+            self.name,
+            self.log_path.display()
+        );
+        eventually(&what, deadline, || {
+            let found = self.logs().contains(needle);
+            async move { Ok(found.then_some(())) }
+        })
+        .await
     }
 
     pub fn pid(&self) -> i32 {
@@ -184,8 +221,9 @@ impl ServiceProcess {
         loop {
             if let Some(status) = self.try_exit_status() {
                 bail!(
-                    "{} exited with {status} before {url} answered 200",
-                    self.name
+                    "{} exited with {status} before {url} answered 200; its logs:\n{}",
+                    self.name,
+                    self.logs()
                 );
             }
             let last = match client.get(url).send().await {
@@ -252,6 +290,9 @@ pub async fn check_service_lifecycle(binary: &str, signal: i32) -> anyhow::Resul
         metrics.contains("leadflow_build_info"),
         "no build info in /metrics:\n{metrics}"
     );
+    service
+        .wait_for_log("record schemas registered", Duration::from_secs(30))
+        .await?;
     anyhow::ensure!(
         service.try_exit_status().is_none(),
         "{binary} exited before it was signalled"
@@ -260,7 +301,13 @@ pub async fn check_service_lifecycle(binary: &str, signal: i32) -> anyhow::Resul
     let status = service.wait_exit(Duration::from_secs(20)).await?;
     anyhow::ensure!(
         status.code() == Some(0),
-        "{binary} exited with {status} after signal {signal}"
+        "{binary} exited with {status} after signal {signal}; its logs:\n{}",
+        service.logs()
+    );
+    anyhow::ensure!(
+        service.logs().contains("stopped cleanly"),
+        "{binary} exited 0 without its clean-stop log line:\n{}",
+        service.logs()
     );
     Ok(())
 }
