@@ -5,9 +5,7 @@ use std::process::Command;
 
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
-    leadflow_testkit::check_service_lifecycle(env!("CARGO_BIN_EXE_enricher"), libc::SIGTERM)
-        .await
-        .unwrap();
+    leadflow_testkit::check_service_lifecycle(env!("CARGO_BIN_EXE_enricher"), libc::SIGTERM).await.unwrap();
 }
 
 #[test]
@@ -28,24 +26,12 @@ async fn readyz_names_kafka_when_the_broker_is_unreachable() {
     let ops = format!("127.0.0.1:{}", free_port());
     let mut env = service_env(&stack, &ops);
     env.retain(|(k, _)| *k != "LEADFLOW_KAFKA__BOOTSTRAP_SERVERS");
-    env.push((
-        "LEADFLOW_KAFKA__BOOTSTRAP_SERVERS",
-        format!("127.0.0.1:{}", free_port()),
-    ));
+    env.push(("LEADFLOW_KAFKA__BOOTSTRAP_SERVERS", format!("127.0.0.1:{}", free_port())));
     let mut service = ServiceProcess::spawn(env!("CARGO_BIN_EXE_enricher"), &env).unwrap();
-    service
-        .wait_http_ok(
-            &format!("http://{ops}/healthz"),
-            std::time::Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    service.wait_http_ok(&format!("http://{ops}/healthz"), std::time::Duration::from_secs(30)).await.unwrap();
     let response = reqwest::get(format!("http://{ops}/readyz")).await.unwrap();
     assert_eq!(response.status(), 503);
     let body = response.text().await.unwrap();
     assert!(body.contains("kafka:"), "{body}");
-    assert!(
-        !body.contains("schema_registry:"),
-        "the registry is up, so only kafka is named: {body}"
-    );
+    assert!(!body.contains("schema_registry:"), "the registry is up, so only kafka is named: {body}");
 }

@@ -11,9 +11,7 @@ use std::time::Duration;
 use schema_registry_converter::async_impl::json::{JsonDecoder, JsonEncoder};
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{
-    SchemaType, SubjectNameStrategy, SuppliedSchema,
-};
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use serde_json::Value;
 
 use crate::config::SchemaRegistryConfig;
@@ -40,10 +38,7 @@ pub enum CodecError {
 
 impl CodecError {
     fn poison(kind: PoisonKind, message: impl Into<String>) -> Self {
-        CodecError::Poison {
-            kind,
-            message: message.into(),
-        }
+        CodecError::Poison { kind, message: message.into() }
     }
 
     fn from_registry(err: SRCError) -> Self {
@@ -118,10 +113,7 @@ impl SchemaCodec {
     /// Registering a schema the subject already holds returns its existing id.
     pub async fn register<R: TopicRecord>(&self) -> Result<u32, CodecError> {
         let id = self.register_schema(&subject(R::TOPIC), R::SCHEMA).await?;
-        self.reader_schema_ids
-            .lock()
-            .expect("not poisoned")
-            .insert(R::TOPIC, id);
+        self.reader_schema_ids.lock().expect("not poisoned").insert(R::TOPIC, id);
         Ok(id)
     }
 
@@ -178,15 +170,10 @@ impl SchemaCodec {
             return Ok(None);
         }
         if !response.status().is_success() {
-            return Err(CodecError::RegistryUnavailable(format!(
-                "GET {url}: {}",
-                response.status()
-            )));
+            return Err(CodecError::RegistryUnavailable(format!("GET {url}: {}", response.status())));
         }
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| CodecError::RegistryUnavailable(format!("GET {url}: {e}")))?;
+        let body: serde_json::Value =
+            response.json().await.map_err(|e| CodecError::RegistryUnavailable(format!("GET {url}: {e}")))?;
         Ok(body["compatibilityLevel"].as_str().map(str::to_owned))
     }
 
@@ -195,8 +182,7 @@ impl SchemaCodec {
         let value = serde_json::to_value(record)
             .map_err(|e| CodecError::poison(PoisonKind::InvalidValue, e.to_string()))?;
         let supplied = SuppliedSchema::new(None, SchemaType::Json, R::SCHEMA.to_owned());
-        let strategy =
-            SubjectNameStrategy::TopicNameStrategyWithSchema(R::TOPIC.to_owned(), false, supplied);
+        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(R::TOPIC.to_owned(), false, supplied);
         self.encoder.encode(&value, strategy).await.map_err(|e| {
             if e.retriable {
                 CodecError::RegistryUnavailable(e.to_string())
@@ -229,26 +215,16 @@ impl SchemaCodec {
                 .map_err(|e| CodecError::poison(PoisonKind::Malformed, format!("not JSON: {e}")))?
         };
         self.validate::<R>(&value).await?;
-        serde_json::from_value(value)
-            .map_err(|e| CodecError::poison(PoisonKind::InvalidValue, e.to_string()))
+        serde_json::from_value(value).map_err(|e| CodecError::poison(PoisonKind::InvalidValue, e.to_string()))
     }
 
     async fn validate<R: TopicRecord>(&self, value: &Value) -> Result<(), CodecError> {
-        let id = self
-            .reader_schema_ids
-            .lock()
-            .expect("not poisoned")
-            .get(R::TOPIC)
-            .copied();
+        let id = self.reader_schema_ids.lock().expect("not poisoned").get(R::TOPIC).copied();
         let id = match id {
             Some(id) => id,
             None => self.register::<R>().await?,
         };
-        let schema = self
-            .decoder
-            .get_schema(id)
-            .await
-            .map_err(CodecError::from_registry)?;
+        let schema = self.decoder.get_schema(id).await.map_err(CodecError::from_registry)?;
         self.decoder
             .validate(&schema, value)
             .map_err(|e| CodecError::poison(PoisonKind::SchemaViolation, e.error))
@@ -266,10 +242,7 @@ impl SchemaCodec {
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(CodecError::RegistryUnavailable(format!(
-                "GET {url}: {}",
-                response.status()
-            )))
+            Err(CodecError::RegistryUnavailable(format!("GET {url}: {}", response.status())))
         }
     }
 }

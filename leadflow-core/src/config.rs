@@ -27,30 +27,17 @@ pub enum ConfigError {
 /// Loads `T` from the three layers. `file` wins over the defaults, the environment over both.
 /// `embedded_defaults` are TOML texts compiled into the binary, later ones overriding earlier
 /// ones: the shared defaults first, then the service's own.
-pub fn load<T: DeserializeOwned>(
-    embedded_defaults: &[&str],
-    file: Option<&Path>,
-) -> Result<T, ConfigError> {
-    let mut figment = embedded_defaults
-        .iter()
-        .fold(Figment::new(), |figment, layer| {
-            figment.merge(Toml::string(layer))
-        });
+pub fn load<T: DeserializeOwned>(embedded_defaults: &[&str], file: Option<&Path>) -> Result<T, ConfigError> {
+    let mut figment =
+        embedded_defaults.iter().fold(Figment::new(), |figment, layer| figment.merge(Toml::string(layer)));
     if let Some(path) = file {
         if !path.exists() {
-            return Err(ConfigError::MissingFile {
-                path: path.to_owned(),
-            });
+            return Err(ConfigError::MissingFile { path: path.to_owned() });
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    let env = Env::prefixed(ENV_PREFIX)
-        .ignore(&[&CONFIG_FILE_ENV[ENV_PREFIX.len()..]])
-        .split("__");
-    figment
-        .merge(env)
-        .extract()
-        .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    let env = Env::prefixed(ENV_PREFIX).ignore(&[&CONFIG_FILE_ENV[ENV_PREFIX.len()..]]).split("__");
+    figment.merge(env).extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
 }
 
 /// The defaults every service shares: the local stack's addresses and the logging setup.
@@ -148,21 +135,14 @@ mod tests {
             let cfg: Sample = load(&[DEFAULTS], Some(Path::new("svc.toml"))).unwrap();
             assert_eq!(cfg.kafka.bootstrap_servers, "file:9092");
             assert_eq!(cfg.telemetry.log_filter, "debug");
-            assert_eq!(
-                cfg.telemetry.ops_listen.port(),
-                9102,
-                "a key the file omits keeps its default"
-            );
+            assert_eq!(cfg.telemetry.ops_listen.port(), 9102, "a key the file omits keeps its default");
 
             jail.set_env("LEADFLOW_KAFKA__BOOTSTRAP_SERVERS", "env:9092");
             jail.set_env("LEADFLOW_TELEMETRY__LOG_FORMAT", "json");
             let cfg: Sample = load(&[DEFAULTS], Some(Path::new("svc.toml"))).unwrap();
             assert_eq!(cfg.kafka.bootstrap_servers, "env:9092");
             assert_eq!(cfg.telemetry.log_format, LogFormat::Json);
-            assert_eq!(
-                cfg.telemetry.log_filter, "debug",
-                "the file still wins where env is silent"
-            );
+            assert_eq!(cfg.telemetry.log_filter, "debug", "the file still wins where env is silent");
             Ok(())
         });
     }

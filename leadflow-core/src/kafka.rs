@@ -80,17 +80,12 @@ pub async fn ensure_topics(
     specs: &[TopicSpec],
     replication: i32,
 ) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> =
-        with_overrides(base_config(cfg), cfg).create()?;
+    let admin: AdminClient<DefaultClientContext> = with_overrides(base_config(cfg), cfg).create()?;
     let new_topics: Vec<NewTopic> = specs
         .iter()
         .map(|spec| {
             spec.configs.iter().fold(
-                NewTopic::new(
-                    &spec.name,
-                    spec.partitions,
-                    TopicReplication::Fixed(replication),
-                ),
+                NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(replication)),
                 |topic, (k, v)| topic.set(k, v),
             )
         })
@@ -113,10 +108,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> KafkaConfig {
-        KafkaConfig {
-            bootstrap_servers: "127.0.0.1:9092".into(),
-            client: Default::default(),
-        }
+        KafkaConfig { bootstrap_servers: "127.0.0.1:9092".into(), client: Default::default() }
     }
 
     #[test]

@@ -33,8 +33,7 @@ impl ReadinessChecks {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.checks
-            .push((name, Arc::new(move || Box::pin(check()))));
+        self.checks.push((name, Arc::new(move || Box::pin(check()))));
         self
     }
 
@@ -63,21 +62,14 @@ pub fn router(registry: Registry, readiness: ReadinessChecks) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(OpsState {
-            registry,
-            readiness,
-        })
+        .with_state(OpsState { registry, readiness })
 }
 
 async fn metrics(State(state): State<OpsState>) -> Response {
     let mut body = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut body) {
-        Ok(()) => (
-            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
-            body,
-        )
-            .into_response(),
+        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], body).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
@@ -87,11 +79,7 @@ async fn ready(State(state): State<OpsState>) -> Response {
     if failures.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready\n{}\n", failures.join("\n")),
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", failures.join("\n"))).into_response()
     }
 }
 
@@ -103,12 +91,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "ops endpoints listening");
+    // The bound address, not the configured one: port 0 means "any free port".
+    tracing::info!(addr = %listener.local_addr()?, "ops endpoints listening");
     let app = router(registry, readiness);
     Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
     }))
 }
 
@@ -120,14 +107,9 @@ mod tests {
     use tower::ServiceExt;
 
     async fn get_status(app: Router, path: &str) -> (StatusCode, String) {
-        let response = app
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = app.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -135,15 +117,10 @@ mod tests {
     async fn readyz_names_the_failing_dependency() {
         let checks = ReadinessChecks::default()
             .add("kafka", || async { Ok(()) })
-            .add("schema_registry", || async {
-                Err("connection refused".to_owned())
-            });
+            .add("schema_registry", || async { Err("connection refused".to_owned()) });
         let (status, body) = get_status(router(Registry::new(), checks), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            body.contains("schema_registry: connection refused"),
-            "{body}"
-        );
+        assert!(body.contains("schema_registry: connection refused"), "{body}");
         assert!(!body.contains("kafka:"), "{body}");
     }
 
@@ -158,8 +135,7 @@ mod tests {
     #[tokio::test]
     async fn metrics_serves_the_registry_in_text_format() {
         let registry = crate::telemetry::metrics_registry("scorer");
-        let (status, body) =
-            get_status(router(registry, ReadinessChecks::default()), "/metrics").await;
+        let (status, body) = get_status(router(registry, ReadinessChecks::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("leadflow_build_info"), "{body}");
     }

@@ -129,11 +129,7 @@ pub struct CrmDelivery {
     #[serde(with = "time::serde::rfc3339")]
     pub delivered_at: OffsetDateTime,
 }
-topic_record!(
-    CrmDelivery,
-    topics::CRM_DELIVERIES,
-    "CrmDelivery.schema.json"
-);
+topic_record!(CrmDelivery, topics::CRM_DELIVERIES, "CrmDelivery.schema.json");
 
 /// Which pipeline stage gave up on a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,9 +173,7 @@ mod tests {
         let schema: serde_json::Value = serde_json::from_str(R::SCHEMA).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
         let value = serde_json::to_value(record).unwrap();
-        validator
-            .validate(&value)
-            .map_err(|e| format!("{}: {e}", R::TOPIC))
+        validator.validate(&value).map_err(|e| format!("{}: {e}", R::TOPIC))
     }
 
     const AT: OffsetDateTime = datetime!(2026-01-16 10:00:00 UTC);
@@ -261,27 +255,15 @@ mod tests {
         let missing_lead = serde_json::json!({"eventId": "e", "eventType": "page_view", "timestamp": "2026-01-16T10:00:00Z"});
         assert!(!validator.is_valid(&missing_lead));
         let typo = serde_json::json!({"eventId": "e", "leadId": "l", "eventType": "page_view", "timestamp": "2026-01-16T10:00:00Z", "lead_id": "l"});
-        assert!(
-            !validator.is_valid(&typo),
-            "unknown fields are rejected, so typos surface"
-        );
+        assert!(!validator.is_valid(&typo), "unknown fields are rejected, so typos surface");
         let bad_type = serde_json::json!({"eventId": "e", "leadId": "l", "eventType": "Page View", "timestamp": "2026-01-16T10:00:00Z"});
         assert!(!validator.is_valid(&bad_type));
     }
 
     #[test]
     fn status_and_stage_use_the_wire_spellings() {
-        assert_eq!(
-            serde_json::to_string(&EnrichmentStatus::ToCheck).unwrap(),
-            "\"To Check\""
-        );
-        assert_eq!(
-            serde_json::to_string(&Stage::Qualified).unwrap(),
-            "\"qualified\""
-        );
-        assert_eq!(
-            serde_json::to_string(&PipelineStage::CrmSink).unwrap(),
-            "\"crm-sink\""
-        );
+        assert_eq!(serde_json::to_string(&EnrichmentStatus::ToCheck).unwrap(), "\"To Check\"");
+        assert_eq!(serde_json::to_string(&Stage::Qualified).unwrap(), "\"qualified\"");
+        assert_eq!(serde_json::to_string(&PipelineStage::CrmSink).unwrap(), "\"crm-sink\"");
     }
 }

@@ -45,10 +45,7 @@ where
         }
     };
     telemetry::init_logging(config.telemetry());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!(error = %e, "could not start the async runtime");
@@ -63,16 +60,8 @@ where
                 return ExitCode::FAILURE;
             }
         };
-        let context = ServiceContext {
-            name,
-            shutdown,
-            metrics: telemetry::metrics_registry(name),
-        };
-        tracing::info!(
-            service = name,
-            version = env!("CARGO_PKG_VERSION"),
-            "starting"
-        );
+        let context = ServiceContext { name, shutdown, metrics: telemetry::metrics_registry(name) };
+        tracing::info!(service = name, version = env!("CARGO_PKG_VERSION"), "starting");
         match run(config, context).await {
             Ok(()) => {
                 tracing::info!(service = name, "stopped cleanly");
@@ -87,10 +76,7 @@ where
 }
 
 /// The readiness every Kafka service shares: a broker answers and the registry answers.
-pub fn kafka_and_registry_readiness(
-    kafka: &KafkaConfig,
-    codec: Arc<SchemaCodec>,
-) -> ReadinessChecks {
+pub fn kafka_and_registry_readiness(kafka: &KafkaConfig, codec: Arc<SchemaCodec>) -> ReadinessChecks {
     let kafka = kafka.clone();
     ReadinessChecks::default()
         .add("kafka", move || {
@@ -113,13 +99,8 @@ pub async fn serve_ops(
     telemetry: &TelemetryConfig,
     readiness: ReadinessChecks,
 ) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    ops_server::serve(
-        telemetry.ops_listen,
-        context.metrics.clone(),
-        readiness,
-        context.shutdown.clone(),
-    )
-    .await
+    ops_server::serve(telemetry.ops_listen, context.metrics.clone(), readiness, context.shutdown.clone())
+        .await
 }
 
 /// The sections every service has. Services with more to configure declare their own struct
@@ -144,10 +125,7 @@ pub enum StartupError {
     #[error(transparent)]
     Codec(#[from] crate::codec::CodecError),
     #[error("cannot serve the ops endpoints on {addr}: {source}")]
-    OpsListener {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    OpsListener { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 /// For a service whose pipeline work is not built yet: registers the record schemas, and serves
@@ -160,10 +138,7 @@ pub async fn serve_ops_until_shutdown(
     let readiness = kafka_and_registry_readiness(&config.kafka, codec.clone());
     let ops = serve_ops(&context, &config.telemetry, readiness)
         .await
-        .map_err(|source| StartupError::OpsListener {
-            addr: config.telemetry.ops_listen,
-            source,
-        })?;
+        .map_err(|source| StartupError::OpsListener { addr: config.telemetry.ops_listen, source })?;
     register_schemas(&codec, &context.shutdown).await?;
     context.shutdown.cancelled().await;
     let _ = ops.await;
@@ -172,10 +147,7 @@ pub async fn serve_ops_until_shutdown(
 
 /// Registers every record schema, waiting out a registry that is not up yet (retried until
 /// shutdown); a registry that refuses a schema is a start-up error.
-pub async fn register_schemas(
-    codec: &SchemaCodec,
-    shutdown: &CancellationToken,
-) -> Result<(), StartupError> {
+pub async fn register_schemas(codec: &SchemaCodec, shutdown: &CancellationToken) -> Result<(), StartupError> {
     let mut delay = Duration::from_millis(250);
     loop {
         match crate::codec::register_all(codec).await {

@@ -13,8 +13,7 @@ pub const METRICS_NAMESPACE: &str = "leadflow";
 
 /// Installs the global tracing subscriber. `RUST_LOG`, when set, overrides the configured filter.
 pub fn init_logging(cfg: &TelemetryConfig) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_filter));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_filter));
     let json = match cfg.log_format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -22,14 +21,12 @@ pub fn init_logging(cfg: &TelemetryConfig) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+
     // try_init: a second call (as in tests) keeps the first subscriber instead of panicking.
     let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
+        builder.json().flatten_event(true).with_current_span(false).try_init()
     } else {
         builder.try_init()
     };
@@ -40,18 +37,13 @@ pub fn metrics_registry(service: &str) -> Registry {
     let registry = Registry::new_custom(Some(METRICS_NAMESPACE.to_owned()), None)
         .expect("the namespace is a valid metric name prefix");
     let build_info = IntGauge::with_opts(
-        Opts::new(
-            "build_info",
-            "Always 1; labels name the service and its version.",
-        )
-        .const_label("service", service)
-        .const_label("version", env!("CARGO_PKG_VERSION")),
+        Opts::new("build_info", "Always 1; labels name the service and its version.")
+            .const_label("service", service)
+            .const_label("version", env!("CARGO_PKG_VERSION")),
     )
     .expect("valid metric options");
     build_info.set(1);
-    registry
-        .register(Box::new(build_info))
-        .expect("registered once per registry");
+    registry.register(Box::new(build_info)).expect("registered once per registry");
     registry
 }
 
@@ -64,13 +56,8 @@ mod tests {
     fn metrics_carry_the_namespace_and_build_info() {
         let registry = metrics_registry("enricher");
         let mut out = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&registry.gather(), &mut out)
-            .unwrap();
+        prometheus::TextEncoder::new().encode(&registry.gather(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.contains("leadflow_build_info{service=\"enricher\""),
-            "{text}"
-        );
+        assert!(text.contains("leadflow_build_info{service=\"enricher\""), "{text}");
     }
 }

@@ -33,26 +33,16 @@ pub fn parse_topics_conf(text: &str) -> Result<Vec<TopicSpec>, TopicsConfError> 
         if line.is_empty() {
             continue;
         }
-        let err = |message: String| TopicsConfError {
-            line: index + 1,
-            message,
-        };
+        let err = |message: String| TopicsConfError { line: index + 1, message };
         let mut words = line.split_whitespace();
-        let name = words
-            .next()
-            .expect("a non-empty line has a first word")
-            .to_owned();
+        let name = words.next().expect("a non-empty line has a first word").to_owned();
         let partitions = words
             .next()
             .ok_or_else(|| err(format!("topic {name} has no partition count")))?
             .parse::<i32>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| {
-                err(format!(
-                    "topic {name}: partitions must be a positive integer"
-                ))
-            })?;
+            .ok_or_else(|| err(format!("topic {name}: partitions must be a positive integer")))?;
         let configs = words
             .map(|word| {
                 word.split_once('=')
@@ -60,11 +50,7 @@ pub fn parse_topics_conf(text: &str) -> Result<Vec<TopicSpec>, TopicsConfError> 
                     .ok_or_else(|| err(format!("topic {name}: expected key=value, got {word:?}")))
             })
             .collect::<Result<_, _>>()?;
-        specs.push(TopicSpec {
-            name,
-            partitions,
-            configs,
-        });
+        specs.push(TopicSpec { name, partitions, configs });
     }
     Ok(specs)
 }
@@ -83,10 +69,7 @@ mod tests {
         let specs = parse_topics_conf(TOPICS_CONF).unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         for topic in [NAMES, EVENTS, ENRICHED, SCORES, CRM_DELIVERIES, DLQ] {
-            assert!(
-                names.contains(&topic),
-                "{topic} missing from deploy/topics.conf"
-            );
+            assert!(names.contains(&topic), "{topic} missing from deploy/topics.conf");
         }
     }
 
@@ -96,10 +79,8 @@ mod tests {
         // id maps to the same partition number on every topic.
         let specs = declared_topics();
         let count = |t: &str| specs.iter().find(|s| s.name == t).map(|s| s.partitions);
-        let counts: Vec<_> = [NAMES, EVENTS, ENRICHED, SCORES, CRM_DELIVERIES, DLQ]
-            .iter()
-            .map(|t| count(t))
-            .collect();
+        let counts: Vec<_> =
+            [NAMES, EVENTS, ENRICHED, SCORES, CRM_DELIVERIES, DLQ].iter().map(|t| count(t)).collect();
         assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
     }
 
@@ -110,9 +91,6 @@ mod tests {
         let err = parse_topics_conf("t 3 cleanup.policy\n").unwrap_err();
         assert!(err.message.contains("key=value"), "{}", err.message);
         let specs = parse_topics_conf("t 3 cleanup.policy=compact # trailing comment\n").unwrap();
-        assert_eq!(
-            specs[0].configs,
-            vec![("cleanup.policy".into(), "compact".into())]
-        );
+        assert_eq!(specs[0].configs, vec![("cleanup.policy".into(), "compact".into())]);
     }
 }

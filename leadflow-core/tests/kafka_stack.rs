@@ -17,22 +17,13 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 const PARTITIONS: i32 = 6;
 
 fn kafka_config(stack: &Stack) -> KafkaConfig {
-    KafkaConfig {
-        bootstrap_servers: stack.kafka_bootstrap.clone(),
-        client: Default::default(),
-    }
+    KafkaConfig { bootstrap_servers: stack.kafka_bootstrap.clone(), client: Default::default() }
 }
 
 async fn create_topic(stack: &Stack, prefix: &str) -> String {
     let name = unique(prefix);
-    let spec = TopicSpec {
-        name: name.clone(),
-        partitions: PARTITIONS,
-        configs: vec![],
-    };
-    kafka::ensure_topics(&kafka_config(stack), &[spec], 1)
-        .await
-        .expect("create test topic");
+    let spec = TopicSpec { name: name.clone(), partitions: PARTITIONS, configs: vec![] };
+    kafka::ensure_topics(&kafka_config(stack), &[spec], 1).await.expect("create test topic");
     name
 }
 
@@ -52,9 +43,7 @@ async fn read_all(
         .unwrap();
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
+        assignment.add_partition_offset(topic, p, Offset::Beginning).unwrap();
     }
     consumer.assign(&assignment).unwrap();
     let decode = |m: &rdkafka::message::BorrowedMessage<'_>| {
@@ -72,8 +61,7 @@ async fn read_all(
             "only {} of {expected} records on {topic} ({isolation}) within 30 s",
             records.len()
         );
-        if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
-        {
+        if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
             records.push(decode(&message.unwrap()));
         }
     }
@@ -88,10 +76,7 @@ async fn produce_keys(config: &ClientConfig, topic: &str, keys: &[String], value
     let producer: FutureProducer = config.create().unwrap();
     for key in keys {
         producer
-            .send(
-                FutureRecord::to(topic).key(key).payload(value),
-                Duration::from_secs(10),
-            )
+            .send(FutureRecord::to(topic).key(key).payload(value), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)
             .unwrap();
@@ -106,18 +91,8 @@ async fn a_key_lands_on_the_same_partition_from_the_java_cli_and_from_rust() {
 
     let mut cli = stack
         .kafka_tool("kafka-console-producer")
-        .args([
-            "--bootstrap-server",
-            &stack.kafka_bootstrap,
-            "--topic",
-            &topic,
-        ])
-        .args([
-            "--property",
-            "parse.key=true",
-            "--property",
-            "key.separator=|",
-        ])
+        .args(["--bootstrap-server", &stack.kafka_bootstrap, "--topic", &topic])
+        .args(["--property", "parse.key=true", "--property", "key.separator=|"])
         .stdin(Stdio::piped())
         .spawn()
         .expect("start kafka-console-producer");
@@ -126,50 +101,27 @@ async fn a_key_lands_on_the_same_partition_from_the_java_cli_and_from_rust() {
         writeln!(stdin, "{key}|cli").unwrap();
     }
     drop(stdin);
-    assert!(
-        cli.wait().unwrap().success(),
-        "kafka-console-producer failed"
-    );
+    assert!(cli.wait().unwrap().success(), "kafka-console-producer failed");
 
-    produce_keys(
-        &producer_config(&kafka_config(&stack)),
-        &topic,
-        &keys,
-        "rust",
-    )
-    .await;
+    produce_keys(&producer_config(&kafka_config(&stack)), &topic, &keys, "rust").await;
     // A negative control: librdkafka's own default partitioner, which the services must not use.
     let mut default_partitioner = ClientConfig::new();
     default_partitioner.set("bootstrap.servers", &stack.kafka_bootstrap);
     produce_keys(&default_partitioner, &topic, &keys, "librdkafka-default").await;
 
     let records = read_all(&stack, &topic, "read_committed", keys.len() * 3).await;
-    assert_eq!(
-        records.len(),
-        keys.len() * 3,
-        "one record per key per producer"
-    );
+    assert_eq!(records.len(), keys.len() * 3, "one record per key per producer");
     let mut partitions: BTreeMap<(String, String), i32> = BTreeMap::new();
     for (key, value, partition) in records {
         partitions.insert((key, value), partition);
     }
     let by = |key: &String, source: &str| partitions[&(key.clone(), source.to_owned())];
     for key in &keys {
-        assert_eq!(
-            by(key, "cli"),
-            by(key, "rust"),
-            "key {key}: CLI and Rust producer disagree"
-        );
+        assert_eq!(by(key, "cli"), by(key, "rust"), "key {key}: CLI and Rust producer disagree");
     }
     let used: BTreeSet<i32> = keys.iter().map(|k| by(k, "rust")).collect();
-    assert!(
-        used.len() > 1,
-        "40 keys should spread over several partitions, got {used:?}"
-    );
-    let differing = keys
-        .iter()
-        .filter(|k| by(k, "librdkafka-default") != by(k, "cli"))
-        .count();
+    assert!(used.len() > 1, "40 keys should spread over several partitions, got {used:?}");
+    let differing = keys.iter().filter(|k| by(k, "librdkafka-default") != by(k, "cli")).count();
     assert!(
         differing > 0,
         "the control partitioner agreed on every key, so this test could not tell them apart"
@@ -189,11 +141,7 @@ async fn committed_transactions_are_visible_and_aborted_ones_are_not() {
     for i in 0..5 {
         let key = format!("lead-{i}");
         producer
-            .send_result(
-                FutureRecord::to(&topic)
-                    .key(&key)
-                    .payload(&format!("committed-{i}")),
-            )
+            .send_result(FutureRecord::to(&topic).key(&key).payload(&format!("committed-{i}")))
             .map_err(|(e, _)| e)
             .unwrap();
     }
@@ -203,11 +151,7 @@ async fn committed_transactions_are_visible_and_aborted_ones_are_not() {
     for i in 0..3 {
         let key = format!("lead-{i}");
         let delivery = producer
-            .send_result(
-                FutureRecord::to(&topic)
-                    .key(&key)
-                    .payload(&format!("aborted-{i}")),
-            )
+            .send_result(FutureRecord::to(&topic).key(&key).payload(&format!("aborted-{i}")))
             .map_err(|(e, _)| e)
             .unwrap();
         // The records reach the log before the abort: the broker, not the producer, hides them.
@@ -219,18 +163,11 @@ async fn committed_transactions_are_visible_and_aborted_ones_are_not() {
     let values: BTreeSet<String> = committed.iter().map(|(_, v, _)| v.clone()).collect();
     let expected: BTreeSet<String> = (0..5).map(|i| format!("committed-{i}")).collect();
     assert_eq!(values, expected);
-    assert_eq!(
-        committed.len(),
-        5,
-        "no record twice, no aborted record: {committed:?}"
-    );
+    assert_eq!(committed.len(), 5, "no record twice, no aborted record: {committed:?}");
 
     let everything = read_all(&stack, &topic, "read_uncommitted", 8).await;
     assert_eq!(
-        everything
-            .iter()
-            .filter(|(_, v, _)| v.starts_with("aborted-"))
-            .count(),
+        everything.iter().filter(|(_, v, _)| v.starts_with("aborted-")).count(),
         3,
         "the aborted records were written, so read_committed really filtered them"
     );

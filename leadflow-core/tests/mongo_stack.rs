@@ -19,10 +19,9 @@ async fn collection() -> (Client, mongodb::Collection<Document>) {
 fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     match err.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
-        ErrorKind::InsertMany(e) => e
-            .write_errors
-            .as_ref()
-            .is_some_and(|w| w.iter().any(|e| e.code == DUPLICATE_KEY)),
+        ErrorKind::InsertMany(e) => {
+            e.write_errors.as_ref().is_some_and(|w| w.iter().any(|e| e.code == DUPLICATE_KEY))
+        }
         _ => false,
     }
 }
@@ -35,16 +34,9 @@ async fn a_unique_index_rejects_a_duplicate_with_code_11000() {
         .options(IndexOptions::builder().unique(true).build())
         .build();
     coll.create_index(index).await.unwrap();
-    coll.insert_one(doc! {"leadId": "l1", "eventId": "e1"})
-        .await
-        .unwrap();
-    coll.insert_one(doc! {"leadId": "l1", "eventId": "e2"})
-        .await
-        .unwrap();
-    let err = coll
-        .insert_one(doc! {"leadId": "l1", "eventId": "e1"})
-        .await
-        .unwrap_err();
+    coll.insert_one(doc! {"leadId": "l1", "eventId": "e1"}).await.unwrap();
+    coll.insert_one(doc! {"leadId": "l1", "eventId": "e2"}).await.unwrap();
+    let err = coll.insert_one(doc! {"leadId": "l1", "eventId": "e1"}).await.unwrap_err();
     assert!(is_duplicate_key(&err), "{err:?}");
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
 }
@@ -53,10 +45,7 @@ async fn a_unique_index_rejects_a_duplicate_with_code_11000() {
 async fn upserts_create_then_update_one_document() {
     let (_client, coll) = collection().await;
     for score in [5, 25] {
-        coll.update_one(doc! {"_id": "lead-1"}, doc! {"$set": {"score": score}})
-            .upsert(true)
-            .await
-            .unwrap();
+        coll.update_one(doc! {"_id": "lead-1"}, doc! {"$set": {"score": score}}).upsert(true).await.unwrap();
     }
     let docs: Vec<Document> = {
         let mut cursor = coll.find(doc! {}).await.unwrap();
@@ -77,29 +66,15 @@ async fn a_transaction_commits_together_and_an_aborted_one_leaves_nothing() {
 
     let mut session = client.start_session().await.unwrap();
     session.start_transaction().await.unwrap();
-    coll.insert_one(doc! {"_id": "a"})
-        .session(&mut session)
-        .await
-        .unwrap();
-    coll.insert_one(doc! {"_id": "b"})
-        .session(&mut session)
-        .await
-        .unwrap();
+    coll.insert_one(doc! {"_id": "a"}).session(&mut session).await.unwrap();
+    coll.insert_one(doc! {"_id": "b"}).session(&mut session).await.unwrap();
     session.commit_transaction().await.unwrap();
 
     session.start_transaction().await.unwrap();
-    coll.insert_one(doc! {"_id": "c"})
-        .session(&mut session)
-        .await
-        .unwrap();
+    coll.insert_one(doc! {"_id": "c"}).session(&mut session).await.unwrap();
     session.abort_transaction().await.unwrap();
 
-    assert_eq!(
-        coll.count_documents(doc! {"_id": {"$in": ["a", "b"]}})
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(coll.count_documents(doc! {"_id": {"$in": ["a", "b"]}}).await.unwrap(), 2);
     assert_eq!(
         coll.count_documents(doc! {"_id": "c"}).await.unwrap(),
         0,

@@ -8,11 +8,8 @@ use leadflow_testkit::{Stack, unique};
 use time::macros::datetime;
 
 fn codec(stack: &Stack) -> SchemaCodec {
-    SchemaCodec::new(&SchemaRegistryConfig {
-        url: stack.schema_registry_url.clone(),
-        timeout_ms: 5000,
-    })
-    .unwrap()
+    SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
+        .unwrap()
 }
 
 fn sample_name() -> NameSubmitted {
@@ -34,10 +31,7 @@ async fn records_round_trip_confluent_framed() {
     assert_eq!(bytes[0], 0, "Confluent magic byte");
     let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
     let registered = codec.register::<NameSubmitted>().await.unwrap();
-    assert_eq!(
-        id, registered,
-        "the frame names the schema registered for the topic"
-    );
+    assert_eq!(id, registered, "the frame names the schema registered for the topic");
     let decoded: NameSubmitted = codec.decode(&bytes).await.unwrap();
     assert_eq!(decoded, sample_name());
 }
@@ -48,10 +42,7 @@ async fn every_topic_subject_is_registered_with_backward_compatibility() {
     let codec = codec(&stack);
     register_all(&codec).await.unwrap();
     for topic in leadflow_core::topics::declared_topics() {
-        let level = codec
-            .compatibility_level(&subject(&topic.name))
-            .await
-            .unwrap();
+        let level = codec.compatibility_level(&subject(&topic.name)).await.unwrap();
         assert_eq!(level.as_deref(), Some("BACKWARD"), "{}", topic.name);
     }
 }
@@ -60,37 +51,25 @@ async fn every_topic_subject_is_registered_with_backward_compatibility() {
 async fn plain_json_from_the_cli_is_accepted_and_validated() {
     let stack = Stack::get();
     let codec = codec(&stack);
-    let plain = br#"{"eventId":"evt1","leadId":"lead-7","eventType":"page_view","timestamp":"2026-01-16T10:00:00Z"}"#;
+    let plain =
+        br#"{"eventId":"evt1","leadId":"lead-7","eventType":"page_view","timestamp":"2026-01-16T10:00:00Z"}"#;
     let event: LeadEvent = codec.decode(plain).await.unwrap();
     assert_eq!(event.lead_id, "lead-7");
     assert_eq!(event.event_type, "page_view");
 
-    let missing_lead =
-        br#"{"eventId":"evt1","eventType":"page_view","timestamp":"2026-01-16T10:00:00Z"}"#;
+    let missing_lead = br#"{"eventId":"evt1","eventType":"page_view","timestamp":"2026-01-16T10:00:00Z"}"#;
     match codec.decode::<LeadEvent>(missing_lead).await {
-        Err(CodecError::Poison {
-            kind: PoisonKind::SchemaViolation,
-            message,
-        }) => {
-            assert!(
-                message.contains("leadId"),
-                "the error names the field: {message}"
-            )
+        Err(CodecError::Poison { kind: PoisonKind::SchemaViolation, message }) => {
+            assert!(message.contains("leadId"), "the error names the field: {message}")
         }
         other => panic!("expected a schema violation, got {other:?}"),
     }
     match codec.decode::<LeadEvent>(b"page_view lead-7").await {
-        Err(CodecError::Poison {
-            kind: PoisonKind::Malformed,
-            ..
-        }) => {}
+        Err(CodecError::Poison { kind: PoisonKind::Malformed, .. }) => {}
         other => panic!("expected malformed, got {other:?}"),
     }
     match codec.decode::<LeadEvent>(&[0, 0, 0]).await {
-        Err(CodecError::Poison {
-            kind: PoisonKind::Malformed,
-            ..
-        }) => {}
+        Err(CodecError::Poison { kind: PoisonKind::Malformed, .. }) => {}
         other => panic!("a cut-short frame is malformed, got {other:?}"),
     }
 }
@@ -111,10 +90,9 @@ async fn the_registry_rejects_a_backward_incompatible_change() {
     let id2 = codec.register_schema(&subject, v2).await.unwrap();
     assert_ne!(id1, id2);
     match codec.register_schema(&subject, v3).await {
-        Err(CodecError::RegistryRefused(message)) => assert!(
-            message.contains("409") || message.to_lowercase().contains("compat"),
-            "{message}"
-        ),
+        Err(CodecError::RegistryRefused(message)) => {
+            assert!(message.contains("409") || message.to_lowercase().contains("compat"), "{message}")
+        }
         other => panic!("expected the registry to refuse the change, got {other:?}"),
     }
 }

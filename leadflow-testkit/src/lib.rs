@@ -12,10 +12,7 @@ use anyhow::{Context, bail};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the testkit sits in the workspace")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the testkit sits in the workspace").to_owned()
 }
 
 /// The running stack's addresses, from the environment or from `.local/stack.env`.
@@ -43,19 +40,13 @@ impl Stack {
             Ok(text) => parse_env_file(&text),
             Err(_) => HashMap::new(),
         };
-        for key in [
-            "KAFKA_BOOTSTRAP",
-            "SCHEMA_REGISTRY_URL",
-            "MONGODB_URI",
-            "KAFKA_BIN",
-        ] {
+        for key in ["KAFKA_BOOTSTRAP", "SCHEMA_REGISTRY_URL", "MONGODB_URI", "KAFKA_BIN"] {
             if let Ok(value) = std::env::var(key) {
                 vars.insert(key.to_owned(), value);
             }
         }
         let mut take = |key: &str| {
-            vars.remove(key)
-                .with_context(|| format!("{key} is neither set nor in {}", env_file.display()))
+            vars.remove(key).with_context(|| format!("{key} is neither set nor in {}", env_file.display()))
         };
         Ok(Stack {
             kafka_bootstrap: take("KAFKA_BOOTSTRAP")?,
@@ -78,22 +69,13 @@ fn parse_env_file(text: &str) -> HashMap<String, String> {
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .filter_map(|line| line.trim_start_matches("export ").split_once('='))
-        .map(|(k, v)| {
-            (
-                k.trim().to_owned(),
-                v.trim().trim_matches('"').trim_matches('\'').to_owned(),
-            )
-        })
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').trim_matches('\'').to_owned()))
         .collect()
 }
 
 /// Polls `probe` until it yields `Some`, or fails after `deadline` naming `what` and the last
 /// state seen. Tests wait for conditions this way, never with a bare sleep.
-pub async fn eventually<T, F, Fut>(
-    what: &str,
-    deadline: Duration,
-    mut probe: F,
-) -> anyhow::Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, String>>,
@@ -115,10 +97,7 @@ where
 
 /// A unique suffix for names a test creates (topics, subjects, groups), so runs never collide.
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -137,28 +116,18 @@ impl ServiceProcess {
     pub fn spawn(binary: &str, env: &[(&str, String)]) -> anyhow::Result<ServiceProcess> {
         let log_dir = repo_root().join("target/test-logs");
         std::fs::create_dir_all(&log_dir)?;
-        let stem = Path::new(binary)
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy();
+        let stem = Path::new(binary).file_name().unwrap_or_default().to_string_lossy();
         let log_path = log_dir.join(format!("{}.log", unique(&stem)));
         let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(binary);
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         // Plain text logs, whatever the test's terminal, so tests can look for messages.
         command.env("LEADFLOW_TELEMETRY__LOG_FORMAT", "text");
         for (key, value) in env {
             command.env(key, value);
         }
         let child = command.spawn().with_context(|| format!("spawn {binary}"))?;
-        Ok(ServiceProcess {
-            child,
-            name: binary.to_owned(),
-            log_path,
-        })
+        Ok(ServiceProcess { child, name: binary.to_owned(), log_path })
     }
 
     /// What the process has logged so far.
@@ -166,13 +135,57 @@ impl ServiceProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Waits for a log line holding `message`, and returns the value of its `key=` field, e.g.
+    /// the address a listener bound: `wait_for_log_field("API listening", "addr")`.
+    pub async fn wait_for_log_field(
+        &mut self,
+        message: &str,
+        key: &str,
+        deadline: Duration,
+    ) -> anyhow::Result<String> {
+        let what = format!("{} logs {message:?} with {key}= (see {})", self.name, self.log_path.display());
+        let prefix = format!("{key}=");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.try_exit_status() {
+                bail!(
+                    "{} exited with {status} before it logged {message:?}; its logs:\n{}",
+                    self.name,
+                    self.logs()
+                );
+            }
+            let found = self.logs().lines().filter(|l| l.contains(message)).find_map(|line| {
+                let at = line.find(&prefix)? + prefix.len();
+                line[at..].split_whitespace().next().map(|v| v.trim_matches('"').to_owned())
+            });
+            if let Some(value) = found {
+                return Ok(value);
+            }
+            if start.elapsed() > deadline {
+                bail!("{what}: not within {deadline:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts `binary` against `stack` with its ops endpoints on a port of the OS's choosing, and
+    /// returns it with the address they bound.
+    pub async fn spawn_against(
+        stack: &Stack,
+        binary: &str,
+        extra_env: &[(&'static str, String)],
+    ) -> anyhow::Result<(ServiceProcess, String)> {
+        let mut env = service_env(stack, "127.0.0.1:0");
+        env.extend(extra_env.iter().cloned());
+        let mut process = ServiceProcess::spawn(binary, &env)?;
+        let ops =
+            process.wait_for_log_field("ops endpoints listening", "addr", Duration::from_secs(30)).await?;
+        Ok((process, ops))
+    }
+
     /// Waits until the process has logged `needle`, up to `deadline`.
     pub async fn wait_for_log(&mut self, needle: &str, deadline: Duration) -> anyhow::Result<()> {
-        let what = format!(
-            "{} logs {needle:?} (see {})",
-            self.name,
-            self.log_path.display()
-        );
+        let what = format!("{} logs {needle:?} (see {})", self.name, self.log_path.display());
         eventually(&what, deadline, || {
             let found = self.logs().contains(needle);
             async move { Ok(found.then_some(())) }
@@ -188,11 +201,7 @@ impl ServiceProcess {
     pub fn signal(&self, signal: i32) -> anyhow::Result<()> {
         // SAFETY: kill(2) with a pid we own; it touches no memory of ours.
         if unsafe { libc::kill(self.pid(), signal) } != 0 {
-            bail!(
-                "kill({}, {signal}): {}",
-                self.pid(),
-                std::io::Error::last_os_error()
-            );
+            bail!("kill({}, {signal}): {}", self.pid(), std::io::Error::last_os_error());
         }
         Ok(())
     }
@@ -214,9 +223,7 @@ impl ServiceProcess {
 
     /// GETs `url` until it answers 200, up to `deadline`; fails at once if the process exits.
     pub async fn wait_http_ok(&mut self, url: &str, deadline: Duration) -> anyhow::Result<()> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         let start = Instant::now();
         loop {
             if let Some(status) = self.try_exit_status() {
@@ -249,27 +256,19 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago. Only for addresses nothing should answer
+/// on: a listener should bind port 0 instead, since an outgoing connection may take this port
+/// before the listener does.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The environment that points a service at the running stack, with its ops endpoints on `ops`.
 pub fn service_env(stack: &Stack, ops: &str) -> Vec<(&'static str, String)> {
     vec![
         ("LEADFLOW_TELEMETRY__OPS_LISTEN", ops.to_owned()),
-        (
-            "LEADFLOW_KAFKA__BOOTSTRAP_SERVERS",
-            stack.kafka_bootstrap.clone(),
-        ),
-        (
-            "LEADFLOW_SCHEMA_REGISTRY__URL",
-            stack.schema_registry_url.clone(),
-        ),
+        ("LEADFLOW_KAFKA__BOOTSTRAP_SERVERS", stack.kafka_bootstrap.clone()),
+        ("LEADFLOW_SCHEMA_REGISTRY__URL", stack.schema_registry_url.clone()),
     ]
 }
 
@@ -277,26 +276,12 @@ pub fn service_env(stack: &Stack, ops: &str) -> Vec<(&'static str, String)> {
 /// sends `signal`, and checks that the process exits 0 promptly.
 pub async fn check_service_lifecycle(binary: &str, signal: i32) -> anyhow::Result<()> {
     let stack = Stack::get();
-    let ops = format!("127.0.0.1:{}", free_port());
-    let mut service = ServiceProcess::spawn(binary, &service_env(&stack, &ops))?;
-    service
-        .wait_http_ok(&format!("http://{ops}/readyz"), Duration::from_secs(60))
-        .await?;
-    let metrics = reqwest::get(format!("http://{ops}/metrics"))
-        .await?
-        .text()
-        .await?;
-    anyhow::ensure!(
-        metrics.contains("leadflow_build_info"),
-        "no build info in /metrics:\n{metrics}"
-    );
-    service
-        .wait_for_log("record schemas registered", Duration::from_secs(30))
-        .await?;
-    anyhow::ensure!(
-        service.try_exit_status().is_none(),
-        "{binary} exited before it was signalled"
-    );
+    let (mut service, ops) = ServiceProcess::spawn_against(&stack, binary, &[]).await?;
+    service.wait_http_ok(&format!("http://{ops}/readyz"), Duration::from_secs(60)).await?;
+    let metrics = reqwest::get(format!("http://{ops}/metrics")).await?.text().await?;
+    anyhow::ensure!(metrics.contains("leadflow_build_info"), "no build info in /metrics:\n{metrics}");
+    service.wait_for_log("record schemas registered", Duration::from_secs(30)).await?;
+    anyhow::ensure!(service.try_exit_status().is_none(), "{binary} exited before it was signalled");
     service.signal(signal)?;
     let status = service.wait_exit(Duration::from_secs(20)).await?;
     anyhow::ensure!(
@@ -318,9 +303,8 @@ mod tests {
 
     #[test]
     fn env_file_lines_parse_with_or_without_export_and_quotes() {
-        let vars = parse_env_file(
-            "# c\nKAFKA_BOOTSTRAP=127.0.0.1:9092\nexport MONGODB_URI=\"mongodb://x\"\n\n",
-        );
+        let vars =
+            parse_env_file("# c\nKAFKA_BOOTSTRAP=127.0.0.1:9092\nexport MONGODB_URI=\"mongodb://x\"\n\n");
         assert_eq!(vars["KAFKA_BOOTSTRAP"], "127.0.0.1:9092");
         assert_eq!(vars["MONGODB_URI"], "mongodb://x");
     }

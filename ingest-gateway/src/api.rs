@@ -1,0 +1,251 @@
+//! The write API: routes, handlers and the request middleware (timeout and metrics).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use leadflow_core::records::{LeadEvent, NameSubmitted, TopicRecord};
+
+use crate::error::AppError;
+use crate::json_body::JsonBody;
+use crate::metrics::GatewayMetrics;
+use crate::publisher::{PublishError, Publisher};
+use crate::validation::{self, FieldError, MAX_EVENTS_PER_BATCH, MAX_NAMES_PER_BATCH};
+
+pub const EVENT_BODY_LIMIT: usize = 64 * 1024;
+pub const EVENTS_BATCH_BODY_LIMIT: usize = 1024 * 1024;
+pub const LEADS_BODY_LIMIT: usize = 256 * 1024;
+
+/// Every route of the API, as (method, path); the OpenAPI document is checked against it.
+pub const ROUTES: &[(&str, &str)] =
+    &[("post", "/api/events"), ("post", "/api/events/batch"), ("post", "/api/leads")];
+
+pub struct AppState<P> {
+    pub publisher: P,
+    pub metrics: GatewayMetrics,
+    pub request_timeout: Duration,
+    pub retry_after: Duration,
+}
+
+pub fn router<P: Publisher>(state: Arc<AppState<P>>) -> Router {
+    Router::new()
+        .route("/api/events", post(post_event::<P>))
+        .route("/api/events/batch", post(post_event_batch::<P>))
+        .route("/api/leads", post(post_leads::<P>))
+        .fallback(|| async { AppError::not_found() })
+        .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
+        .layer(middleware::from_fn_with_state(state.clone(), track::<P>))
+        .with_state(state)
+}
+
+/// Bounds every request by the server-side timeout and records its route, status and latency.
+async fn track<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let started = Instant::now();
+    let response = match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::timeout(state.request_timeout, state.retry_after).into_response(),
+    };
+    let metrics = &state.metrics;
+    metrics.requests.with_label_values(&[&route, response.status().as_str()]).inc();
+    metrics.request_duration.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    metrics.producer_queue_depth.set(state.publisher.queue_depth() as i64);
+    response
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventAccepted {
+    pub event_id: String,
+    pub lead_id: String,
+}
+
+impl<P: Publisher> AppState<P> {
+    fn count_rejected(&self, errors: &[FieldError]) {
+        for error in errors {
+            self.metrics.records_rejected.with_label_values(&[error.reason]).inc();
+        }
+    }
+
+    /// Publishes and counts what Kafka acknowledged.
+    async fn publish<R: TopicRecord>(&self, records: &[R]) -> Vec<Result<(), PublishError>> {
+        let results = self.publisher.publish_all(records).await;
+        let acknowledged = results.iter().filter(|r| r.is_ok()).count();
+        self.metrics.records_published.with_label_values(&[R::TOPIC]).inc_by(acknowledged as u64);
+        results
+    }
+
+    fn publish_failure(&self, error: &PublishError) -> AppError {
+        tracing::warn!(error = %error, "publish failed");
+        match error {
+            PublishError::Unavailable(message) => AppError::unavailable(message.clone(), self.retry_after),
+            PublishError::Contract(message) => AppError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: crate::error::ErrorBody {
+                    error: "internal",
+                    message: message.clone(),
+                    field: None,
+                    details: vec![],
+                },
+                retry_after: None,
+            },
+        }
+    }
+}
+
+async fn post_event<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    JsonBody(body): JsonBody<EVENT_BODY_LIMIT>,
+) -> Result<(StatusCode, Json<EventAccepted>), AppError> {
+    let event = validation::validate_event(&body, OffsetDateTime::now_utc()).map_err(|errors| {
+        state.count_rejected(&errors);
+        AppError::invalid_fields(errors)
+    })?;
+    match state.publish(std::slice::from_ref(&event)).await.remove(0) {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(EventAccepted { event_id: event.event_id, lead_id: event.lead_id }),
+        )),
+        Err(e) => Err(state.publish_failure(&e)),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum ItemResult {
+    /// Acknowledged by Kafka: durable.
+    #[serde(rename = "accepted")]
+    Accepted { index: usize, event_id: String, lead_id: String },
+    /// Invalid; nothing was published for it.
+    #[serde(rename = "rejected")]
+    Rejected { index: usize, errors: Vec<FieldError> },
+    /// Valid, but Kafka did not acknowledge it; retry this item.
+    #[serde(rename = "unavailable")]
+    Unavailable { index: usize, message: String },
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchOutcome {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub unavailable: usize,
+    pub results: Vec<ItemResult>,
+}
+
+/// Publishes every valid item and reports on each in input order: 202 when every valid item
+/// was acknowledged, 503 with `Retry-After` when some were not, 400 when none was valid.
+async fn post_event_batch<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    JsonBody(body): JsonBody<EVENTS_BATCH_BODY_LIMIT>,
+) -> Result<Response, AppError> {
+    let items = validation::batch_items(&body, "events", MAX_EVENTS_PER_BATCH)
+        .map_err(|e| AppError::invalid_fields(vec![e]))?;
+    let now = OffsetDateTime::now_utc();
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut valid: Vec<(usize, LeadEvent)> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match validation::validate_event(item, now) {
+            Ok(event) => {
+                valid.push((index, event));
+                results.push(None);
+            }
+            Err(errors) => {
+                state.count_rejected(&errors);
+                let prefix = format!("events[{index}]");
+                let errors = errors.into_iter().map(|e| e.under(&prefix)).collect();
+                results.push(Some(ItemResult::Rejected { index, errors }));
+            }
+        }
+    }
+    let events: Vec<LeadEvent> = valid.iter().map(|(_, e)| e.clone()).collect();
+    let published = state.publish(&events).await;
+    for ((index, event), outcome) in valid.into_iter().zip(published) {
+        results[index] = Some(match outcome {
+            Ok(()) => ItemResult::Accepted { index, event_id: event.event_id, lead_id: event.lead_id },
+            Err(e) => ItemResult::Unavailable { index, message: e.to_string() },
+        });
+    }
+    let results: Vec<ItemResult> = results.into_iter().map(|r| r.expect("every item has a result")).collect();
+    let count = |f: fn(&ItemResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let outcome = BatchOutcome {
+        accepted: count(|r| matches!(r, ItemResult::Accepted { .. })),
+        rejected: count(|r| matches!(r, ItemResult::Rejected { .. })),
+        unavailable: count(|r| matches!(r, ItemResult::Unavailable { .. })),
+        results,
+    };
+    let status = if outcome.unavailable > 0 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if outcome.accepted == 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let mut response = (status, Json(outcome)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let seconds = state.retry_after.as_secs().max(1).to_string();
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.parse().expect("digits"));
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadAccepted {
+    pub lead_id: String,
+    pub name: String,
+}
+
+/// One lead (`{"name", …}`) or a batch (`{"names": [...]}`); all or nothing: any invalid item
+/// rejects the request, naming the item, and nothing is published.
+async fn post_leads<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    JsonBody(body): JsonBody<LEADS_BODY_LIMIT>,
+) -> Result<(StatusCode, Json<Vec<LeadAccepted>>), AppError> {
+    let now = OffsetDateTime::now_utc();
+    let is_batch = body.as_object().is_some_and(|o| o.contains_key("names"));
+    let leads: Vec<NameSubmitted> = if is_batch {
+        let items = validation::batch_items(&body, "names", MAX_NAMES_PER_BATCH)
+            .map_err(|e| AppError::invalid_fields(vec![e]))?;
+        let mut leads = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            match validation::validate_lead(item, now) {
+                Ok(lead) => leads.push(lead),
+                Err(item_errors) => {
+                    errors.extend(item_errors.into_iter().map(|e| e.under(&format!("names[{index}]"))))
+                }
+            }
+        }
+        if !errors.is_empty() {
+            state.count_rejected(&errors);
+            return Err(AppError::invalid_fields(errors));
+        }
+        leads
+    } else {
+        vec![validation::validate_lead(&body, now).map_err(|errors| {
+            state.count_rejected(&errors);
+            AppError::invalid_fields(errors)
+        })?]
+    };
+    let results = state.publish(&leads).await;
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        return Err(state.publish_failure(e));
+    }
+    let accepted = leads.into_iter().map(|l| LeadAccepted { lead_id: l.lead_id, name: l.name }).collect();
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+#[cfg(test)]
+mod tests;

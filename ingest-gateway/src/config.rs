@@ -1,0 +1,40 @@
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use leadflow_core::config::{KafkaConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig};
+use leadflow_core::service::ServiceConfig;
+
+/// This service's defaults, layered over the shared ones.
+pub const DEFAULTS: &str = include_str!("../config/defaults.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub http: HttpConfig,
+    pub kafka: KafkaConfig,
+    pub schema_registry: SchemaRegistryConfig,
+    pub telemetry: TelemetryConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// The server-side bound on one request, publishing included.
+    pub request_timeout_ms: u64,
+    /// How long the producer may try to deliver a record before giving up on it
+    /// (librdkafka `message.timeout.ms`). Kept below the request timeout, so that a request
+    /// learns the real outcome of its records before it times out.
+    pub delivery_timeout_ms: u64,
+    /// The `Retry-After` sent with a 503.
+    pub retry_after_s: u64,
+}
+
+impl ServiceConfig for GatewayConfig {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}

@@ -1,0 +1,113 @@
+//! Every error the API answers with is JSON: `{"error": code, "message", "field"?, "details"?}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::validation::FieldError;
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+#[derive(Debug)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    /// Sent as `Retry-After` (whole seconds) with a 503.
+    pub retry_after: Option<Duration>,
+}
+
+impl AppError {
+    fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+        AppError {
+            status,
+            body: ErrorBody { error, message: message.into(), field: None, details: Vec::new() },
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    /// 400 naming the first broken field, with all of them in `details`.
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        let first = errors.first().cloned();
+        let mut error = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            first.as_ref().map_or_else(|| "invalid request".to_owned(), |e| e.message.clone()),
+        );
+        error.body.field = first.map(|e| e.field);
+        error.body.details = errors;
+        error
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type(got: Option<&str>) -> Self {
+        let message = match got {
+            Some(got) => format!("Content-Type must be application/json, not {got:?}"),
+            None => "Content-Type must be application/json".to_owned(),
+        };
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    }
+
+    /// 503: nothing in the request was reported durable that was not; retry after a pause.
+    pub fn unavailable(message: impl Into<String>, retry_after: Duration) -> Self {
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        error.retry_after = Some(retry_after);
+        error
+    }
+
+    pub fn timeout(after: Duration, retry_after: Duration) -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request did not finish within {after:?}; it may not have been published, retry it"),
+        );
+        error.retry_after = Some(retry_after);
+        error
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs().max(1).to_string();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
+        }
+        response
+    }
+}

@@ -1,0 +1,343 @@
+//! The gateway's input rules, pure: JSON values in, records or field errors out. The clock is a
+//! parameter, so every rule (including "not more than 5 minutes in the future") is testable.
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use leadflow_core::records::{LeadEvent, NameSubmitted};
+
+pub const MAX_ID_CHARS: usize = 128;
+pub const MAX_PROPERTIES_BYTES: usize = 5 * 1024;
+/// `properties` may hold containers, and those containers may hold containers, but no deeper.
+pub const MAX_PROPERTIES_DEPTH: usize = 2;
+pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+pub const MAX_NAME_CHARS: usize = 256;
+pub const MAX_EMAIL_CHARS: usize = 320;
+pub const MAX_COMPANY_CHARS: usize = 256;
+pub const MAX_EVENTS_PER_BATCH: usize = 500;
+pub const MAX_NAMES_PER_BATCH: usize = 100;
+
+/// One rule broken by one field. `field` is a path such as `leadId` or `events[3].timestamp`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    /// A short, bounded reason, also used as a metric label: `required`, `invalid_type`,
+    /// `invalid_format`, `too_long`, `too_large`, `too_deep`, `in_future`, `unknown_field`, `empty`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, reason: &'static str, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), reason, message: message.into() }
+    }
+
+    /// The same error, its field placed under `prefix` (e.g. `events[3]`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.field = format!("{prefix}.{}", self.field);
+        self
+    }
+}
+
+/// Reads a value that must be a JSON object, naming `what` in the error.
+pub fn expect_object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, FieldError> {
+    value
+        .as_object()
+        .ok_or_else(|| FieldError::new(what, "invalid_type", format!("{what} must be a JSON object")))
+}
+
+fn reject_unknown(object: &Map<String, Value>, known: &[&str], errors: &mut Vec<FieldError>) {
+    for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
+        errors.push(FieldError::new(
+            key.clone(),
+            "unknown_field",
+            format!("unknown field {key:?}; expected one of {}", known.join(", ")),
+        ));
+    }
+}
+
+/// `Ok(None)` when absent or null; an error when present with another type than string.
+fn optional_string<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    match object.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            errors.push(FieldError::new(field, "invalid_type", format!("{field} must be a string")));
+            None
+        }
+    }
+}
+
+fn required_string<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    let value = optional_string(object, field, errors);
+    if value.is_none() && matches!(object.get(field), None | Some(Value::Null)) {
+        errors.push(FieldError::new(field, "required", format!("{field} is required")));
+    }
+    value
+}
+
+fn is_lead_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-')
+}
+
+/// `leadId`: 1–128 characters from `[A-Za-z0-9._:@-]`.
+pub fn check_lead_id(field: &str, lead_id: &str) -> Result<(), FieldError> {
+    if lead_id.is_empty() {
+        return Err(FieldError::new(field, "empty", format!("{field} must not be empty")));
+    }
+    if lead_id.chars().count() > MAX_ID_CHARS {
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            format!("{field} must be at most {MAX_ID_CHARS} characters"),
+        ));
+    }
+    if let Some(bad) = lead_id.chars().find(|c| !is_lead_id_char(*c)) {
+        return Err(FieldError::new(
+            field,
+            "invalid_format",
+            format!("{field} may hold only A-Z a-z 0-9 . _ : @ -; found {bad:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `eventType`: `^[a-z][a-z0-9_]{0,63}$`.
+pub fn check_event_type(event_type: &str) -> Result<(), FieldError> {
+    let mut chars = event_type.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if first_ok && rest_ok && event_type.len() <= 64 {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "eventType",
+            "invalid_format",
+            "eventType must match ^[a-z][a-z0-9_]{0,63}$ (e.g. page_view)",
+        ))
+    }
+}
+
+/// How deeply containers nest inside `value`: 0 for a scalar, 1 for a flat object or array.
+fn container_depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(container_depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(container_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `properties`: an object of at most 5 KB serialised, with containers nested at most 2 deep
+/// inside it (`{"a":{"b":{"c":1}}}` is the deepest allowed).
+pub fn check_properties(value: &Value) -> Result<Map<String, Value>, FieldError> {
+    let object = expect_object(value, "properties")?;
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_PROPERTIES_BYTES {
+        return Err(FieldError::new(
+            "properties",
+            "too_large",
+            format!("properties is {size} bytes serialised; the limit is {MAX_PROPERTIES_BYTES}"),
+        ));
+    }
+    let depth = object.values().map(container_depth).max().unwrap_or(0);
+    if depth > MAX_PROPERTIES_DEPTH {
+        return Err(FieldError::new(
+            "properties",
+            "too_deep",
+            format!("properties nests {depth} levels deep; the limit is {MAX_PROPERTIES_DEPTH}"),
+        ));
+    }
+    Ok(object.clone())
+}
+
+/// `timestamp`: RFC 3339, not more than 5 minutes after `now`.
+pub fn check_timestamp(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, FieldError> {
+    let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+        FieldError::new(
+            "timestamp",
+            "invalid_format",
+            format!("timestamp must be RFC 3339, e.g. 2026-01-16T10:00:00Z ({e})"),
+        )
+    })?;
+    if at > now + MAX_FUTURE_SKEW {
+        return Err(FieldError::new(
+            "timestamp",
+            "in_future",
+            format!("timestamp is more than {} minutes in the future", MAX_FUTURE_SKEW.whole_minutes()),
+        ));
+    }
+    Ok(at)
+}
+
+const EVENT_FIELDS: &[&str] = &["eventId", "leadId", "eventType", "timestamp", "properties"];
+
+/// Validates one posted event. A missing `eventId` becomes a new UUIDv7, a missing `timestamp`
+/// becomes `now`. Every broken rule is reported, not just the first.
+pub fn validate_event(value: &Value, now: OffsetDateTime) -> Result<LeadEvent, Vec<FieldError>> {
+    let object = expect_object(value, "event").map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    reject_unknown(object, EVENT_FIELDS, &mut errors);
+
+    let lead_id = required_string(object, "leadId", &mut errors);
+    if let Some(id) = lead_id {
+        errors.extend(check_lead_id("leadId", id).err());
+    }
+    let event_type = required_string(object, "eventType", &mut errors);
+    if let Some(t) = event_type {
+        errors.extend(check_event_type(t).err());
+    }
+    let event_id = optional_string(object, "eventId", &mut errors);
+    if let Some(id) = event_id {
+        if id.is_empty() {
+            errors.push(FieldError::new(
+                "eventId",
+                "empty",
+                "eventId must not be empty; omit it to have one generated",
+            ));
+        } else if id.chars().count() > MAX_ID_CHARS {
+            errors.push(FieldError::new(
+                "eventId",
+                "too_long",
+                format!("eventId must be at most {MAX_ID_CHARS} characters"),
+            ));
+        }
+    }
+    let timestamp = match optional_string(object, "timestamp", &mut errors) {
+        Some(text) => check_timestamp(text, now).map_err(|e| errors.push(e)).ok(),
+        None => Some(now),
+    };
+    let properties = match object.get("properties") {
+        None | Some(Value::Null) => Some(Map::new()),
+        Some(p) => check_properties(p).map_err(|e| errors.push(e)).ok(),
+    };
+
+    match (errors.is_empty(), lead_id, event_type, timestamp, properties) {
+        (true, Some(lead_id), Some(event_type), Some(timestamp), Some(properties)) => Ok(LeadEvent {
+            event_id: event_id.map_or_else(|| Uuid::now_v7().to_string(), str::to_owned),
+            lead_id: lead_id.to_owned(),
+            event_type: event_type.to_owned(),
+            timestamp,
+            properties,
+        }),
+        _ => Err(errors),
+    }
+}
+
+const LEAD_FIELDS: &[&str] = &["name", "email", "company", "leadId"];
+
+/// Validates one submitted lead: `{"name", "email"?, "company"?, "leadId"?}`, or a bare name
+/// string as an item of a `names` batch. Names are trimmed; a missing lead id is generated.
+pub fn validate_lead(value: &Value, now: OffsetDateTime) -> Result<NameSubmitted, Vec<FieldError>> {
+    if let Value::String(name) = value {
+        return lead_from_parts(name, None, None, None, now).map_err(|e| vec![e]);
+    }
+    let object = expect_object(value, "lead").map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    reject_unknown(object, LEAD_FIELDS, &mut errors);
+    let name = required_string(object, "name", &mut errors);
+    let email = optional_string(object, "email", &mut errors);
+    let company = optional_string(object, "company", &mut errors);
+    let lead_id = optional_string(object, "leadId", &mut errors);
+    match (errors.is_empty(), name) {
+        (true, Some(name)) => lead_from_parts(name, email, company, lead_id, now).map_err(|e| vec![e]),
+        _ => Err(errors),
+    }
+}
+
+fn lead_from_parts(
+    name: &str,
+    email: Option<&str>,
+    company: Option<&str>,
+    lead_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<NameSubmitted, FieldError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(FieldError::new("name", "empty", "name must not be empty or blank"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            "too_long",
+            format!("name must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    let email = email.map(str::trim).filter(|e| !e.is_empty());
+    if let Some(email) = email {
+        let well_formed =
+            email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+        if !well_formed || email.chars().any(char::is_whitespace) {
+            return Err(FieldError::new("email", "invalid_format", "email must look like name@example.com"));
+        }
+        if email.chars().count() > MAX_EMAIL_CHARS {
+            return Err(FieldError::new(
+                "email",
+                "too_long",
+                format!("email must be at most {MAX_EMAIL_CHARS} characters"),
+            ));
+        }
+    }
+    let company = company.map(str::trim).filter(|c| !c.is_empty());
+    if company.is_some_and(|c| c.chars().count() > MAX_COMPANY_CHARS) {
+        return Err(FieldError::new(
+            "company",
+            "too_long",
+            format!("company must be at most {MAX_COMPANY_CHARS} characters"),
+        ));
+    }
+    if let Some(id) = lead_id {
+        check_lead_id("leadId", id)?;
+    }
+    Ok(NameSubmitted {
+        lead_id: lead_id.map_or_else(|| Uuid::now_v7().to_string(), str::to_owned),
+        name: name.to_owned(),
+        email: email.map(str::to_owned),
+        company: company.map(str::to_owned),
+        submitted_at: now,
+    })
+}
+
+/// A batch body: `{"<key>": [...]}` with at most `max` items.
+pub fn batch_items<'a>(value: &'a Value, key: &str, max: usize) -> Result<&'a Vec<Value>, FieldError> {
+    let object = expect_object(value, "body")?;
+    if let Some(unknown) = object.keys().find(|k| *k != key) {
+        return Err(FieldError::new(
+            unknown.clone(),
+            "unknown_field",
+            format!("unknown field {unknown:?}; expected {key}"),
+        ));
+    }
+    let items = match object.get(key) {
+        None => {
+            return Err(FieldError::new(key, "required", format!("{key} is required")));
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(FieldError::new(key, "invalid_type", format!("{key} must be an array")));
+        }
+    };
+    if items.is_empty() {
+        return Err(FieldError::new(key, "empty", format!("{key} must hold at least one item")));
+    }
+    if items.len() > max {
+        return Err(FieldError::new(
+            key,
+            "too_many",
+            format!("{key} holds {} items; the limit is {max}", items.len()),
+        ));
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests;

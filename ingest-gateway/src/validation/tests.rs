@@ -1,0 +1,218 @@
+use serde_json::json;
+use time::macros::datetime;
+
+use super::*;
+
+const NOW: OffsetDateTime = datetime!(2026-01-16 12:00:00 UTC);
+
+fn event(extra: Value) -> Value {
+    let mut base = json!({"leadId": "lead-1", "eventType": "page_view"});
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            base.as_object_mut().unwrap().remove(k);
+        } else {
+            base[k] = v.clone();
+        }
+    }
+    base
+}
+
+/// The first error's (field, reason), or None when the event is valid.
+fn first_error(value: Value) -> Option<(String, &'static str)> {
+    validate_event(&value, NOW).err().map(|errors| (errors[0].field.clone(), errors[0].reason))
+}
+
+/// A `properties` object with `depth` levels of containers inside it: `nested(2)` is
+/// `{"k":{"k":{"k":1}}}`.
+fn nested(depth: usize) -> Value {
+    (0..=depth).fold(json!(1), |inner, _| json!({"k": inner}))
+}
+
+#[test]
+fn event_rules_table() {
+    let max_id = "a".repeat(128);
+    let long_id = "a".repeat(129);
+    let type_64 = format!("a{}", "b".repeat(63));
+    let type_65 = format!("a{}", "b".repeat(64));
+    // 5 KiB serialised exactly: {"p":"…"} is 8 bytes of framing around the string.
+    let props_at_limit = json!({"p": "x".repeat(MAX_PROPERTIES_BYTES - 8)});
+    let props_over = json!({"p": "x".repeat(MAX_PROPERTIES_BYTES - 7)});
+    assert_eq!(serde_json::to_vec(&props_at_limit).unwrap().len(), MAX_PROPERTIES_BYTES);
+
+    type Case<'a> = (&'a str, Value, Option<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        ("minimal", json!({}), None),
+        (
+            "all fields",
+            json!({"eventId": "evt1", "timestamp": "2026-01-16T10:00:00Z", "properties": {"page": "/pricing"}}),
+            None,
+        ),
+        ("missing leadId", json!({"leadId": null}), Some(("leadId", "required"))),
+        ("leadId wrong type", json!({"leadId": 42}), Some(("leadId", "invalid_type"))),
+        ("leadId empty", json!({"leadId": ""}), Some(("leadId", "empty"))),
+        ("leadId 128 chars", json!({"leadId": max_id}), None),
+        ("leadId 129 chars", json!({"leadId": long_id}), Some(("leadId", "too_long"))),
+        ("leadId all allowed punctuation", json!({"leadId": "a.b_c:d@e-f"}), None),
+        ("leadId with space", json!({"leadId": "lead 1"}), Some(("leadId", "invalid_format"))),
+        ("leadId with unicode", json!({"leadId": "léad"}), Some(("leadId", "invalid_format"))),
+        ("missing eventType", json!({"eventType": null}), Some(("eventType", "required"))),
+        ("eventType uppercase", json!({"eventType": "PageView"}), Some(("eventType", "invalid_format"))),
+        ("eventType starts with digit", json!({"eventType": "1view"}), Some(("eventType", "invalid_format"))),
+        ("eventType 64 chars", json!({"eventType": type_64}), None),
+        ("eventType 65 chars", json!({"eventType": type_65}), Some(("eventType", "invalid_format"))),
+        ("eventId empty", json!({"eventId": ""}), Some(("eventId", "empty"))),
+        ("eventId 129 chars", json!({"eventId": "e".repeat(129)}), Some(("eventId", "too_long"))),
+        ("eventId unicode 128 chars", json!({"eventId": "é".repeat(128)}), None),
+        ("timestamp malformed", json!({"timestamp": "yesterday"}), Some(("timestamp", "invalid_format"))),
+        (
+            "timestamp without zone",
+            json!({"timestamp": "2026-01-16T10:00:00"}),
+            Some(("timestamp", "invalid_format")),
+        ),
+        ("timestamp not a string", json!({"timestamp": 1768557600}), Some(("timestamp", "invalid_type"))),
+        ("timestamp 5 min ahead", json!({"timestamp": "2026-01-16T12:05:00Z"}), None),
+        (
+            "timestamp 5 min 1 s ahead",
+            json!({"timestamp": "2026-01-16T12:05:01Z"}),
+            Some(("timestamp", "in_future")),
+        ),
+        ("timestamp with offset", json!({"timestamp": "2026-01-16T13:04:00+01:00"}), None),
+        ("timestamp long past", json!({"timestamp": "2001-01-01T00:00:00Z"}), None),
+        ("properties not an object", json!({"properties": [1, 2]}), Some(("properties", "invalid_type"))),
+        ("properties at 5 KiB", json!({"properties": props_at_limit}), None),
+        ("properties over 5 KiB", json!({"properties": props_over}), Some(("properties", "too_large"))),
+        ("properties depth 2", json!({"properties": nested(2)}), None),
+        ("properties depth 3", json!({"properties": nested(3)}), Some(("properties", "too_deep"))),
+        ("properties array depth 2", json!({"properties": {"a": [[1]]}}), None),
+        ("properties array depth 3", json!({"properties": {"a": [[[1]]]}}), Some(("properties", "too_deep"))),
+        ("unknown field", json!({"lead_id": "x"}), Some(("lead_id", "unknown_field"))),
+    ];
+    for (name, extra, expected) in cases {
+        let got = first_error(event(extra));
+        let expected = expected.map(|(f, r)| (f.to_owned(), r));
+        assert_eq!(got, expected, "case {name:?}");
+    }
+}
+
+#[test]
+fn an_event_reports_every_broken_rule() {
+    let errors =
+        validate_event(&json!({"leadId": "", "eventType": "X", "timestamp": "nope"}), NOW).unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["leadId", "eventType", "timestamp"]);
+}
+
+#[test]
+fn a_missing_event_id_becomes_a_uuid_v7_and_a_missing_timestamp_now() {
+    let record = validate_event(&event(json!({})), NOW).unwrap();
+    let id = Uuid::parse_str(&record.event_id).unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    assert_eq!(record.timestamp, NOW);
+    let given = validate_event(&event(json!({"eventId": "evt9"})), NOW).unwrap();
+    assert_eq!(given.event_id, "evt9");
+}
+
+#[test]
+fn a_non_object_event_is_one_error() {
+    let errors = validate_event(&json!([1]), NOW).unwrap_err();
+    assert_eq!(errors, vec![FieldError::new("event", "invalid_type", "event must be a JSON object")]);
+}
+
+#[test]
+fn lead_rules_table() {
+    type Case<'a> = (&'a str, Value, Result<&'a str, (&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        ("plain", json!({"name": "Ada Lovelace"}), Ok("Ada Lovelace")),
+        ("trimmed", json!({"name": "  Ada  "}), Ok("Ada")),
+        ("unicode", json!({"name": "Zoë Ångström"}), Ok("Zoë Ångström")),
+        ("cjk", json!({"name": "渡辺 健二"}), Ok("渡辺 健二")),
+        ("emoji counted as characters", json!({"name": "🙂".repeat(256)}), Ok("")),
+        ("257 characters", json!({"name": "é".repeat(257)}), Err(("name", "too_long"))),
+        ("bare string item", json!("Kenji"), Ok("Kenji")),
+        ("empty", json!({"name": ""}), Err(("name", "empty"))),
+        ("blank", json!({"name": " \t\n"}), Err(("name", "empty"))),
+        ("missing", json!({"email": "a@b.co"}), Err(("name", "required"))),
+        ("wrong type", json!({"name": 7}), Err(("name", "invalid_type"))),
+        ("bad email", json!({"name": "Ada", "email": "ada"}), Err(("email", "invalid_format"))),
+        ("good email", json!({"name": "Ada", "email": "ada@example.com"}), Ok("Ada")),
+        ("bad leadId", json!({"name": "Ada", "leadId": "a b"}), Err(("leadId", "invalid_format"))),
+        ("unknown field", json!({"name": "Ada", "phone": "1"}), Err(("phone", "unknown_field"))),
+        ("not an object", json!(3), Err(("lead", "invalid_type"))),
+    ];
+    for (case, value, expected) in cases {
+        match (validate_lead(&value, NOW), expected) {
+            (Ok(lead), Ok(name)) => {
+                if !name.is_empty() {
+                    assert_eq!(lead.name, name, "case {case:?}");
+                }
+            }
+            (Err(errors), Err((field, reason))) => {
+                assert_eq!((errors[0].field.as_str(), errors[0].reason), (field, reason), "case {case:?}")
+            }
+            (got, expected) => panic!("case {case:?}: got {got:?}, expected {expected:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_lead_keeps_a_given_id_and_generates_one_otherwise() {
+    let given = validate_lead(&json!({"name": "Ada", "leadId": "lead-ada"}), NOW).unwrap();
+    assert_eq!(given.lead_id, "lead-ada");
+    let generated = validate_lead(&json!({"name": "Ada"}), NOW).unwrap();
+    assert!(check_lead_id("leadId", &generated.lead_id).is_ok(), "{}", generated.lead_id);
+    assert_eq!(generated.submitted_at, NOW);
+}
+
+#[test]
+fn batch_limits() {
+    let items = |n: usize| json!({"events": vec![json!({}); n]});
+    assert_eq!(batch_items(&items(500), "events", 500).unwrap().len(), 500);
+    assert_eq!(batch_items(&items(501), "events", 500).unwrap_err().reason, "too_many");
+    assert_eq!(batch_items(&items(0), "events", 500).unwrap_err().reason, "empty");
+    assert_eq!(batch_items(&json!({"event": []}), "events", 500).unwrap_err().reason, "unknown_field");
+    assert_eq!(batch_items(&json!({"events": {}}), "events", 500).unwrap_err().reason, "invalid_type");
+}
+
+#[test]
+fn errors_nest_under_their_batch_item() {
+    let error = FieldError::new("leadId", "required", "leadId is required").under("events[3]");
+    assert_eq!(error.field, "events[3].leadId");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z]{0,8}".prop_map(Value::from)
+        ];
+        leaf.prop_recursive(5, 64, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z]{1,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn properties_are_accepted_exactly_when_within_both_limits(map in prop::collection::btree_map("[a-z]{1,4}", json_value(), 0..4)) {
+            let value = Value::Object(map.into_iter().collect());
+            let depth = value.as_object().unwrap().values().map(container_depth).max().unwrap_or(0);
+            let size = serde_json::to_vec(&value).unwrap().len();
+            let accepted = check_properties(&value).is_ok();
+            prop_assert_eq!(accepted, depth <= MAX_PROPERTIES_DEPTH && size <= MAX_PROPERTIES_BYTES);
+        }
+
+        #[test]
+        fn validation_never_panics_on_any_json(value in json_value()) {
+            let _ = validate_event(&value, NOW);
+            let _ = validate_lead(&value, NOW);
+        }
+    }
+}
