@@ -302,3 +302,21 @@ async fn a_names_batch_with_a_bad_item_publishes_nothing_and_names_it() {
     let too_many = json!({"names": vec!["x"; MAX_NAMES_PER_BATCH + 1]});
     assert_eq!(h.post("/api/leads", too_many).await.0, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn every_listed_route_is_served() {
+    let h = Harness::new();
+    for (method, path) in ROUTES {
+        let request = Request::builder()
+            .method(method.to_uppercase().as_str())
+            .uri(*path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let (status, _, _) = h.send(request).await;
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&status),
+            "{method} {path}: {status}"
+        );
+    }
+}
