@@ -123,16 +123,13 @@ async fn post_event<P: Publisher>(
 }
 
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase", tag = "status")]
+#[serde(tag = "status", rename_all = "lowercase", rename_all_fields = "camelCase")]
 pub enum ItemResult {
     /// Acknowledged by Kafka: durable.
-    #[serde(rename = "accepted")]
     Accepted { index: usize, event_id: String, lead_id: String },
     /// Invalid; nothing was published for it.
-    #[serde(rename = "rejected")]
     Rejected { index: usize, errors: Vec<FieldError> },
     /// Valid, but Kafka did not acknowledge it; retry this item.
-    #[serde(rename = "unavailable")]
     Unavailable { index: usize, message: String },
 }
 

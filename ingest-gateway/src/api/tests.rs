@@ -227,6 +227,11 @@ async fn a_mixed_batch_publishes_exactly_the_valid_items_in_order() {
     let statuses: Vec<&str> =
         body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["accepted", "rejected", "accepted", "rejected"]);
+    assert_eq!(
+        body["results"][2],
+        json!({"status": "accepted", "index": 2, "eventId": "c", "leadId": "lead-2"})
+    );
+
     assert_eq!(body["results"][1]["errors"][0]["field"], "events[1].leadId");
     let fields: Vec<&str> = body["results"][3]["errors"]
         .as_array()
