@@ -5,17 +5,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Gateway, end_offsets, read_from, run_id};
-use leadflow_core::codec::{SchemaCodec, register_all};
-use leadflow_core::config::SchemaRegistryConfig;
+use common::{Gateway, codec, end_offsets, read_from, run_id};
+use leadflow_core::codec::register_all;
+
 use leadflow_core::records::{LeadEvent, NameSubmitted};
 use leadflow_testkit::Stack;
 use serde_json::json;
-
-fn codec(stack: &Stack) -> SchemaCodec {
-    SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
-        .unwrap()
-}
 
 #[tokio::test]
 async fn each_leads_events_sit_on_one_partition_in_posting_order_and_decode_through_the_registry() {

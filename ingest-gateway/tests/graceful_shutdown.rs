@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Gateway, end_offsets, read_from, run_id};
-use leadflow_core::codec::{SchemaCodec, register_all};
-use leadflow_core::config::SchemaRegistryConfig;
+use common::{Gateway, codec, end_offsets, read_from, run_id};
+use leadflow_core::codec::register_all;
+
 use leadflow_core::records::LeadEvent;
 use leadflow_testkit::Stack;
 use serde_json::json;
@@ -73,10 +73,9 @@ async fn every_202_before_sigterm_is_in_kafka_exactly_once_and_the_exit_is_0() {
     assert!(accepted.len() >= POSTS / 4, "only {} accepted", accepted.len());
     assert!(accepted.len() < POSTS, "the shutdown came after every post; the test proved nothing");
 
-    let codec =
-        SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
-            .unwrap();
+    let codec = codec(&stack);
     register_all(&codec).await.unwrap();
+
     let records = read_from(&stack, "leads.events.v1", &from, |r| {
         let ours: BTreeSet<String> = r
             .iter()

@@ -100,3 +100,12 @@ pub async fn read_from(
 pub fn run_id() -> String {
     unique("gw").replace('-', "_")
 }
+
+/// A codec against the stack's registry, to decode what the gateway published.
+pub fn codec(stack: &Stack) -> leadflow_core::codec::SchemaCodec {
+    let config = leadflow_core::config::SchemaRegistryConfig {
+        url: stack.schema_registry_url.clone(),
+        timeout_ms: 5000,
+    };
+    leadflow_core::codec::SchemaCodec::new(&config).unwrap()
+}
