@@ -90,18 +90,20 @@ fn is_lead_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-')
 }
 
+/// At most `max` characters (not bytes: a name in any script counts what a person sees).
+fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+    if value.chars().count() > max {
+        return Err(FieldError::new(field, "too_long", format!("{field} must be at most {max} characters")));
+    }
+    Ok(())
+}
+
 /// `leadId`: 1–128 characters from `[A-Za-z0-9._:@-]`.
 pub fn check_lead_id(field: &str, lead_id: &str) -> Result<(), FieldError> {
     if lead_id.is_empty() {
         return Err(FieldError::new(field, "empty", format!("{field} must not be empty")));
     }
-    if lead_id.chars().count() > MAX_ID_CHARS {
-        return Err(FieldError::new(
-            field,
-            "too_long",
-            format!("{field} must be at most {MAX_ID_CHARS} characters"),
-        ));
-    }
+    check_max_chars(field, lead_id, MAX_ID_CHARS)?;
     if let Some(bad) = lead_id.chars().find(|c| !is_lead_id_char(*c)) {
         return Err(FieldError::new(
             field,
@@ -204,12 +206,8 @@ pub fn validate_event(value: &Value, now: OffsetDateTime) -> Result<LeadEvent, V
                 "empty",
                 "eventId must not be empty; omit it to have one generated",
             ));
-        } else if id.chars().count() > MAX_ID_CHARS {
-            errors.push(FieldError::new(
-                "eventId",
-                "too_long",
-                format!("eventId must be at most {MAX_ID_CHARS} characters"),
-            ));
+        } else {
+            errors.extend(check_max_chars("eventId", id, MAX_ID_CHARS).err());
         }
     }
     let timestamp = match optional_string(object, "timestamp", &mut errors) {
@@ -265,13 +263,7 @@ fn lead_from_parts(
     if name.is_empty() {
         return Err(FieldError::new("name", "empty", "name must not be empty or blank"));
     }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(FieldError::new(
-            "name",
-            "too_long",
-            format!("name must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
+    check_max_chars("name", name, MAX_NAME_CHARS)?;
     let email = email.map(str::trim).filter(|e| !e.is_empty());
     if let Some(email) = email {
         let well_formed =
@@ -279,22 +271,13 @@ fn lead_from_parts(
         if !well_formed || email.chars().any(char::is_whitespace) {
             return Err(FieldError::new("email", "invalid_format", "email must look like name@example.com"));
         }
-        if email.chars().count() > MAX_EMAIL_CHARS {
-            return Err(FieldError::new(
-                "email",
-                "too_long",
-                format!("email must be at most {MAX_EMAIL_CHARS} characters"),
-            ));
-        }
+        check_max_chars("email", email, MAX_EMAIL_CHARS)?;
     }
     let company = company.map(str::trim).filter(|c| !c.is_empty());
-    if company.is_some_and(|c| c.chars().count() > MAX_COMPANY_CHARS) {
-        return Err(FieldError::new(
-            "company",
-            "too_long",
-            format!("company must be at most {MAX_COMPANY_CHARS} characters"),
-        ));
+    if let Some(company) = company {
+        check_max_chars("company", company, MAX_COMPANY_CHARS)?;
     }
+
     if let Some(id) = lead_id {
         check_lead_id("leadId", id)?;
     }
