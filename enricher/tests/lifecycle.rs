@@ -5,7 +5,17 @@ use std::process::Command;
 
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
-    leadflow_testkit::check_service_lifecycle(env!("CARGO_BIN_EXE_enricher"), libc::SIGTERM).await.unwrap();
+    use leadflow_core::topics::NAMES;
+    use leadflow_testkit::kafka::{commit_group_offsets, end_offsets};
+    // A group of its own that starts at the end of the topic: this test is about the process,
+    // and names left by other tests must not give it work.
+    let stack = leadflow_testkit::Stack::get();
+    let group = leadflow_testkit::unique("enricher-lifecycle");
+    commit_group_offsets(&stack, &group, NAMES, &end_offsets(&stack, NAMES));
+    let env = [("LEADFLOW_CONSUMER__GROUP_ID", group)];
+    leadflow_testkit::check_service_lifecycle_with(env!("CARGO_BIN_EXE_enricher"), libc::SIGTERM, &env)
+        .await
+        .unwrap();
 }
 
 #[test]

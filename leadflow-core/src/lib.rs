@@ -3,8 +3,10 @@
 //! endpoints) and the shutdown signal. Domain rules that belong to one service live in that
 //! service's crate; only what two or more services need is here.
 
+pub mod backoff;
 pub mod codec;
 pub mod config;
+pub mod exactly_once;
 pub mod kafka;
 pub mod ops_server;
 pub mod records;

@@ -164,6 +164,46 @@ pub struct DeadLetter {
 }
 topic_record!(DeadLetter, topics::DLQ, "DeadLetter.schema.json");
 
+/// The schema's bound on a dead letter's `leadId`, which may be any record key.
+const MAX_LEAD_ID_BYTES: usize = 1024;
+
+impl DeadLetter {
+    /// The dead letter for a record read from `source_topic`: the lead id is the record key as
+    /// text (lossy when it is not UTF-8), and the key and value travel as base64.
+    #[allow(clippy::too_many_arguments)] // one per field of the shape, all needed
+    pub fn for_record(
+        stage: PipelineStage,
+        error_kind: &str,
+        error: impl Into<String>,
+        source_topic: &str,
+        source_partition: i32,
+        source_offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        failed_at: OffsetDateTime,
+    ) -> DeadLetter {
+        use base64::Engine;
+        let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut lead_id: String = key.map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        if lead_id.len() > MAX_LEAD_ID_BYTES {
+            let cut = (0..=MAX_LEAD_ID_BYTES).rev().find(|i| lead_id.is_char_boundary(*i)).unwrap_or(0);
+            lead_id.truncate(cut);
+        }
+        DeadLetter {
+            lead_id,
+            stage,
+            error_kind: error_kind.to_owned(),
+            error: error.into(),
+            source_topic: Some(source_topic.to_owned()),
+            source_partition: Some(source_partition),
+            source_offset: Some(source_offset),
+            original_key: key.map(base64),
+            original_value: value.map(base64),
+            failed_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +298,31 @@ mod tests {
         assert!(!validator.is_valid(&typo), "unknown fields are rejected, so typos surface");
         let bad_type = serde_json::json!({"eventId": "e", "leadId": "l", "eventType": "Page View", "timestamp": "2026-01-16T10:00:00Z"});
         assert!(!validator.is_valid(&bad_type));
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_original_bytes_and_fits_its_schema() {
+        use base64::Engine;
+        let value = b"\xff not json";
+        let long_key = "k".repeat(2000);
+        let letter = DeadLetter::for_record(
+            PipelineStage::Enricher,
+            "malformed",
+            "not JSON",
+            topics::NAMES,
+            3,
+            17,
+            Some(long_key.as_bytes()),
+            Some(value),
+            AT,
+        );
+        validate(&letter).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(letter.original_value.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(decoded, value);
+        assert_eq!(letter.lead_id.len(), 1024, "the key is cut to the schema's bound");
+        assert_eq!((letter.source_partition, letter.source_offset), (Some(3), Some(17)));
     }
 
     #[test]

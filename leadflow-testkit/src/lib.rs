@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod kafka;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the testkit sits in the workspace").to_owned()
@@ -275,8 +277,17 @@ pub fn service_env(stack: &Stack, ops: &str) -> Vec<(&'static str, String)> {
 /// Starts `binary` against the stack, waits until `/readyz` says ready and `/metrics` serves,
 /// sends `signal`, and checks that the process exits 0 promptly.
 pub async fn check_service_lifecycle(binary: &str, signal: i32) -> anyhow::Result<()> {
+    check_service_lifecycle_with(binary, signal, &[]).await
+}
+
+/// [`check_service_lifecycle`] with `extra_env` added, e.g. a consumer group of the test's own.
+pub async fn check_service_lifecycle_with(
+    binary: &str,
+    signal: i32,
+    extra_env: &[(&'static str, String)],
+) -> anyhow::Result<()> {
     let stack = Stack::get();
-    let (mut service, ops) = ServiceProcess::spawn_against(&stack, binary, &[]).await?;
+    let (mut service, ops) = ServiceProcess::spawn_against(&stack, binary, extra_env).await?;
     service.wait_http_ok(&format!("http://{ops}/readyz"), Duration::from_secs(60)).await?;
     let metrics = reqwest::get(format!("http://{ops}/metrics")).await?.text().await?;
     anyhow::ensure!(metrics.contains("leadflow_build_info"), "no build info in /metrics:\n{metrics}");

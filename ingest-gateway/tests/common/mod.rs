@@ -3,12 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use leadflow_testkit::{ServiceProcess, Stack, unique};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 pub struct Gateway {
     pub process: ServiceProcess,
@@ -39,63 +36,7 @@ impl Gateway {
     }
 }
 
-/// Where each partition of `topic` ends now, so a reader can start after what earlier runs left.
-pub fn end_offsets(stack: &Stack, topic: &str) -> HashMap<i32, i64> {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", &stack.kafka_bootstrap).create().unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| {
-            let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap();
-            (p.id(), high)
-        })
-        .collect()
-}
-
-pub struct Published {
-    pub key: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub value: Vec<u8>,
-}
-
-/// Reads `topic` from `from` until `done` says enough (or fails after 30 s).
-pub async fn read_from(
-    stack: &Stack,
-    topic: &str,
-    from: &HashMap<i32, i64>,
-    done: impl Fn(&[Published]) -> bool,
-) -> Vec<Published> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_bootstrap)
-        .set("group.id", unique("gateway-test-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for (partition, offset) in from {
-        assignment.add_partition_offset(topic, *partition, Offset::Offset(*offset)).unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done(&records) {
-        assert!(Instant::now() < deadline, "only {} records read from {topic} within 30 s", records.len());
-        if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
-            let m = message.unwrap();
-            records.push(Published {
-                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                partition: m.partition(),
-                offset: m.offset(),
-                value: m.payload().unwrap_or_default().to_vec(),
-            });
-        }
-    }
-    records
-}
+pub use leadflow_testkit::kafka::{end_offsets, read_from};
 
 pub fn run_id() -> String {
     unique("gw").replace('-', "_")

@@ -1,0 +1,133 @@
+use serde::Deserialize;
+
+use leadflow_core::config::{
+    KafkaConfig, MongoConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig,
+};
+use leadflow_core::exactly_once::ExactlyOnceConfig;
+use leadflow_core::service::ServiceConfig;
+
+/// This service's defaults, layered over the shared ones.
+pub const DEFAULTS: &str = include_str!("../config/defaults.toml");
+
+/// The most names nationalize.io takes in one request.
+pub const MAX_NAMES_PER_REQUEST: usize = 10;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnricherConfig {
+    pub kafka: KafkaConfig,
+    pub schema_registry: SchemaRegistryConfig,
+    pub mongo: MongoConfig,
+    pub telemetry: TelemetryConfig,
+    pub shutdown: ShutdownConfig,
+    pub consumer: ExactlyOnceConfig,
+    pub enrichment: EnrichmentConfig,
+    pub nationalize: NationalizeConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichmentConfig {
+    pub verified_threshold: f64,
+    /// Written to each LeadEnriched as `provider`.
+    pub provider: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NationalizeConfig {
+    pub base_url: String,
+    pub api_key: String,
+    pub names_per_request: usize,
+    pub max_concurrent_requests: usize,
+    pub requests_per_second: f64,
+    pub daily_quota: u64,
+    pub request_timeout_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub collection: String,
+    pub ttl_s: u64,
+    pub memory_entries: usize,
+}
+
+impl ServiceConfig for EnricherConfig {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+impl EnricherConfig {
+    /// The checks serde cannot make; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let threshold = self.enrichment.verified_threshold;
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(format!("enrichment.verified_threshold must be within [0, 1], not {threshold}"));
+        }
+        let api = &self.nationalize;
+        if let Err(e) = reqwest::Url::parse(&api.base_url) {
+            return Err(format!("nationalize.base_url {:?} is not a URL: {e}", api.base_url));
+        }
+        if !(1..=MAX_NAMES_PER_REQUEST).contains(&api.names_per_request) {
+            return Err(format!(
+                "nationalize.names_per_request must be 1 to {MAX_NAMES_PER_REQUEST}, not {}",
+                api.names_per_request
+            ));
+        }
+        if api.max_concurrent_requests == 0 {
+            return Err("nationalize.max_concurrent_requests must be at least 1".into());
+        }
+        if !(api.requests_per_second > 0.0 && api.requests_per_second.is_finite()) {
+            return Err(format!(
+                "nationalize.requests_per_second must be positive, not {}",
+                api.requests_per_second
+            ));
+        }
+        if api.max_attempts == 0 {
+            return Err("nationalize.max_attempts must be at least 1".into());
+        }
+        if self.cache.memory_entries == 0 {
+            return Err("cache.memory_entries must be at least 1".into());
+        }
+        if self.consumer.max_batch_records == 0 {
+            return Err("consumer.max_batch_records must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> EnricherConfig {
+        leadflow_core::config::load(&[leadflow_core::config::SHARED_DEFAULTS, DEFAULTS], None).unwrap()
+    }
+
+    #[test]
+    fn the_embedded_defaults_load_and_pass_validation() {
+        let config = defaults();
+        config.validate().unwrap();
+        assert_eq!(config.enrichment.verified_threshold, 0.6);
+        assert_eq!(config.nationalize.names_per_request, MAX_NAMES_PER_REQUEST);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_key() {
+        let mut config = defaults();
+        config.nationalize.names_per_request = 11;
+        assert!(config.validate().unwrap_err().contains("nationalize.names_per_request"));
+        let mut config = defaults();
+        config.enrichment.verified_threshold = 1.5;
+        assert!(config.validate().unwrap_err().contains("enrichment.verified_threshold"));
+        let mut config = defaults();
+        config.nationalize.requests_per_second = 0.0;
+        assert!(config.validate().unwrap_err().contains("nationalize.requests_per_second"));
+    }
+}

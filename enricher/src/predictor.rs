@@ -1,0 +1,223 @@
+//! Predictions for a set of lookup keys: from the cache when it has them, otherwise from the API
+//! in requests of up to 10 names, several at once (bounded), each admitted by the rate limiter.
+//!
+//! - A 429 blocks every request until its Retry-After and holds a pause, so that the stage
+//!   pauses its partitions: waiting names show up as lag, not as errors. It never uses up the
+//!   retry budget.
+//! - 5xx, timeouts and network errors are retried with jittered exponential backoff, up to
+//!   `max_attempts` per request; then each name of the request is `Failed`, which the processor
+//!   turns into `To Check` plus a dead letter. A partition never waits on a broken API.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use leadflow_core::backoff::Backoff;
+use leadflow_core::exactly_once::{PauseGuard, PauseSignal};
+use time::OffsetDateTime;
+
+use crate::cache::{Countries, PredictionCache};
+use crate::config::NationalizeConfig;
+use crate::metrics::EnricherMetrics;
+use crate::nationalize::{ApiError, NamePrediction, NationalizeClient, RateLimitHeaders};
+use crate::rate_limit::{Admission, RateLimiter, WaitReason};
+
+fn prediction_pairs(predictions: Vec<NamePrediction>) -> impl Iterator<Item = (String, Countries)> {
+    predictions.into_iter().map(|p| (p.name, p.countries.into()))
+}
+
+/// One request's predictions, or why the API could not give them.
+type FetchResult = Result<Vec<NamePrediction>, String>;
+
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Predicted(Countries),
+    /// The API could not answer within the retry budget; the text says why.
+    Failed(String),
+}
+
+pub struct Predictor {
+    pub client: NationalizeClient,
+    pub cache: PredictionCache,
+    pub limiter: Mutex<RateLimiter>,
+    pub names_per_request: usize,
+    pub max_concurrent_requests: usize,
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub metrics: EnricherMetrics,
+}
+
+impl Predictor {
+    pub fn new(
+        config: &NationalizeConfig,
+        cache: PredictionCache,
+        metrics: EnricherMetrics,
+    ) -> reqwest::Result<Self> {
+        Ok(Predictor {
+            client: NationalizeClient::new(
+                &config.base_url,
+                Some(config.api_key.clone()),
+                Duration::from_millis(config.request_timeout_ms),
+            )?,
+            cache,
+            limiter: Mutex::new(RateLimiter::new(
+                config.requests_per_second,
+                (config.daily_quota > 0).then_some(config.daily_quota),
+                OffsetDateTime::now_utc(),
+            )),
+            names_per_request: config.names_per_request,
+            max_concurrent_requests: config.max_concurrent_requests,
+            max_attempts: config.max_attempts,
+            backoff: Backoff {
+                initial: Duration::from_millis(config.backoff_initial_ms),
+                max: Duration::from_millis(config.backoff_max_ms),
+            },
+            metrics,
+        })
+    }
+
+    /// A lookup for each of `keys` (distinct lookup keys).
+    pub async fn predict(&self, keys: &[String], pause: &PauseSignal) -> HashMap<String, Lookup> {
+        let mut found: HashMap<String, Lookup> = HashMap::with_capacity(keys.len());
+        let mut misses = Vec::new();
+        for key in keys {
+            match self.cache.get_memory(key) {
+                Some(countries) => {
+                    found.insert(key.clone(), Lookup::Predicted(countries));
+                }
+                None => misses.push(key.clone()),
+            }
+        }
+        self.count_lookups("memory_hit", found.len());
+        if !misses.is_empty() {
+            match self.cache.get_stored(&misses).await {
+                Ok(stored) => {
+                    self.count_lookups("store_hit", stored.len());
+                    misses.retain(|key| !stored.contains_key(key));
+                    found.extend(
+                        stored.into_iter().map(|(key, countries)| (key, Lookup::Predicted(countries))),
+                    );
+                }
+                Err(e) => {
+                    self.metrics.cache_store_errors.inc();
+                    tracing::warn!(error = %e, "prediction cache store unavailable; asking the API");
+                }
+            }
+        }
+        self.count_lookups("miss", misses.len());
+        self.metrics.update_hit_ratio();
+
+        let requests: Vec<Vec<String>> =
+            misses.chunks(self.names_per_request).map(<[String]>::to_vec).collect();
+        let answers: Vec<(Vec<String>, FetchResult)> = futures::stream::iter(requests)
+            .map(|names| async move {
+                let result = self.fetch(&names, pause).await;
+                (names, result)
+            })
+            .buffer_unordered(self.max_concurrent_requests)
+            .collect()
+            .await;
+        let mut fetched: Vec<(String, Countries)> = Vec::new();
+        for (names, answer) in answers {
+            match answer {
+                Ok(predictions) => {
+                    fetched.extend(prediction_pairs(predictions));
+                }
+                Err(reason) => {
+                    for name in names {
+                        found.insert(name, Lookup::Failed(reason.clone()));
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.cache.put_many(&fetched).await {
+            self.metrics.cache_store_errors.inc();
+            tracing::warn!(error = %e, "cannot store predictions in the cache");
+        }
+        found.extend(fetched.into_iter().map(|(name, countries)| (name, Lookup::Predicted(countries))));
+        found
+    }
+
+    fn count_lookups(&self, result: &str, n: usize) {
+        self.metrics.cache_lookups.with_label_values(&[result]).inc_by(n as u64);
+    }
+
+    /// One request, retried within the budget; 429s wait and do not count.
+    async fn fetch(&self, names: &[String], pause: &PauseSignal) -> FetchResult {
+        let mut failures = 0u32;
+        loop {
+            self.admit(pause).await;
+            let started = Instant::now();
+            let result = self.client.predict(names).await;
+            self.metrics.api_request_duration.observe(started.elapsed().as_secs_f64());
+            let outcome = result.as_ref().map_or_else(ApiError::outcome, |_| "ok");
+            self.metrics.api_requests.with_label_values(&[outcome]).inc();
+            match result {
+                Ok((predictions, headers)) => {
+                    self.observe(headers);
+                    return Ok(predictions);
+                }
+                Err(ApiError::RateLimited { retry_after, headers }) => {
+                    self.observe(headers);
+                    self.limiter.lock().expect("not poisoned").block_until(Instant::now() + retry_after);
+                    tracing::warn!(retry_after = ?retry_after, names = names.len(), "the API answered 429; waiting");
+                }
+                Err(ApiError::Retryable(e)) => {
+                    failures += 1;
+                    if failures >= self.max_attempts {
+                        return Err(format!("gave up after {failures} attempts: {e}"));
+                    }
+                    let delay = self.backoff.delay(failures - 1);
+                    tracing::warn!(error = %e, attempt = failures, retry_in = ?delay, "API request failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(ApiError::Rejected(e)) => {
+                    tracing::error!(error = %e, names = names.len(), "the API refused the request");
+                    return Err(format!("refused: {e}"));
+                }
+            }
+        }
+    }
+
+    fn observe(&self, headers: RateLimitHeaders) {
+        let mut limiter = self.limiter.lock().expect("not poisoned");
+        if let Some(remaining) = headers.remaining {
+            limiter.observe_server_remaining(remaining);
+            if remaining == 0
+                && let Some(reset) = headers.reset
+            {
+                limiter.block_until(Instant::now() + reset);
+            }
+        }
+        if let Some(remaining) = limiter.remaining_today() {
+            self.metrics.daily_quota_remaining.set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Waits for the rate limiter. A wait for the quota or the server holds a pause; spacing
+    /// between requests is ordinary running and does not.
+    async fn admit(&self, pause: &PauseSignal) {
+        let mut held: Option<PauseGuard> = None;
+        loop {
+            let admission = {
+                let mut limiter = self.limiter.lock().expect("not poisoned");
+                let admission = limiter.admit(Instant::now(), OffsetDateTime::now_utc());
+                if let Some(remaining) = limiter.remaining_today() {
+                    self.metrics.daily_quota_remaining.set(i64::try_from(remaining).unwrap_or(i64::MAX));
+                }
+                admission
+            };
+            match admission {
+                Admission::Granted => return,
+                Admission::Wait { for_, reason } => {
+                    if reason != WaitReason::RequestRate && held.is_none() {
+                        tracing::warn!(?reason, wait = ?for_, "API limit reached; pausing consumption");
+                        held = Some(pause.hold());
+                    }
+                    tokio::time::sleep(for_).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Shared by the enricher's stack tests: the project's nationalize stand-in served in-process,
+//! the enricher binary pointed at it, and names written to and read back from the topics.
+
+#![allow(dead_code)] // each test binary uses part of this
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use leadflow_core::codec::SchemaCodec;
+use leadflow_core::config::SchemaRegistryConfig;
+use leadflow_core::records::{LeadEnriched, NameSubmitted, TopicRecord};
+use leadflow_core::topics;
+use leadflow_testkit::kafka::{
+    Published, commit_group_offsets, end_offsets, produce, producer, read_from_within,
+};
+use leadflow_testkit::{ServiceProcess, Stack, unique};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// The nationalize stand-in on a port of the OS's choosing, stopped when dropped.
+pub struct StandIn {
+    pub base_url: String,
+    stop: CancellationToken,
+}
+
+impl StandIn {
+    pub async fn start(faults: Value) -> StandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let stopped = stop.clone().cancelled_owned();
+        let faults = serde_json::from_value(faults).unwrap();
+        tokio::spawn(stand_ins::nationalize::serve(listener, faults, stopped));
+        StandIn { base_url, stop }
+    }
+
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/__admin/stats", self.base_url)).await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn requests(&self) -> u64 {
+        self.stats().await["requests"].as_u64().unwrap()
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/__admin/faults", self.base_url))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn codec(stack: &Stack) -> SchemaCodec {
+    SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
+        .unwrap()
+}
+
+/// `n` names of one run: lead ids `<run>-<i>`, and first names unique to the run, so that each
+/// one costs a request unless the cache has it.
+pub fn names(run: &str, n: usize) -> Vec<NameSubmitted> {
+    (0..n)
+        .map(|i| NameSubmitted {
+            lead_id: format!("{run}-{i}"),
+            name: format!("N{run}x{i} Example"),
+            email: None,
+            company: None,
+            submitted_at: OffsetDateTime::now_utc(),
+        })
+        .collect()
+}
+
+pub fn run_id() -> String {
+    unique("en").replace('-', "")
+}
+
+/// Writes the names, framed by the schema codec as the gateway writes them.
+pub async fn produce_names(stack: &Stack, names: &[NameSubmitted]) {
+    let codec = codec(stack);
+    let producer = producer(stack);
+    for chunk in names.chunks(1000) {
+        let mut encoded = Vec::with_capacity(chunk.len());
+        for name in chunk {
+            encoded.push((name.lead_id.as_str(), codec.encode(name).await.unwrap()));
+        }
+        let sends = encoded.iter().map(|(key, value)| produce(&producer, topics::NAMES, key, value));
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// An enricher in its own consumer group, which starts at the current end of the names topic,
+/// with its own cache database, pointed at `stand_in`.
+pub struct EnricherRun {
+    pub group: String,
+    pub database: String,
+    pub enriched_from: HashMap<i32, i64>,
+    pub dlq_from: HashMap<i32, i64>,
+}
+
+impl EnricherRun {
+    pub fn new(stack: &Stack) -> EnricherRun {
+        let group = unique("enricher-test");
+        commit_group_offsets(stack, &group, topics::NAMES, &end_offsets(stack, topics::NAMES));
+        EnricherRun {
+            database: unique("enricher_test").replace('-', "_"),
+            group,
+            enriched_from: end_offsets(stack, topics::ENRICHED),
+            dlq_from: end_offsets(stack, topics::DLQ),
+        }
+    }
+
+    /// Starts an instance named `instance` (restarting with the same name is a restart of the
+    /// same instance), with `extra` config on top.
+    pub async fn start(
+        &self,
+        stack: &Stack,
+        stand_in: &StandIn,
+        instance: &str,
+        extra: &[(&'static str, String)],
+    ) -> ServiceProcess {
+        let mut env = vec![
+            ("LEADFLOW_NATIONALIZE__BASE_URL", stand_in.base_url.clone()),
+            ("LEADFLOW_NATIONALIZE__REQUESTS_PER_SECOND", "1000".to_owned()),
+            ("LEADFLOW_NATIONALIZE__DAILY_QUOTA", "0".to_owned()),
+            ("LEADFLOW_NATIONALIZE__BACKOFF_INITIAL_MS", "20".to_owned()),
+            ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
+            ("LEADFLOW_MONGO__DATABASE", self.database.clone()),
+            ("LEADFLOW_CONSUMER__GROUP_ID", self.group.clone()),
+            ("LEADFLOW_CONSUMER__INSTANCE_ID", instance.to_owned()),
+        ];
+        env.extend(extra.iter().cloned());
+        let (mut process, _ops) =
+            ServiceProcess::spawn_against(stack, env!("CARGO_BIN_EXE_enricher"), &env).await.unwrap();
+        process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
+        process
+    }
+
+    /// Reads LeadEnriched records of `run` until `expected` distinct leads are there.
+    pub async fn read_enriched(
+        &self,
+        stack: &Stack,
+        run: &str,
+        expected: usize,
+        deadline: Duration,
+    ) -> Vec<LeadEnriched> {
+        read_enriched_from(stack, &self.enriched_from, run, expected, deadline).await
+    }
+}
+
+/// Reads LeadEnriched records of `run`, from `from`, until `expected` distinct leads are there.
+pub async fn read_enriched_from(
+    stack: &Stack,
+    from: &HashMap<i32, i64>,
+    run: &str,
+    expected: usize,
+    deadline: Duration,
+) -> Vec<LeadEnriched> {
+    let prefix = format!("{run}-");
+    let counter = DistinctKeys::new(&prefix);
+    let records = read_from_within(stack, topics::ENRICHED, from, deadline, |records| {
+        counter.count(records) >= expected
+    })
+    .await;
+    decode_all(stack, records.iter().filter(|r| r.key.starts_with(&prefix))).await
+}
+
+/// Counts the distinct keys with a prefix in a growing list of records, looking at each record
+/// once (a reader's `done` check runs after every record).
+pub struct DistinctKeys {
+    prefix: String,
+    seen: RefCell<HashSet<String>>,
+    looked_at: Cell<usize>,
+}
+
+impl DistinctKeys {
+    pub fn new(prefix: &str) -> Self {
+        DistinctKeys { prefix: prefix.to_owned(), seen: RefCell::default(), looked_at: Cell::new(0) }
+    }
+
+    pub fn count(&self, records: &[Published]) -> usize {
+        let mut seen = self.seen.borrow_mut();
+        for record in &records[self.looked_at.get()..] {
+            if record.key.starts_with(&self.prefix) {
+                seen.insert(record.key.clone());
+            }
+        }
+        self.looked_at.set(records.len());
+        seen.len()
+    }
+}
+
+pub async fn decode_all<'a, R: TopicRecord>(
+    stack: &Stack,
+    records: impl Iterator<Item = &'a Published>,
+) -> Vec<R> {
+    let codec = codec(stack);
+    let mut decoded = Vec::new();
+    for record in records {
+        decoded.push(codec.decode::<R>(&record.value).await.unwrap());
+    }
+    decoded
+}
+
+pub fn json_faults(latency_ms: u64, error_rate: f64, quota: Option<u64>, window_s: u64) -> Value {
+    json!({"latencyMs": latency_ms, "errorRate": error_rate, "quota": quota, "windowS": window_s})
+}

@@ -1,0 +1,694 @@
+//! Consume, transform, produce: exactly once from one Kafka topic to others. A stage reads a
+//! batch (one poll batch, up to `max_batch_records`), hands it to its [`BatchProcessor`], and
+//! writes the processor's output records together with the batch's offsets in one Kafka
+//! transaction (`send_offsets_to_transaction`). A crash anywhere before the commit leaves
+//! nothing visible to `read_committed` readers and the offsets where they were, so the batch is
+//! redone; after the commit both the records and the offsets are there. Nothing is lost or
+//! written twice.
+//!
+//! Rebalances: the consumer is polled only between batches, so a revocation is served after the
+//! batch in hand has been processed and committed (drain, commit, then give the partitions
+//! up). The one exception is a processor that asks to pause (an API's rate limit): it may
+//! wait for hours, so the consumer pauses its partitions and keeps polling to stay in the group,
+//! and a rebalance during that wait abandons the uncommitted batch for the new owner to redo.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KafkaConfig;
+use crate::kafka::{consumer_config, transactional_producer_config};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExactlyOnceConfig {
+    /// The consumer group; every instance of a stage shares it.
+    pub group_id: String,
+    /// Names this instance among the group's: it is the static group member id
+    /// (`group.instance.id`) and the transactional id is `<group_id>-<instance_id>`. Keep it
+    /// stable across restarts of one instance (a restart then takes the dead instance's
+    /// partitions at once and aborts its open transaction) and distinct between instances.
+    /// Empty means the host name.
+    pub instance_id: String,
+    /// The most records one transaction covers.
+    pub max_batch_records: usize,
+    /// How long a batch waits for more records once it has its first one.
+    pub batch_linger_ms: u64,
+    /// `transaction.timeout.ms`: how long an instance that vanished mid-transaction can hold
+    /// back `read_committed` readers of its output partitions.
+    pub transaction_timeout_ms: u64,
+    /// First wait before a batch is retried after a transient failure (doubling up to 30 s).
+    pub retry_backoff_ms: u64,
+}
+
+impl ExactlyOnceConfig {
+    pub fn transactional_id(&self) -> String {
+        format!("{}-{}", self.group_id, self.instance())
+    }
+
+    fn instance(&self) -> String {
+        if self.instance_id.is_empty() { host_name() } else { self.instance_id.clone() }
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+/// One consumed record, owned, so a batch outlives the poll that read it.
+#[derive(Debug, Clone)]
+pub struct InputRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl InputRecord {
+    fn from_message(message: &BorrowedMessage<'_>) -> Self {
+        InputRecord {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// A record for the stage's transaction to write.
+#[derive(Debug, Clone)]
+pub struct OutputRecord {
+    pub topic: &'static str,
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Worth retrying the whole batch later, e.g. the schema registry is down.
+    #[error("{0}")]
+    Transient(String),
+    /// The stage cannot go on.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// A stage's work on one batch: turn input records into output records. It must put every
+/// record somewhere (an output, or a dead letter), since the batch's offsets are committed with
+/// whatever it returns.
+pub trait BatchProcessor: Send + Sync {
+    fn process(
+        &self,
+        batch: &[InputRecord],
+        pause: &PauseSignal,
+    ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send;
+}
+
+/// Lets a processor say "I am waiting on something outside (a rate limit)": while any
+/// [`PauseGuard`] lives, the stage pauses its partitions, so waiting records show up as lag.
+#[derive(Clone)]
+pub struct PauseSignal {
+    holders: Arc<AtomicUsize>,
+    paused: Arc<watch::Sender<bool>>,
+}
+
+impl Default for PauseSignal {
+    fn default() -> Self {
+        PauseSignal { holders: Arc::new(AtomicUsize::new(0)), paused: Arc::new(watch::Sender::new(false)) }
+    }
+}
+
+impl PauseSignal {
+    pub fn hold(&self) -> PauseGuard {
+        if self.holders.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.paused.send_replace(true);
+        }
+        PauseGuard { signal: self.clone() }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        self.paused.subscribe()
+    }
+}
+
+pub struct PauseGuard {
+    signal: PauseSignal,
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        if self.signal.holders.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.signal.paused.send_replace(false);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("cannot create the Kafka client: {0}")]
+    Client(#[source] KafkaError),
+    #[error("cannot subscribe to {topic}: {source}")]
+    Subscribe { topic: String, source: KafkaError },
+    /// Fatal for this producer, e.g. fenced by a newer instance with the same transactional id.
+    #[error("fatal transaction error: {0}")]
+    Fatal(String),
+}
+
+/// Why a batch did not commit, and what the loop does about it.
+enum BatchInterrupt {
+    /// The assignment changed while the batch waited: drop it, the new owner redoes it.
+    Rebalance,
+    Shutdown,
+    /// Rewind to the batch's first offsets and try again after a backoff.
+    Retry(String),
+    Fatal(String),
+}
+
+#[derive(Clone)]
+pub struct StageMetrics {
+    consumer_lag: IntGaugeVec,
+    transactions: IntCounterVec,
+    records_consumed: prometheus::IntCounter,
+    paused: IntGauge,
+    rebalances: IntCounterVec,
+}
+
+impl StageMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = StageMetrics {
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "kafka_consumer_lag_records",
+                    "Records in the partition after this consumer's position (from librdkafka statistics).",
+                ),
+                &["topic", "partition"],
+            )?,
+            transactions: IntCounterVec::new(
+                Opts::new("kafka_transactions_total", "Batch transactions, by outcome (committed, aborted)."),
+                &["outcome"],
+            )?,
+            records_consumed: prometheus::IntCounter::new(
+                "kafka_records_committed_total",
+                "Input records whose batch committed.",
+            )?,
+            paused: IntGauge::new(
+                "kafka_consumption_paused",
+                "1 while consumption is paused for an outside limit (e.g. an API's rate limit).",
+            )?,
+            rebalances: IntCounterVec::new(
+                Opts::new("kafka_rebalances_total", "Rebalance events, by kind (assign, revoke)."),
+                &["kind"],
+            )?,
+        };
+        registry.register(Box::new(metrics.consumer_lag.clone()))?;
+        registry.register(Box::new(metrics.transactions.clone()))?;
+        registry.register(Box::new(metrics.records_consumed.clone()))?;
+        registry.register(Box::new(metrics.paused.clone()))?;
+        registry.register(Box::new(metrics.rebalances.clone()))?;
+        Ok(metrics)
+    }
+}
+
+/// Counts rebalances, so that the loop can tell that a batch it holds belongs to an assignment
+/// that is gone, and feeds the lag gauge from librdkafka's statistics.
+pub struct StageContext {
+    generation: AtomicU64,
+    topic: String,
+    metrics: StageMetrics,
+}
+
+impl StageContext {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+}
+
+impl ClientContext for StageContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (partition, stats) in &topic.partitions {
+            // librdkafka reports -1 for the internal "unassigned" partition and for unknown lag.
+            if *partition >= 0 && stats.consumer_lag >= 0 {
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[&self.topic, &partition.to_string()])
+                    .set(stats.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for StageContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+                for element in partitions.elements() {
+                    let _ = self
+                        .metrics
+                        .consumer_lag
+                        .remove_label_values(&[element.topic(), &element.partition().to_string()]);
+                }
+                tracing::info!(partitions = %describe(partitions), "partitions revoked");
+            }
+            Rebalance::Assign(partitions) => {
+                self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                tracing::info!(partitions = %describe(partitions), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    let ids: Vec<String> = partitions.elements().iter().map(|e| e.partition().to_string()).collect();
+    ids.join(",")
+}
+
+/// The running stage: a consumer in the group and the transactional producer.
+pub struct ExactlyOnceStage<'a, P> {
+    pub kafka: &'a KafkaConfig,
+    pub config: &'a ExactlyOnceConfig,
+    pub input_topic: &'a str,
+    pub processor: &'a P,
+    pub metrics: StageMetrics,
+    pub shutdown: CancellationToken,
+    /// How long an in-flight batch may take to finish after shutdown is asked for.
+    pub grace_period: Duration,
+}
+
+const KAFKA_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
+    /// Runs until shutdown (Ok) or a fatal error.
+    pub async fn run(self) -> Result<(), StageError> {
+        let context = StageContext {
+            generation: AtomicU64::new(0),
+            topic: self.input_topic.to_owned(),
+            metrics: self.metrics.clone(),
+        };
+        let mut consumer_cfg = consumer_config(self.kafka, &self.config.group_id);
+        // Static membership: a restarted instance takes its partitions back at once, instead of
+        // the group waiting out the dead member's session. A static member does not leave the
+        // group when it stops, so its partitions move to the others once its session expires:
+        // 10 s here rather than librdkafka's 45 s.
+        consumer_cfg
+            .set("statistics.interval.ms", "5000")
+            .set("group.instance.id", self.config.instance())
+            .set("session.timeout.ms", "10000");
+        let consumer: StreamConsumer<StageContext> =
+            consumer_cfg.create_with_context(context).map_err(StageError::Client)?;
+        let transactional_id = self.config.transactional_id();
+        let mut producer_cfg = transactional_producer_config(self.kafka, &transactional_id);
+        producer_cfg.set("transaction.timeout.ms", self.config.transaction_timeout_ms.to_string());
+        let producer: FutureProducer = producer_cfg.create().map_err(StageError::Client)?;
+
+        if !self.init_transactions(&producer).await? {
+            return Ok(());
+        }
+        consumer
+            .subscribe(&[self.input_topic])
+            .map_err(|source| StageError::Subscribe { topic: self.input_topic.to_owned(), source })?;
+        tracing::info!(
+            topic = self.input_topic,
+            group = %self.config.group_id,
+            transactional_id = %transactional_id,
+            "consuming"
+        );
+
+        let mut pending = VecDeque::new();
+        let mut backoff = Duration::from_millis(self.config.retry_backoff_ms);
+        loop {
+            let Some((batch, generation)) = self.collect_batch(&consumer, &mut pending).await else { break };
+            if batch.is_empty() {
+                continue;
+            }
+            let outcome = match self.process(&consumer, &batch, generation, &mut pending).await {
+                Ok(outputs) => self.commit(&producer, &consumer, &batch, outputs).await,
+                Err(interrupt) => Err(interrupt),
+            };
+            match outcome {
+                Ok(()) => backoff = Duration::from_millis(self.config.retry_backoff_ms),
+                Err(BatchInterrupt::Rebalance) => {
+                    pending.clear();
+                    tracing::info!(
+                        records = batch.len(),
+                        "batch abandoned to a rebalance; the new owner redoes it"
+                    );
+                }
+                Err(BatchInterrupt::Shutdown) => {
+                    tracing::info!(
+                        records = batch.len(),
+                        "batch abandoned at shutdown; it is redone on restart"
+                    );
+                    break;
+                }
+                Err(BatchInterrupt::Retry(reason)) => {
+                    tracing::warn!(records = batch.len(), error = %reason, retry_in = ?backoff, "batch failed; rewinding to retry");
+                    rewind(&consumer, self.input_topic, &batch, &pending);
+                    pending.clear();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.shutdown.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(BatchInterrupt::Fatal(reason)) => return Err(StageError::Fatal(reason)),
+            }
+        }
+        // Leave the group now rather than at session timeout, so the partitions move at once.
+        consumer.unsubscribe();
+        Ok(())
+    }
+
+    /// Registers the transactional id with the broker, fencing any earlier producer with the
+    /// same id and aborting its open transaction. Retried until the broker answers; `false`
+    /// means shutdown came first.
+    async fn init_transactions(&self, producer: &FutureProducer) -> Result<bool, StageError> {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let p = producer.clone();
+            let result = tokio::task::spawn_blocking(move || p.init_transactions(KAFKA_CALL_TIMEOUT))
+                .await
+                .expect("init_transactions does not panic");
+            match result {
+                Ok(()) => return Ok(true),
+                Err(KafkaError::Transaction(e)) if e.is_fatal() => {
+                    return Err(StageError::Fatal(e.to_string()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "cannot initialise transactions; retrying")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return Ok(false),
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Waits for a first record, then gathers more for up to the linger time. Records kept
+    /// from an earlier wait come first. `None` means shutdown.
+    async fn collect_batch(
+        &self,
+        consumer: &StreamConsumer<StageContext>,
+        pending: &mut VecDeque<(InputRecord, u64)>,
+    ) -> Option<(Vec<InputRecord>, u64)> {
+        let max = self.config.max_batch_records.max(1);
+        let generation = consumer.context().generation();
+        let mut batch: Vec<InputRecord> = Vec::new();
+        while batch.len() < max {
+            match pending.pop_front() {
+                Some((record, g)) if g == generation => batch.push(record),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let mut generation = generation;
+        let mut receive = |batch: &mut Vec<InputRecord>, message: Result<BorrowedMessage<'_>, KafkaError>| {
+            let now = consumer.context().generation();
+            if now != generation {
+                // Records read before the rebalance belong to an assignment that is gone; the
+                // new assignment starts again from the committed offsets.
+                batch.clear();
+                generation = now;
+            }
+            match message {
+                Ok(m) => batch.push(InputRecord::from_message(&m)),
+                Err(e) => tracing::warn!(error = %e, "consumer error"),
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                message = consumer.recv() => receive(&mut batch, message),
+                _ = self.shutdown.cancelled() => return None,
+            }
+        }
+        let linger = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        while batch.len() < max {
+            match tokio::time::timeout_at(linger, consumer.recv()).await {
+                Ok(message) => receive(&mut batch, message),
+                Err(_) => break,
+            }
+        }
+        Some((batch, generation))
+    }
+
+    /// Runs the processor. While it holds a pause, the partitions are paused and the consumer
+    /// keeps being polled, so the instance stays in the group and sees rebalances.
+    async fn process(
+        &self,
+        consumer: &StreamConsumer<StageContext>,
+        batch: &[InputRecord],
+        generation: u64,
+        pending: &mut VecDeque<(InputRecord, u64)>,
+    ) -> Result<Vec<OutputRecord>, BatchInterrupt> {
+        let pause = PauseSignal::default();
+        let mut paused = pause.subscribe();
+        let work = self.processor.process(batch, &pause);
+        tokio::pin!(work);
+        let mut shutdown_asked = false;
+        // Armed only once shutdown is asked for.
+        let grace = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(grace);
+        let result = loop {
+            let is_paused = *paused.borrow();
+            tokio::select! {
+                biased;
+                result = &mut work => break result,
+                Ok(()) = paused.changed() => {
+                    let now_paused = *paused.borrow_and_update();
+                    self.set_paused(consumer, now_paused);
+                }
+                message = consumer.recv(), if is_paused => {
+                    if consumer.context().generation() != generation {
+                        self.set_paused(consumer, false);
+                        return Err(BatchInterrupt::Rebalance);
+                    }
+                    if let Ok(m) = message {
+                        pending.push_back((InputRecord::from_message(&m), generation));
+                    }
+                }
+                _ = self.shutdown.cancelled(), if !shutdown_asked => {
+                    shutdown_asked = true;
+                    grace.as_mut().reset(tokio::time::Instant::now() + self.grace_period);
+                }
+                _ = &mut grace, if shutdown_asked => {
+                    self.set_paused(consumer, false);
+                    return Err(BatchInterrupt::Shutdown);
+                }
+            }
+            // A batch waiting on an outside limit is not drained at shutdown: it may wait for hours.
+            if shutdown_asked && *paused.borrow() {
+                self.set_paused(consumer, false);
+                return Err(BatchInterrupt::Shutdown);
+            }
+        };
+        self.set_paused(consumer, false);
+        result.map_err(|e| match e {
+            ProcessError::Transient(reason) => BatchInterrupt::Retry(reason),
+            ProcessError::Fatal(reason) => BatchInterrupt::Fatal(reason),
+        })
+    }
+
+    fn set_paused(&self, consumer: &StreamConsumer<StageContext>, paused: bool) {
+        if (self.metrics.paused.get() == 1) == paused {
+            return;
+        }
+        let assignment = match consumer.assignment() {
+            Ok(assignment) => assignment,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the assignment");
+                return;
+            }
+        };
+        let result = if paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+        match result {
+            Ok(()) => {
+                self.metrics.paused.set(i64::from(paused));
+                if paused {
+                    tracing::warn!(partitions = %describe(&assignment), "consumption paused: waiting on an outside limit");
+                } else {
+                    tracing::info!(partitions = %describe(&assignment), "consumption resumed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, paused, "cannot pause or resume the partitions"),
+        }
+    }
+
+    /// Writes `outputs` and the batch's offsets in one transaction.
+    async fn commit(
+        &self,
+        producer: &FutureProducer,
+        consumer: &StreamConsumer<StageContext>,
+        batch: &[InputRecord],
+        outputs: Vec<OutputRecord>,
+    ) -> Result<(), BatchInterrupt> {
+        let offsets =
+            next_offsets(self.input_topic, batch).map_err(|e| BatchInterrupt::Fatal(e.to_string()))?;
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| BatchInterrupt::Retry("the consumer has no group metadata yet".into()))?;
+        producer.begin_transaction().map_err(classify)?;
+        let written = self.write(producer, &outputs).await;
+        let p = producer.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            written?;
+            p.send_offsets_to_transaction(&offsets, &group, KAFKA_CALL_TIMEOUT)?;
+            p.commit_transaction(KAFKA_CALL_TIMEOUT)
+        })
+        .await
+        .expect("the commit does not panic");
+        match committed {
+            Ok(()) => {
+                self.metrics.transactions.with_label_values(&["committed"]).inc();
+                self.metrics.records_consumed.inc_by(batch.len() as u64);
+                tracing::debug!(records = batch.len(), outputs = outputs.len(), "batch committed");
+                Ok(())
+            }
+            Err(e) => {
+                let interrupt = classify(e);
+                if let BatchInterrupt::Retry(_) = interrupt {
+                    let p = producer.clone();
+                    let aborted =
+                        tokio::task::spawn_blocking(move || p.abort_transaction(KAFKA_CALL_TIMEOUT))
+                            .await
+                            .expect("the abort does not panic");
+                    self.metrics.transactions.with_label_values(&["aborted"]).inc();
+                    if let Err(e) = aborted {
+                        return Err(BatchInterrupt::Fatal(format!("cannot abort the transaction: {e}")));
+                    }
+                }
+                Err(interrupt)
+            }
+        }
+    }
+
+    async fn write(&self, producer: &FutureProducer, outputs: &[OutputRecord]) -> Result<(), KafkaError> {
+        let mut deliveries = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            let record = FutureRecord::to(output.topic).key(&output.key).payload(&output.value);
+            deliveries.push(producer.send(record, KAFKA_CALL_TIMEOUT));
+        }
+        for delivery in futures::future::join_all(deliveries).await {
+            delivery.map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+}
+
+/// Fatal errors end the stage; everything else aborts the transaction and retries the batch.
+fn classify(error: KafkaError) -> BatchInterrupt {
+    match &error {
+        KafkaError::Transaction(e) if e.is_fatal() => BatchInterrupt::Fatal(error.to_string()),
+        _ => BatchInterrupt::Retry(error.to_string()),
+    }
+}
+
+/// The offsets to commit for a batch: one past the last record of each partition.
+fn next_offsets(topic: &str, batch: &[InputRecord]) -> Result<TopicPartitionList, KafkaError> {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for record in batch {
+        let entry = last.entry(record.partition).or_insert(record.offset);
+        *entry = (*entry).max(record.offset);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for (partition, offset) in last {
+        offsets.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+    }
+    Ok(offsets)
+}
+
+/// Moves the consumer back to the first record of each partition in the batch or in the
+/// records kept for later, so that a failed batch is read again.
+fn rewind(
+    consumer: &StreamConsumer<StageContext>,
+    topic: &str,
+    batch: &[InputRecord],
+    pending: &VecDeque<(InputRecord, u64)>,
+) {
+    let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+    for record in batch.iter().chain(pending.iter().map(|(r, _)| r)) {
+        let entry = first.entry(record.partition).or_insert(record.offset);
+        *entry = (*entry).min(record.offset);
+    }
+    let mut positions = TopicPartitionList::new();
+    for (partition, offset) in first {
+        let _ = positions.add_partition_offset(topic, partition, Offset::Offset(offset));
+    }
+    // A partition that was revoked meanwhile fails to seek; its new owner starts from the
+    // committed offset anyway.
+    if let Err(e) = consumer.seek_partitions(positions, Duration::from_secs(10)) {
+        tracing::warn!(error = %e, "rewind failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> InputRecord {
+        InputRecord { partition, offset, key: None, value: None }
+    }
+
+    #[test]
+    fn offsets_to_commit_are_one_past_each_partitions_last_record() {
+        let batch = [record(0, 5), record(1, 9), record(0, 7), record(0, 6)];
+        let offsets = next_offsets("t", &batch).unwrap();
+        let found: Vec<(i32, Offset)> =
+            offsets.elements().iter().map(|e| (e.partition(), e.offset())).collect();
+        assert_eq!(found, vec![(0, Offset::Offset(8)), (1, Offset::Offset(10))]);
+    }
+
+    #[test]
+    fn the_signal_is_paused_while_any_guard_lives() {
+        let signal = PauseSignal::default();
+        assert!(!signal.is_paused());
+        let first = signal.hold();
+        let second = signal.hold();
+        drop(first);
+        assert!(signal.is_paused(), "one guard still holds the pause");
+        drop(second);
+        assert!(!signal.is_paused());
+    }
+
+    #[test]
+    fn the_transactional_id_names_the_group_and_instance() {
+        let config = ExactlyOnceConfig {
+            group_id: "enricher".into(),
+            instance_id: "a".into(),
+            max_batch_records: 1,
+            batch_linger_ms: 0,
+            transaction_timeout_ms: 10_000,
+            retry_backoff_ms: 100,
+        };
+        assert_eq!(config.transactional_id(), "enricher-a");
+        let unnamed = ExactlyOnceConfig { instance_id: String::new(), ..config };
+        assert!(unnamed.transactional_id().starts_with("enricher-"));
+        assert!(unnamed.transactional_id().len() > "enricher-".len());
+    }
+}

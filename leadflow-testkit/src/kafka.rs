@@ -1,0 +1,141 @@
+//! Reading and writing the stack's topics from tests: where partitions end, what was written
+//! after a point, and consumer-group offsets.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::{Stack, unique};
+
+/// Where each partition of `topic` ends now, so a reader can start after what earlier runs left.
+pub fn end_offsets(stack: &Stack, topic: &str) -> HashMap<i32, i64> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &stack.kafka_bootstrap).create().unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap();
+            (p.id(), high)
+        })
+        .collect()
+}
+
+/// Sets `group`'s committed offsets on `topic` to `offsets`, so that a service started in that
+/// group begins exactly there (after what earlier tests wrote), with no race against its start.
+pub fn commit_group_offsets(stack: &Stack, group: &str, topic: &str, offsets: &HashMap<i32, i64>) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset)).unwrap();
+    }
+    consumer.commit(&list, CommitMode::Sync).unwrap();
+}
+
+/// `group`'s committed offsets on `topic` (partitions with none are left out).
+pub fn committed_offsets(stack: &Stack, group: &str, topic: &str) -> HashMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in end_offsets(stack, topic).keys() {
+        list.add_partition(topic, *partition);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A producer that partitions like the services (murmur2, as the Java client does).
+pub fn producer(stack: &Stack) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap()
+}
+
+/// Writes one record and waits for the broker's acknowledgement.
+pub async fn produce(producer: &FutureProducer, topic: &str, key: &str, value: &[u8]) {
+    producer
+        .send(FutureRecord::to(topic).key(key).payload(value), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
+pub struct Published {
+    pub key: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub value: Vec<u8>,
+}
+
+/// Reads `topic` (`read_committed`) from `from` until `done` says enough; fails after 30 s.
+pub async fn read_from(
+    stack: &Stack,
+    topic: &str,
+    from: &HashMap<i32, i64>,
+    done: impl Fn(&[Published]) -> bool,
+) -> Vec<Published> {
+    read_from_within(stack, topic, from, Duration::from_secs(30), done).await
+}
+
+/// Like [`read_from`], failing after `deadline`.
+pub async fn read_from_within(
+    stack: &Stack,
+    topic: &str,
+    from: &HashMap<i32, i64>,
+    deadline: Duration,
+    done: impl Fn(&[Published]) -> bool,
+) -> Vec<Published> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", unique("test-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for (partition, offset) in from {
+        assignment.add_partition_offset(topic, *partition, Offset::Offset(*offset)).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let started = Instant::now();
+    while !done(&records) {
+        assert!(
+            started.elapsed() < deadline,
+            "only {} records read from {topic} within {deadline:?}",
+            records.len()
+        );
+        if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            let m = message.unwrap();
+            records.push(Published {
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                partition: m.partition(),
+                offset: m.offset(),
+                value: m.payload().unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    records
+}

@@ -1,0 +1,8 @@
+//! Local stand-ins for the external APIs LeadFlow calls, so that tests and the demo run without
+//! the network: each one answers like the real service, deterministically, and can be told to be
+//! slow, flaky or out of quota.
+//!
+//! - [`nationalize`]: nationalize.io (name → likely countries), served by the
+//!   `nationalize-standin` binary on 127.0.0.1:8091 by default.
+
+pub mod nationalize;
