@@ -31,7 +31,7 @@ async fn predictor(stack: &Stack, stand_in: &StandIn, database: Option<&str>, ma
     config.nationalize.backoff_initial_ms = 10;
     config.mongo.uri = stack.mongodb_uri.clone();
     let database = database.map(str::to_owned).unwrap_or_else(|| unique("predictor_test").replace('-', "_"));
-    let db = enricher::mongo_client(&config.mongo).await.unwrap().database(&database);
+    let db = leadflow_core::mongo::client(&config.mongo, "test").await.unwrap().database(&database);
     let cache =
         PredictionCache::new(&db, &CacheConfig { collection: "nationalize_cache".into(), ..config.cache });
     cache.ensure_ttl_index().await.unwrap();

@@ -1,4 +1,5 @@
-//! The write API: routes, handlers and the request middleware (timeout and metrics).
+//! The write API: routes, handlers and the request middleware (timeout and metrics), and the
+//! scoring rules: read the rules in force, publish a new rule set.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,12 +8,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use leadflow_core::records::{LeadEvent, NameSubmitted, TopicRecord};
+use leadflow_core::rules_feed::RulesInForce;
+use leadflow_core::scoring::ScoringRules;
 
 use crate::error::AppError;
 use crate::json_body::JsonBody;
@@ -23,16 +27,25 @@ use crate::validation::{self, FieldError, MAX_EVENTS_PER_BATCH, MAX_NAMES_PER_BA
 pub const EVENT_BODY_LIMIT: usize = 64 * 1024;
 pub const EVENTS_BATCH_BODY_LIMIT: usize = 1024 * 1024;
 pub const LEADS_BODY_LIMIT: usize = 256 * 1024;
+pub const RULES_BODY_LIMIT: usize = 64 * 1024;
 
 /// Every route of the API, as (method, path); the OpenAPI document is checked against it.
-pub const ROUTES: &[(&str, &str)] =
-    &[("post", "/api/events"), ("post", "/api/events/batch"), ("post", "/api/leads")];
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/events"),
+    ("post", "/api/events/batch"),
+    ("post", "/api/leads"),
+    ("get", "/api/scoring-rules"),
+    ("put", "/api/scoring-rules"),
+];
 
 pub struct AppState<P> {
     pub publisher: P,
     pub metrics: GatewayMetrics,
     pub request_timeout: Duration,
     pub retry_after: Duration,
+    /// The scoring rules in force, as `leadflow_core::rules_feed::follow` reads them from
+    /// `scoring.rules.v1` (the scorer reads them the same way).
+    pub rules: watch::Receiver<RulesInForce>,
 }
 
 pub fn router<P: Publisher>(state: Arc<AppState<P>>) -> Router {
@@ -40,6 +53,7 @@ pub fn router<P: Publisher>(state: Arc<AppState<P>>) -> Router {
         .route("/api/events", post(post_event::<P>))
         .route("/api/events/batch", post(post_event_batch::<P>))
         .route("/api/leads", post(post_leads::<P>))
+        .route("/api/scoring-rules", get(get_scoring_rules::<P>).put(put_scoring_rules::<P>))
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
         .layer(middleware::from_fn_with_state(state.clone(), track::<P>))
@@ -242,6 +256,73 @@ async fn post_leads<P: Publisher>(
     }
     let accepted = leads.into_iter().map(|l| LeadAccepted { lead_id: l.lead_id, name: l.name }).collect();
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RulesSource {
+    /// The newest valid rule set on `scoring.rules.v1`.
+    Topic,
+    /// The seeds' rules: nothing valid has been read from the topic.
+    Default,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RulesAnswer {
+    pub rules: ScoringRules,
+    pub source: RulesSource,
+    /// The rule set's offset on `scoring.rules.v1`; null for the seeds' rules.
+    pub offset: Option<i64>,
+}
+
+/// The rules in force as this gateway has read them from the topic.
+async fn get_scoring_rules<P: Publisher>(State(state): State<Arc<AppState<P>>>) -> Json<RulesAnswer> {
+    let in_force = state.rules.borrow().clone();
+    Json(RulesAnswer {
+        rules: ScoringRules::clone(&in_force.rules),
+        source: if in_force.offset.is_some() { RulesSource::Topic } else { RulesSource::Default },
+        offset: in_force.offset,
+    })
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RulesPublished {
+    pub version: String,
+    pub status: &'static str,
+}
+
+/// Publishes a rule set to `scoring.rules.v1` (key `scoring-rules`), answering 202 once Kafka
+/// has acknowledged it. Every scorer instance then switches to it. A version names one rule
+/// set: reusing the version in force for other content is a 409; resending the rules in force
+/// publishes them again, which changes nothing.
+async fn put_scoring_rules<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    JsonBody(body): JsonBody<RULES_BODY_LIMIT>,
+) -> Result<(StatusCode, Json<RulesPublished>), AppError> {
+    let rules = validation::validate_scoring_rules(&body).map_err(|errors| {
+        state.count_rejected(&errors);
+        AppError::invalid_fields(errors)
+    })?;
+    {
+        let in_force = state.rules.borrow();
+        if in_force.rules.version == rules.version && *in_force.rules != rules {
+            return Err(AppError::conflict(
+                "version",
+                format!(
+                    "version {:?} already names the rule set in force, with other content; a version \
+                     names one rule set; pick a new version",
+                    rules.version
+                ),
+            ));
+        }
+    }
+    match state.publish(std::slice::from_ref(&rules)).await.remove(0) {
+        Ok(()) => {
+            tracing::info!(version = %rules.version, "scoring rules published");
+            Ok((StatusCode::ACCEPTED, Json(RulesPublished { version: rules.version, status: "published" })))
+        }
+        Err(e) => Err(state.publish_failure(&e)),
+    }
 }
 
 #[cfg(test)]

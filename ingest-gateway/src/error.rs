@@ -53,6 +53,13 @@ impl AppError {
         error
     }
 
+    /// 409: the request contradicts what is already in force, naming the field that does.
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::CONFLICT, "conflict", message);
+        error.body.field = Some(field.into());
+        error
+    }
+
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

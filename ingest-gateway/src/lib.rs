@@ -1,6 +1,7 @@
 //! ingest-gateway: the HTTP API that producers post lead names and behavioural events to. It
 //! validates them and publishes them to Kafka keyed by lead id, answering 202 only once Kafka
-//! has acknowledged each record.
+//! has acknowledged each record. It also serves the scoring rules: the rules in force, read from
+//! `scoring.rules.v1` as the scorer reads them, and publishing a new rule set there.
 
 pub mod api;
 pub mod config;
@@ -15,8 +16,10 @@ use std::time::Duration;
 
 use leadflow_core::codec::SchemaCodec;
 use leadflow_core::kafka::producer_config;
+use leadflow_core::rules_feed::{self, RulesInForce};
 use leadflow_core::service::{self, ServiceContext};
 use rdkafka::producer::FutureProducer;
+use tokio::sync::{oneshot, watch};
 
 pub use config::{DEFAULTS, GatewayConfig as Config};
 
@@ -50,11 +53,29 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
         .map_err(|source| service::StartupError::OpsListener { addr: config.telemetry.ops_listen, source })?;
     service::register_schemas(&codec, &context.shutdown).await?;
 
+    // The same reader of `scoring.rules.v1` as the scorer's, so both agree on the rules in force.
+    let (rules_tx, rules) = watch::channel(RulesInForce::seeds());
+    let (caught_up_tx, caught_up) = oneshot::channel();
+    let feed =
+        tokio::spawn(follow_rules(config.kafka.clone(), codec.clone(), rules_tx, caught_up_tx, &context));
+    // Until the topic is read to its end, the rules read so far may be older than those in force,
+    // and GET would report them and PUT check versions against them. `caught_up` also resolves
+    // when the reader stops (its sender is dropped).
+    tokio::select! {
+        _ = caught_up => {}
+        _ = tokio::time::sleep(RULES_CATCH_UP_WAIT) => {
+            tracing::warn!("the scoring rules topic was not read to its end in time; serving the rules read so far");
+        }
+        _ = context.shutdown.cancelled() => {}
+    }
+    tracing::info!(version = %rules.borrow().rules.version, "scoring rules loaded");
+
     let state = Arc::new(AppState {
         publisher: KafkaPublisher::new(producer, codec),
         metrics: GatewayMetrics::register(&context.metrics)?,
         request_timeout: Duration::from_millis(config.http.request_timeout_ms),
         retry_after: Duration::from_secs(config.http.retry_after_s),
+        rules,
     });
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -70,6 +91,30 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     if let Err(e) = state.publisher.flush(grace) {
         tracing::error!(error = %e, "records left unacknowledged at shutdown");
     }
+    context.shutdown.cancel();
+    if tokio::time::timeout(grace, feed).await.is_err() {
+        tracing::warn!("the scoring rules reader did not stop within the grace period");
+    }
     let _ = ops.await;
     served.map_err(GatewayError::Serve)
+}
+
+/// How long start-up waits for the rules topic to be read to its end before serving anyway.
+const RULES_CATCH_UP_WAIT: Duration = Duration::from_secs(15);
+
+/// Follows `scoring.rules.v1` until shutdown. A reader that fails is logged, not fatal: the
+/// gateway keeps serving events and leads, and the rules routes answer with the rules read so far.
+fn follow_rules(
+    kafka: leadflow_core::config::KafkaConfig,
+    codec: Arc<SchemaCodec>,
+    rules: watch::Sender<RulesInForce>,
+    caught_up: oneshot::Sender<()>,
+    context: &ServiceContext,
+) -> impl Future<Output = ()> + Send + 'static {
+    let shutdown = context.shutdown.clone();
+    async move {
+        if let Err(e) = rules_feed::follow(kafka, codec, rules, caught_up, |_| {}, shutdown).await {
+            tracing::error!(error = %e, "cannot follow the scoring rules topic; serving the rules read so far");
+        }
+    }
 }

@@ -81,7 +81,7 @@ impl Publisher for KafkaPublisher {
                     continue;
                 }
             };
-            let message = FutureRecord::to(R::TOPIC).key(record.lead_id()).payload(&bytes);
+            let message = FutureRecord::to(R::TOPIC).key(record.key()).payload(&bytes);
             pending.push(self.producer.send_result(message).map_err(|(e, _)| from_kafka(&e)));
         }
         let mut results = Vec::with_capacity(pending.len());

@@ -7,6 +7,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use leadflow_core::records::{LeadEvent, NameSubmitted};
+use leadflow_core::scoring::ScoringRules;
 
 pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_PROPERTIES_BYTES: usize = 5 * 1024;
@@ -24,7 +25,8 @@ pub const MAX_NAMES_PER_BATCH: usize = 100;
 pub struct FieldError {
     pub field: String,
     /// A short, bounded reason, also used as a metric label: `required`, `invalid_type`,
-    /// `invalid_format`, `too_long`, `too_large`, `too_deep`, `in_future`, `unknown_field`, `empty`.
+    /// `invalid_format`, `too_long`, `too_large`, `too_deep`, `in_future`, `unknown_field`, `empty`,
+    /// `too_many`, `invalid_value` (a scoring rule out of its range).
     pub reason: &'static str,
     pub message: String,
 }
@@ -288,6 +290,106 @@ fn lead_from_parts(
         company: company.map(str::to_owned),
         submitted_at: now,
     })
+}
+
+const RULES_FIELDS: &[&str] = &["version", "points", "stages", "decay", "dailyCaps"];
+const STAGES_FIELDS: &[&str] = &["warm", "hot", "qualified"];
+const DECAY_FIELDS: &[&str] = &["graceDays", "ratePerDay"];
+
+/// `Some` when present as an object; an error when absent, null or of another type.
+fn required_object<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a Map<String, Value>> {
+    match object.get(field) {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new(field, "required", format!("{field} is required")));
+            None
+        }
+        Some(value) => expect_object(value, field).map_err(|e| errors.push(e)).ok(),
+    }
+}
+
+/// The fields of the object at `path` (e.g. `decay`): only `known` ones, each a number. Errors
+/// name the whole path (`decay.ratePerDay`) in `field` and in `message`.
+fn check_numbers_object(
+    object: &Map<String, Value>,
+    path: &str,
+    known: &[&str],
+    errors: &mut Vec<FieldError>,
+) {
+    for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
+        errors.push(FieldError::new(
+            format!("{path}.{key}"),
+            "unknown_field",
+            format!("unknown field {path}.{key}; expected one of {}", known.join(", ")),
+        ));
+    }
+    for name in known {
+        let field = format!("{path}.{name}");
+        match object.get(*name) {
+            None | Some(Value::Null) => {
+                let message = format!("{field} is required");
+                errors.push(FieldError::new(field, "required", message));
+            }
+            Some(Value::Number(_)) => {}
+            Some(_) => {
+                let message = format!("{field} must be a number");
+                errors.push(FieldError::new(field, "invalid_type", message));
+            }
+        }
+    }
+}
+
+/// Validates a rule set for `PUT /api/scoring-rules`: first its shape (unknown, missing and
+/// mistyped fields, each named by its JSON path such as `decay.ratePerDay`), then
+/// [`ScoringRules::validate`], whose error names the field the same way. Map entries are named
+/// as `validate` names them: `points."page_view"`.
+pub fn validate_scoring_rules(value: &Value) -> Result<ScoringRules, Vec<FieldError>> {
+    let object = expect_object(value, "rules").map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    reject_unknown(object, RULES_FIELDS, &mut errors);
+    required_string(object, "version", &mut errors);
+    if let Some(points) = required_object(object, "points", &mut errors) {
+        for (event_type, points) in points {
+            if !points.is_number() {
+                let field = format!("points.{event_type:?}");
+                let message = format!("{field} must be a number");
+                errors.push(FieldError::new(field, "invalid_type", message));
+            }
+        }
+    }
+    for (field, known) in [("stages", STAGES_FIELDS), ("decay", DECAY_FIELDS)] {
+        if let Some(inner) = required_object(object, field, &mut errors) {
+            check_numbers_object(inner, field, known, &mut errors);
+        }
+    }
+    match object.get("dailyCaps") {
+        None => {}
+        Some(Value::Object(caps)) => {
+            for (event_type, cap) in caps {
+                if cap.as_u64().is_none_or(|cap| cap > u64::from(u32::MAX)) {
+                    let field = format!("dailyCaps.{event_type:?}");
+                    let message = format!("{field} must be a whole number from 0 to {}", u32::MAX);
+                    errors.push(FieldError::new(field, "invalid_type", message));
+                }
+            }
+        }
+        Some(_) => errors.push(FieldError::new(
+            "dailyCaps",
+            "invalid_type",
+            "dailyCaps must be an object; omit it for no caps",
+        )),
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // The shape was checked above, so this only fails if the two disagree.
+    let rules: ScoringRules = serde_json::from_value(value.clone())
+        .map_err(|e| vec![FieldError::new("rules", "invalid_type", e.to_string())])?;
+    rules.validate().map_err(|e| vec![FieldError::new(e.field.clone(), "invalid_value", e.to_string())])?;
+    Ok(rules)
 }
 
 /// A batch body: `{"<key>": [...]}` with at most `max` items.

@@ -1,15 +1,18 @@
 //! The gateway binary against the real stack: what a 202 promises is in Kafka, keyed and ordered
-//! by lead, framed with the registered schema; a mixed batch publishes exactly its valid items.
+//! by lead, framed with the registered schema; a mixed batch publishes exactly its valid items;
+//! a rule set PUT to the gateway becomes the rules in force that it reads back from the topic.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use common::{Gateway, codec, end_offsets, read_from, run_id};
 use leadflow_core::codec::register_all;
 
 use leadflow_core::records::{LeadEvent, NameSubmitted};
-use leadflow_testkit::Stack;
+use leadflow_core::scoring::ScoringRules;
+use leadflow_testkit::{Stack, eventually, unique};
 use serde_json::json;
 
 #[tokio::test]
@@ -126,4 +129,46 @@ async fn submitted_names_are_published_as_name_submitted() {
     }
     assert_eq!(names[&format!("{run}.zoe")], "Zoë Ångström");
     assert_eq!(names.len(), 2);
+}
+
+/// The seeds' rules under a version no run has used, so that whatever this test leaves newest
+/// on `scoring.rules.v1` scores exactly like the seeds (other tests and the demo rely on that).
+fn seeds_as_new_version(prefix: &str) -> ScoringRules {
+    ScoringRules { version: unique(prefix), ..ScoringRules::seeds() }
+}
+
+#[tokio::test]
+async fn a_rule_set_put_to_the_gateway_becomes_the_rules_in_force() {
+    let stack = Stack::get();
+    let gateway = Gateway::start(&stack).await;
+    let rules = seeds_as_new_version("test-gw-rules");
+    let (status, body) = gateway.put("/api/scoring-rules", &json!(rules)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body, json!({"version": rules.version, "status": "published"}));
+
+    // The gateway reads the topic back the way the scorer does.
+    let in_force = eventually("the PUT rule set is in force", Duration::from_secs(30), || async {
+        let (status, body) = gateway.get("/api/scoring-rules").await;
+        let ours = status == 200 && body["rules"]["version"] == rules.version && body["source"] == "topic";
+        if ours { Ok(Some(body)) } else { Err(format!("{status} {body}")) }
+    })
+    .await
+    .unwrap();
+
+    // Now in force, its version names it: other content under it is refused. The difference is
+    // a cap on a type without points, which scores nothing either way, so that even a wrongly
+    // accepted PUT would not change any score.
+    let mut other = rules.clone();
+    other.daily_caps.insert("test_unscored_type".to_owned(), 1);
+    let (conflict_status, conflict) = gateway.put("/api/scoring-rules", &json!(other)).await;
+
+    // Leave the seeds' points newest on the topic under a fresh version, before asserting more.
+    let restore = seeds_as_new_version("test-gw-restore");
+    let (restore_status, restored) = gateway.put("/api/scoring-rules", &json!(restore)).await;
+    assert_eq!(restore_status, 202, "restoring the seeds' points: {restored}");
+
+    assert_eq!(in_force["rules"], serde_json::to_value(&rules).unwrap());
+    assert!(in_force["offset"].as_i64().is_some_and(|o| o >= 0), "{in_force}");
+    assert_eq!(conflict_status, 409, "{conflict}");
+    assert_eq!(conflict["field"], "version");
 }

@@ -261,5 +261,6 @@ pub async fn register_all(codec: &SchemaCodec) -> Result<(), CodecError> {
     codec.register::<LeadScored>().await?;
     codec.register::<CrmDelivery>().await?;
     codec.register::<DeadLetter>().await?;
+    codec.register::<crate::scoring::ScoringRules>().await?;
     Ok(())
 }

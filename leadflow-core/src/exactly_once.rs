@@ -52,7 +52,20 @@ pub struct ExactlyOnceConfig {
     pub transaction_timeout_ms: u64,
     /// First wait before a batch is retried after a transient failure (doubling up to 30 s).
     pub retry_backoff_ms: u64,
+    /// `false` is at-least-once, kept to measure what exactly-once costs: no transaction, the
+    /// offsets are committed once the batch's records are acknowledged, so a crash between the
+    /// two writes the batch's records again. The stage's own state must make repeats harmless.
+    #[serde(default = "exactly_once_by_default")]
+    pub exactly_once: bool,
 }
+
+fn exactly_once_by_default() -> bool {
+    true
+}
+
+/// The partitions this instance holds now, for work that must follow the assignment (e.g. a
+/// periodic pass over the leads of those partitions).
+pub type AssignedPartitions = Arc<std::sync::Mutex<std::collections::BTreeSet<i32>>>;
 
 impl ExactlyOnceConfig {
     pub fn transactional_id(&self) -> String {
@@ -237,6 +250,7 @@ pub struct StageContext {
     generation: AtomicU64,
     topic: String,
     metrics: StageMetrics,
+    assigned: AssignedPartitions,
 }
 
 impl StageContext {
@@ -266,6 +280,10 @@ impl ConsumerContext for StageContext {
         match rebalance {
             Rebalance::Revoke(partitions) => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+                let mut assigned = self.assigned.lock().expect("not poisoned");
+                for element in partitions.elements() {
+                    assigned.remove(&element.partition());
+                }
                 for element in partitions.elements() {
                     let _ = self
                         .metrics
@@ -276,6 +294,10 @@ impl ConsumerContext for StageContext {
             }
             Rebalance::Assign(partitions) => {
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                self.assigned
+                    .lock()
+                    .expect("not poisoned")
+                    .extend(partitions.elements().iter().map(|e| e.partition()));
                 tracing::info!(partitions = %describe(partitions), "partitions assigned");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
@@ -298,6 +320,8 @@ pub struct ExactlyOnceStage<'a, P> {
     pub shutdown: CancellationToken,
     /// How long an in-flight batch may take to finish after shutdown is asked for.
     pub grace_period: Duration,
+    /// Kept up to date with the assignment.
+    pub assigned: AssignedPartitions,
 }
 
 const KAFKA_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -309,6 +333,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             generation: AtomicU64::new(0),
             topic: self.input_topic.to_owned(),
             metrics: self.metrics.clone(),
+            assigned: self.assigned.clone(),
         };
         let mut consumer_cfg = consumer_config(self.kafka, &self.config.group_id);
         // Static membership: a restarted instance takes its partitions back at once, instead of
@@ -322,11 +347,16 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         let consumer: StreamConsumer<StageContext> =
             consumer_cfg.create_with_context(context).map_err(StageError::Client)?;
         let transactional_id = self.config.transactional_id();
-        let mut producer_cfg = transactional_producer_config(self.kafka, &transactional_id);
-        producer_cfg.set("transaction.timeout.ms", self.config.transaction_timeout_ms.to_string());
+        let producer_cfg = if self.config.exactly_once {
+            let mut cfg = transactional_producer_config(self.kafka, &transactional_id);
+            cfg.set("transaction.timeout.ms", self.config.transaction_timeout_ms.to_string());
+            cfg
+        } else {
+            crate::kafka::producer_config(self.kafka)
+        };
         let producer: FutureProducer = producer_cfg.create().map_err(StageError::Client)?;
 
-        if !self.init_transactions(&producer).await? {
+        if self.config.exactly_once && !self.init_transactions(&producer).await? {
             return Ok(());
         }
         consumer
@@ -336,6 +366,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             topic = self.input_topic,
             group = %self.config.group_id,
             transactional_id = %transactional_id,
+            exactly_once = self.config.exactly_once,
             "consuming"
         );
 
@@ -540,7 +571,8 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         }
     }
 
-    /// Writes `outputs` and the batch's offsets in one transaction.
+    /// Writes `outputs` and the batch's offsets: in one transaction, or (at-least-once) one after
+    /// the other.
     async fn commit(
         &self,
         producer: &FutureProducer,
@@ -550,6 +582,12 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
     ) -> Result<(), BatchInterrupt> {
         let offsets =
             next_offsets(self.input_topic, batch).map_err(|e| BatchInterrupt::Fatal(e.to_string()))?;
+        if !self.config.exactly_once {
+            self.write(producer, &outputs).await.map_err(classify)?;
+            consumer.commit(&offsets, rdkafka::consumer::CommitMode::Async).map_err(classify)?;
+            self.metrics.records_consumed.inc_by(batch.len() as u64);
+            return Ok(());
+        }
         let group = consumer
             .group_metadata()
             .ok_or_else(|| BatchInterrupt::Retry("the consumer has no group metadata yet".into()))?;
@@ -685,6 +723,7 @@ mod tests {
             batch_linger_ms: 0,
             transaction_timeout_ms: 10_000,
             retry_backoff_ms: 100,
+            exactly_once: true,
         };
         assert_eq!(config.transactional_id(), "enricher-a");
         let unnamed = ExactlyOnceConfig { instance_id: String::new(), ..config };

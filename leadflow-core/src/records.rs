@@ -8,14 +8,15 @@ use time::OffsetDateTime;
 
 use crate::topics;
 
-/// A record type with a topic of its own. Every topic is keyed by `leadId`.
+/// A record type with a topic of its own.
 pub trait TopicRecord: Serialize + DeserializeOwned + Send + Sync {
     /// The topic the record travels on.
     const TOPIC: &'static str;
     /// The record's JSON Schema, registered as `<topic>-value`.
     const SCHEMA: &'static str;
-    /// The record key: every topic is keyed by lead id so that a lead's records share a partition.
-    fn lead_id(&self) -> &str;
+    /// The record key: on every lead topic, the lead id, so that a lead's records share a
+    /// partition.
+    fn key(&self) -> &str;
 }
 
 macro_rules! topic_record {
@@ -23,7 +24,7 @@ macro_rules! topic_record {
         impl TopicRecord for $ty {
             const TOPIC: &'static str = $topic;
             const SCHEMA: &'static str = include_str!(concat!("../../schemas/", $schema_file));
-            fn lead_id(&self) -> &str {
+            fn key(&self) -> &str {
                 &self.lead_id
             }
         }
@@ -130,6 +131,17 @@ pub struct CrmDelivery {
     pub delivered_at: OffsetDateTime,
 }
 topic_record!(CrmDelivery, topics::CRM_DELIVERIES, "CrmDelivery.schema.json");
+
+/// The one key of `scoring.rules.v1`: compaction keeps the newest rule set.
+pub const SCORING_RULES_KEY: &str = "scoring-rules";
+
+impl TopicRecord for crate::scoring::ScoringRules {
+    const TOPIC: &'static str = topics::SCORING_RULES;
+    const SCHEMA: &'static str = include_str!("../../schemas/ScoringRules.schema.json");
+    fn key(&self) -> &str {
+        SCORING_RULES_KEY
+    }
+}
 
 /// Which pipeline stage gave up on a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +277,7 @@ mod tests {
             reason: None,
         })
         .unwrap();
+        validate(&crate::scoring::ScoringRules::seeds()).unwrap();
         validate(&CrmDelivery {
             lead_id: "lead-1".into(),
             version: 3,

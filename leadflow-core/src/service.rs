@@ -128,18 +128,31 @@ pub enum StartupError {
     OpsListener { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
+/// What a Kafka service does first: a schema codec, the ops endpoints with Kafka and registry
+/// readiness, and every record schema registered. Returns the codec and the ops server's task.
+pub async fn start_kafka_service(
+    context: &ServiceContext,
+    kafka: &KafkaConfig,
+    registry: &crate::config::SchemaRegistryConfig,
+    telemetry: &TelemetryConfig,
+) -> Result<(Arc<SchemaCodec>, tokio::task::JoinHandle<std::io::Result<()>>), StartupError> {
+    let codec = Arc::new(SchemaCodec::new(registry)?);
+    let readiness = kafka_and_registry_readiness(kafka, codec.clone());
+    let ops = serve_ops(context, telemetry, readiness)
+        .await
+        .map_err(|source| StartupError::OpsListener { addr: telemetry.ops_listen, source })?;
+    register_schemas(&codec, &context.shutdown).await?;
+    Ok((codec, ops))
+}
+
 /// For a service whose pipeline work is not built yet: registers the record schemas, and serves
 /// the ops endpoints with real readiness checks until the shutdown signal.
 pub async fn serve_ops_until_shutdown(
     config: BaseConfig,
     context: ServiceContext,
 ) -> Result<(), StartupError> {
-    let codec = Arc::new(SchemaCodec::new(&config.schema_registry)?);
-    let readiness = kafka_and_registry_readiness(&config.kafka, codec.clone());
-    let ops = serve_ops(&context, &config.telemetry, readiness)
-        .await
-        .map_err(|source| StartupError::OpsListener { addr: config.telemetry.ops_listen, source })?;
-    register_schemas(&codec, &context.shutdown).await?;
+    let (_codec, ops) =
+        start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry).await?;
     context.shutdown.cancelled().await;
     let _ = ops.await;
     Ok(())

@@ -7,6 +7,8 @@ pub const ENRICHED: &str = "leads.enriched.v1";
 pub const SCORES: &str = "leads.scores.v1";
 pub const CRM_DELIVERIES: &str = "crm.deliveries.v1";
 pub const DLQ: &str = "leads.dlq.v1";
+/// Compacted, one partition: the newest record is the scorer's rule set in force.
+pub const SCORING_RULES: &str = "scoring.rules.v1";
 
 /// The declarations: one line per topic, `name partitions [key=value ...]`, `#` comments.
 pub const TOPICS_CONF: &str = include_str!("../../deploy/topics.conf");
@@ -68,7 +70,7 @@ mod tests {
     fn declared_topics_parse_and_cover_every_record_topic() {
         let specs = parse_topics_conf(TOPICS_CONF).unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        for topic in [NAMES, EVENTS, ENRICHED, SCORES, CRM_DELIVERIES, DLQ] {
+        for topic in [NAMES, EVENTS, ENRICHED, SCORES, CRM_DELIVERIES, DLQ, SCORING_RULES] {
             assert!(names.contains(&topic), "{topic} missing from deploy/topics.conf");
         }
     }

@@ -8,6 +8,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+use leadflow_core::codec::SchemaCodec;
+use leadflow_core::config::SchemaRegistryConfig;
+use leadflow_core::records::TopicRecord;
+
 use crate::{Stack, unique};
 
 /// Where each partition of `topic` ends now, so a reader can start after what earlier runs left.
@@ -138,4 +142,23 @@ pub async fn read_from_within(
         }
     }
     records
+}
+
+/// A schema codec against the stack's registry, to write and read records as the services do.
+pub fn codec(stack: &Stack) -> SchemaCodec {
+    SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
+        .unwrap()
+}
+
+/// Decodes records read from a topic, failing the test on any that does not decode.
+pub async fn decode_all<'a, R: TopicRecord>(
+    stack: &Stack,
+    records: impl Iterator<Item = &'a Published>,
+) -> Vec<R> {
+    let codec = codec(stack);
+    let mut decoded = Vec::new();
+    for record in records {
+        decoded.push(codec.decode::<R>(&record.value).await.unwrap());
+    }
+    decoded
 }

@@ -17,6 +17,15 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the testkit sits in the workspace").to_owned()
 }
 
+/// Another workspace package's binary, e.g. the gateway for a scorer test that posts through
+/// it. `cargo test --workspace` builds every binary first; a test run for one package may not,
+/// so a missing binary fails with the command that builds it.
+pub fn workspace_binary(name: &str) -> String {
+    let path = repo_root().join("target/debug").join(name);
+    assert!(path.exists(), "{} is not built; run `cargo build --bins` first", path.display());
+    path.to_string_lossy().into_owned()
+}
+
 /// The running stack's addresses, from the environment or from `.local/stack.env`.
 #[derive(Debug, Clone)]
 pub struct Stack {

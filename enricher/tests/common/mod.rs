@@ -7,13 +7,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use leadflow_core::codec::SchemaCodec;
-use leadflow_core::config::SchemaRegistryConfig;
-use leadflow_core::records::{LeadEnriched, NameSubmitted, TopicRecord};
+use leadflow_core::records::{LeadEnriched, NameSubmitted};
 use leadflow_core::topics;
 use leadflow_testkit::kafka::{
     Published, commit_group_offsets, end_offsets, produce, producer, read_from_within,
 };
+pub use leadflow_testkit::kafka::{codec, decode_all};
 use leadflow_testkit::{ServiceProcess, Stack, unique};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -59,11 +58,6 @@ impl Drop for StandIn {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-pub fn codec(stack: &Stack) -> SchemaCodec {
-    SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
-        .unwrap()
 }
 
 /// `n` names of one run: lead ids `<run>-<i>`, and first names unique to the run, so that each
@@ -197,18 +191,6 @@ impl DistinctKeys {
         self.looked_at.set(records.len());
         seen.len()
     }
-}
-
-pub async fn decode_all<'a, R: TopicRecord>(
-    stack: &Stack,
-    records: impl Iterator<Item = &'a Published>,
-) -> Vec<R> {
-    let codec = codec(stack);
-    let mut decoded = Vec::new();
-    for record in records {
-        decoded.push(codec.decode::<R>(&record.value).await.unwrap());
-    }
-    decoded
 }
 
 pub fn json_faults(latency_ms: u64, error_rate: f64, quota: Option<u64>, window_s: u64) -> Value {

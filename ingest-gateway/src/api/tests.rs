@@ -9,6 +9,10 @@ use prometheus::Registry;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use leadflow_core::rules_feed::RulesInForce;
+use leadflow_core::scoring::ScoringRules;
+use tokio::sync::watch;
+
 use super::*;
 
 #[derive(Default)]
@@ -30,11 +34,7 @@ impl Publisher for RecordingPublisher {
         records
             .iter()
             .map(|r| {
-                published.push((
-                    R::TOPIC.to_owned(),
-                    r.lead_id().to_owned(),
-                    serde_json::to_value(r).unwrap(),
-                ));
+                published.push((R::TOPIC.to_owned(), r.key().to_owned(), serde_json::to_value(r).unwrap()));
                 Ok(())
             })
             .collect()
@@ -48,18 +48,22 @@ impl Publisher for RecordingPublisher {
 struct Harness {
     state: Arc<AppState<RecordingPublisher>>,
     registry: Registry,
+    /// Stands in for the rules topic's reader: what is sent here is the rules in force.
+    rules: watch::Sender<RulesInForce>,
 }
 
 impl Harness {
     fn with(publisher: RecordingPublisher) -> Self {
         let registry = Registry::new();
+        let (rules, rules_rx) = watch::channel(RulesInForce::seeds());
         let state = Arc::new(AppState {
             publisher,
             metrics: GatewayMetrics::register(&registry).unwrap(),
             request_timeout: Duration::from_millis(200),
             retry_after: Duration::from_secs(2),
+            rules: rules_rx,
         });
-        Harness { state, registry }
+        Harness { state, registry, rules }
     }
 
     fn new() -> Self {
@@ -81,6 +85,24 @@ impl Harness {
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
         self.send(post_request(path, "application/json", body.to_string())).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self.send(Request::get(path).body(Body::empty()).unwrap()).await;
+        (status, body)
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let request = Request::put(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// Makes `rules` the rules in force, as if read from the topic at `offset`.
+    fn in_force(&self, rules: ScoringRules, offset: i64) {
+        self.rules.send_replace(RulesInForce { rules: Arc::new(rules), offset: Some(offset) });
     }
 
     fn published(&self) -> Vec<(String, String, Value)> {
@@ -324,4 +346,186 @@ async fn every_listed_route_is_served() {
             "{method} {path}: {status}"
         );
     }
+}
+
+/// The seeds' rules under another version, as JSON.
+fn rules_json(version: &str) -> Value {
+    let mut rules = serde_json::to_value(ScoringRules::seeds()).unwrap();
+    rules["version"] = json!(version);
+    rules
+}
+
+#[tokio::test]
+async fn get_scoring_rules_answers_the_seeds_as_default_while_the_topic_has_none() {
+    let h = Harness::new();
+    let (status, body) = h.get("/api/scoring-rules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"rules": serde_json::to_value(ScoringRules::seeds()).unwrap(), "source": "default", "offset": null})
+    );
+}
+
+#[tokio::test]
+async fn get_scoring_rules_answers_the_rules_read_from_the_topic() {
+    let h = Harness::new();
+    let mut rules = ScoringRules::seeds();
+    rules.version = "v2".to_owned();
+    rules.points.insert("webinar".to_owned(), 15.0);
+    h.in_force(rules.clone(), 7);
+    let (status, body) = h.get("/api/scoring-rules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"rules": serde_json::to_value(&rules).unwrap(), "source": "topic", "offset": 7}));
+    assert_eq!(body["rules"]["points"]["webinar"], 15.0);
+}
+
+#[tokio::test]
+async fn put_scoring_rules_publishes_one_record_keyed_scoring_rules_and_answers_202() {
+    let h = Harness::new();
+    let mut body = rules_json("v2");
+    body["dailyCaps"] = json!({"page_view": 10});
+    let (status, _, answer) = h.put("/api/scoring-rules", body.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer, json!({"version": "v2", "status": "published"}));
+    let published = h.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        (published[0].0.as_str(), published[0].1.as_str()),
+        ("scoring.rules.v1", leadflow_core::records::SCORING_RULES_KEY)
+    );
+    assert_eq!(published[0].1, "scoring-rules");
+    assert_eq!(published[0].2, body);
+    assert_eq!(h.metric("gateway_records_published_total", &[("topic", "scoring.rules.v1")]), 1.0);
+    assert_eq!(
+        h.metric("gateway_http_requests_total", &[("route", "/api/scoring-rules"), ("status", "202")]),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn put_scoring_rules_names_unknown_and_missing_fields_and_publishes_nothing() {
+    let h = Harness::new();
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!({"colour": "red"}), "colour", "unknown_field"),
+        (
+            json!({"decay": {"graceDays": 7, "ratePerDay": 0.05, "halfLife": 3}}),
+            "decay.halfLife",
+            "unknown_field",
+        ),
+        (json!({"stages": null}), "stages", "required"),
+        (json!({"decay": {"graceDays": 7}}), "decay.ratePerDay", "required"),
+        (json!({"version": null}), "version", "required"),
+        (json!({"points": {"page_view": "5"}}), "points.\"page_view\"", "invalid_type"),
+        (json!({"stages": {"warm": 20, "hot": "50", "qualified": 100}}), "stages.hot", "invalid_type"),
+        (json!({"dailyCaps": {"page_view": 2.5}}), "dailyCaps.\"page_view\"", "invalid_type"),
+    ];
+    for (change, field, reason) in cases {
+        let mut body = rules_json("v2");
+        for (key, value) in change.as_object().unwrap() {
+            if value.is_null() {
+                body.as_object_mut().unwrap().remove(key);
+            } else {
+                body[key] = value.clone();
+            }
+        }
+        let (status, _, answer) = h.put("/api/scoring-rules", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{change}: {answer}");
+        assert_eq!(answer["error"], "invalid_field", "{change}: {answer}");
+        assert_eq!(answer["field"], field, "{change}: {answer}");
+        assert_eq!(answer["details"][0]["reason"], reason, "{change}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(field.trim_start_matches("rules")), "{answer}");
+    }
+    assert!(h.published().is_empty());
+}
+
+#[tokio::test]
+async fn put_scoring_rules_names_the_field_that_fails_the_rules_checks() {
+    let h = Harness::new();
+    let mut steep = rules_json("v2");
+    steep["decay"]["ratePerDay"] = json!(1.5);
+    let mut negative = rules_json("v2");
+    negative["points"]["signup"] = json!(-20);
+    let mut inverted = rules_json("v2");
+    inverted["stages"]["hot"] = json!(10);
+    let mut blank = rules_json("  ");
+    blank["points"] = json!({});
+    for (body, field) in [
+        (steep, "decay.ratePerDay"),
+        (negative, "points.\"signup\""),
+        (inverted, "stages.hot"),
+        (blank, "version"),
+    ] {
+        let (status, _, answer) = h.put("/api/scoring-rules", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["field"], field, "{answer}");
+        assert_eq!(answer["details"][0]["reason"], "invalid_value", "{answer}");
+        assert!(answer["message"].as_str().unwrap().contains(field), "{answer}");
+    }
+    assert!(h.published().is_empty());
+    assert_eq!(h.metric("gateway_records_rejected_total", &[("reason", "invalid_value")]), 4.0);
+}
+
+#[tokio::test]
+async fn put_scoring_rules_refuses_the_version_in_force_with_other_content() {
+    let h = Harness::new();
+    // The seeds are in force as the default: their version names them too.
+    let mut seeds_changed = rules_json("v1");
+    seeds_changed["points"]["page_view"] = json!(6);
+    let (status, _, answer) = h.put("/api/scoring-rules", seeds_changed).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!((answer["error"].as_str(), answer["field"].as_str()), (Some("conflict"), Some("version")));
+    assert!(answer["message"].as_str().unwrap().contains("pick a new version"), "{answer}");
+
+    let mut v2 = ScoringRules::seeds();
+    v2.version = "v2".to_owned();
+    h.in_force(v2, 3);
+    let mut v2_changed = rules_json("v2");
+    v2_changed["dailyCaps"] = json!({"page_view": 3});
+    assert_eq!(h.put("/api/scoring-rules", v2_changed).await.0, StatusCode::CONFLICT);
+    assert!(h.published().is_empty());
+}
+
+#[tokio::test]
+async fn put_scoring_rules_again_with_the_same_content_is_accepted() {
+    let h = Harness::new();
+    let mut v2 = ScoringRules::seeds();
+    v2.version = "v2".to_owned();
+    h.in_force(v2.clone(), 3);
+    // Numbers spelled differently (5 and 5.0) are the same rules.
+    let mut body = rules_json("v2");
+    body["points"]["page_view"] = json!(5);
+    let (status, _, answer) = h.put("/api/scoring-rules", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer, json!({"version": "v2", "status": "published"}));
+    let published = h.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].2, serde_json::to_value(&v2).unwrap());
+}
+
+#[tokio::test]
+async fn put_scoring_rules_while_kafka_is_unavailable_is_503_with_retry_after() {
+    let h = Harness::with(RecordingPublisher {
+        failure: Mutex::new(Some(PublishError::Unavailable("Kafka: broker down".into()))),
+        ..Default::default()
+    });
+    let (status, headers, answer) = h.put("/api/scoring-rules", rules_json("v2")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "2");
+    assert_eq!(answer["error"], "unavailable");
+}
+
+#[tokio::test]
+async fn put_scoring_rules_enforces_content_type_and_size() {
+    let h = Harness::new();
+    let request = Request::put("/api/scoring-rules")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(rules_json("v2").to_string()))
+        .unwrap();
+    assert_eq!(h.send(request).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut big = rules_json("v2");
+    for i in 0..RULES_BODY_LIMIT / 16 {
+        big["points"][format!("type_{i:08}")] = json!(1);
+    }
+    assert_eq!(h.put("/api/scoring-rules", big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(h.published().is_empty());
 }

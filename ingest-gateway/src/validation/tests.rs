@@ -179,6 +179,38 @@ fn errors_nest_under_their_batch_item() {
     assert_eq!(error.field, "events[3].leadId");
 }
 
+fn seeds_json() -> Value {
+    serde_json::to_value(ScoringRules::seeds()).unwrap()
+}
+
+#[test]
+fn scoring_rules_are_read_as_the_core_reads_them() {
+    assert_eq!(validate_scoring_rules(&seeds_json()).unwrap(), ScoringRules::seeds());
+    let mut with_caps = seeds_json();
+    with_caps["dailyCaps"] = json!({"page_view": 3});
+    assert_eq!(validate_scoring_rules(&with_caps).unwrap().daily_caps["page_view"], 3);
+    let error = validate_scoring_rules(&json!([])).unwrap_err();
+    assert_eq!((error[0].field.as_str(), error[0].reason), ("rules", "invalid_type"));
+}
+
+#[test]
+fn scoring_rules_report_every_shape_error_with_its_path() {
+    let mut value = seeds_json();
+    value["decay"] = json!({"graceDays": "7", "halfLife": 2});
+    value["stages"] = json!(5);
+    value.as_object_mut().unwrap().remove("version");
+    let fields: Vec<(String, &str)> =
+        validate_scoring_rules(&value).unwrap_err().into_iter().map(|e| (e.field, e.reason)).collect();
+    let expected = [
+        ("version", "required"),
+        ("stages", "invalid_type"),
+        ("decay.halfLife", "unknown_field"),
+        ("decay.graceDays", "invalid_type"),
+        ("decay.ratePerDay", "required"),
+    ];
+    assert_eq!(fields, expected.map(|(f, r)| (f.to_owned(), r)));
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -188,6 +220,7 @@ mod properties {
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
             any::<i32>().prop_map(Value::from),
+            (-2.0f64..2.0).prop_map(Value::from),
             "[a-z]{0,8}".prop_map(Value::from)
         ];
         leaf.prop_recursive(5, 64, 4, |inner| {
@@ -213,6 +246,40 @@ mod properties {
         fn validation_never_panics_on_any_json(value in json_value()) {
             let _ = validate_event(&value, NOW);
             let _ = validate_lead(&value, NOW);
+            let _ = validate_scoring_rules(&value);
+        }
+
+        /// The shape check is exactly as strict as the core's own reading of the rules (serde,
+        /// then `validate`), so the fallback error naming the whole body is never reached.
+        #[test]
+        fn a_rule_set_is_accepted_exactly_when_the_core_accepts_it(
+            path in prop::sample::select(vec![
+                "version", "points", "stages", "decay", "dailyCaps", "extra", "stages.hot",
+                "stages.warm", "decay.ratePerDay", "decay.graceDays", "decay.extra",
+                "points.page_view", "points.Bad", "dailyCaps.signup",
+            ]),
+            replacement in json_value(),
+        ) {
+            let mut value = seeds_json();
+            match path.split_once('.') {
+                None => value[path] = replacement,
+                Some((outer, inner)) => {
+                    if !value[outer].is_object() {
+                        value[outer] = json!({});
+                    }
+                    value[outer][inner] = replacement;
+                }
+            }
+            let core = serde_json::from_value::<ScoringRules>(value.clone())
+                .ok()
+                .filter(|rules| rules.validate().is_ok());
+            match validate_scoring_rules(&value) {
+                Ok(rules) => prop_assert_eq!(Some(rules), core),
+                Err(errors) => {
+                    prop_assert!(core.is_none(), "refused rules the core accepts: {errors:?}");
+                    prop_assert!(errors.iter().all(|e| e.field != "rules"), "{errors:?}");
+                }
+            }
         }
     }
 }

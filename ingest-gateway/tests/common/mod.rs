@@ -24,29 +24,38 @@ impl Gateway {
     }
 
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.base_url))
-            .json(body)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .unwrap();
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base_url))
+            .timeout(Duration::from_secs(30));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
 }
 
-pub use leadflow_testkit::kafka::{end_offsets, read_from};
+#[allow(unused_imports)] // each test binary uses part of these
+pub use leadflow_testkit::kafka::{codec, end_offsets, read_from};
 
 pub fn run_id() -> String {
     unique("gw").replace('-', "_")
-}
-
-/// A codec against the stack's registry, to decode what the gateway published.
-pub fn codec(stack: &Stack) -> leadflow_core::codec::SchemaCodec {
-    let config = leadflow_core::config::SchemaRegistryConfig {
-        url: stack.schema_registry_url.clone(),
-        timeout_ms: 5000,
-    };
-    leadflow_core::codec::SchemaCodec::new(&config).unwrap()
 }

@@ -1,0 +1,229 @@
+//! Scorer benchmarks on the local stack (run with `bench/scorer`, which builds the release
+//! binaries and starts the stack):
+//!
+//! 1. Throughput, events per second, with exactly-once on and off (at-least-once: no Kafka
+//!    transaction, offsets committed after the records are acknowledged; the MongoDB writes are
+//!    the same). Each run writes BENCH_EVENTS events over BENCH_LEADS leads to
+//!    `leads.events.v1`, starts the release scorer in a consumer group and database of its own
+//!    (start-up is not timed), and times until a `read_committed` reader has seen a LeadScored
+//!    for every event. Runs alternate on and off, BENCH_RUNS of each.
+//! 2. End-to-end latency at steady rates: single events POSTed to the release gateway at
+//!    each of BENCH_RATES events/s ("500 200") for BENCH_SECONDS, each timed from just before its POST to the moment
+//!    its LeadScored reaches a `read_committed` reader; p50 and p99 over all events, and the
+//!    number that never arrived within the deadline.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ScorerRun, event, produce_events, run_id};
+use leadflow_core::records::LeadEvent;
+use leadflow_core::topics;
+use leadflow_testkit::{ServiceProcess, Stack, repo_root};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use time::macros::datetime;
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn release_binary(name: &str) -> String {
+    let path = repo_root().join("target/release").join(name);
+    assert!(path.exists(), "{} is not built; run bench/scorer", path.display());
+    path.to_string_lossy().into_owned()
+}
+
+fn input(run: &str, n: usize, leads: usize) -> Vec<LeadEvent> {
+    let start = datetime!(2026-01-16 00:00 UTC);
+    let types = ["page_view", "signup", "download", "demo_request", "contract_signed"];
+    (0..n)
+        .map(|i| {
+            let lead = format!("{run}-L{}", i % leads);
+            event(
+                &format!("{run}-e{i}"),
+                &lead,
+                types[i % types.len()],
+                start + time::Duration::seconds(i as i64),
+            )
+        })
+        .collect()
+}
+
+async fn scorer(stack: &Stack, run: &ScorerRun, exactly_once: bool) -> ServiceProcess {
+    let mut env = run.env(stack, "bench");
+    env.push(("LEADFLOW_CONSUMER__EXACTLY_ONCE", exactly_once.to_string()));
+    env.push(("LEADFLOW_TELEMETRY__LOG_FILTER", "warn,leadflow_core=info".to_owned()));
+    let (mut process, _) =
+        ServiceProcess::spawn_against(stack, &release_binary("scorer"), &env).await.unwrap();
+    process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
+    process
+}
+
+async fn throughput(stack: &Stack, exactly_once: bool, n: usize, leads: usize) -> f64 {
+    let run = ScorerRun::new(stack);
+    let id = run_id();
+    produce_events(stack, &input(&id, n, leads)).await;
+    let process = scorer(stack, &run, exactly_once).await;
+    let started = Instant::now();
+    let prefix = format!("{id}-L");
+    leadflow_testkit::kafka::read_from_within(
+        stack,
+        topics::SCORES,
+        &run.scores_from,
+        Duration::from_secs(900),
+        |r| r.iter().filter(|r| r.key.starts_with(&prefix)).count() >= n,
+    )
+    .await;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    // The next run starts on a quiet machine.
+    let mut process = process;
+    process.signal(libc::SIGTERM).unwrap();
+    process.wait_exit(Duration::from_secs(60)).await.unwrap();
+    rate
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn latency(stack: &Stack, rate: u64, seconds: u64) {
+    let run = ScorerRun::new(stack);
+    let mut scorer = scorer(stack, &run, true).await;
+    let env = [
+        ("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned()),
+        ("LEADFLOW_TELEMETRY__LOG_FILTER", "warn,ingest_gateway=info,leadflow_core=info".to_owned()),
+    ];
+    let (mut gateway, _) =
+        ServiceProcess::spawn_against(stack, &release_binary("ingest-gateway"), &env).await.unwrap();
+    let api = gateway.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
+    let url = format!("http://{api}/api/events");
+
+    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let reader = {
+        let arrivals = arrivals.clone();
+        let from = run.scores_from.clone();
+        let bootstrap = stack.kafka_bootstrap.clone();
+        tokio::spawn(async move {
+            let consumer: StreamConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", leadflow_testkit::unique("bench-reader"))
+                .set("isolation.level", "read_committed")
+                .set("fetch.wait.max.ms", "5")
+                .create()
+                .unwrap();
+            let mut assignment = TopicPartitionList::new();
+            for (p, o) in &from {
+                assignment.add_partition_offset(topics::SCORES, *p, Offset::Offset(*o)).unwrap();
+            }
+            consumer.assign(&assignment).unwrap();
+            let codec = common::codec(&Stack::get());
+            loop {
+                let Ok(message) = consumer.recv().await else { continue };
+                let at = Instant::now();
+                if let Some(value) = message.payload()
+                    && let Ok(scored) = codec.decode::<leadflow_core::records::LeadScored>(value).await
+                {
+                    arrivals.lock().unwrap().insert(scored.event_id, at);
+                }
+            }
+        })
+    };
+
+    let id = run_id();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let total = (rate * seconds) as usize;
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    let start = datetime!(2026-01-16 00:00 UTC);
+    let mut posts = Vec::with_capacity(total);
+    for i in 0..total {
+        ticker.tick().await;
+        let body = serde_json::json!({
+            "eventId": format!("{id}-e{i}"), "leadId": format!("{id}-L{}", i % 200),
+            "eventType": "page_view", "timestamp": (start + time::Duration::seconds(i as i64)).format(&time::format_description::well_known::Rfc3339).unwrap(),
+        });
+        let (client, url, sent) = (client.clone(), url.clone(), sent.clone());
+        posts.push(tokio::spawn(async move {
+            let at = Instant::now();
+            let ok = client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16() == 202)
+                .unwrap_or(false);
+            if ok {
+                sent.lock().unwrap().insert(body["eventId"].as_str().unwrap().to_owned(), at);
+            }
+        }));
+    }
+    for post in posts {
+        post.await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let all_arrived = {
+            let (sent, arrived) = (sent.lock().unwrap(), arrivals.lock().unwrap());
+            sent.keys().all(|k| arrived.contains_key(k))
+        };
+        if all_arrived {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    reader.abort();
+    let (accepted, mut latencies) = {
+        let (sent, arrived) = (sent.lock().unwrap(), arrivals.lock().unwrap());
+        let latencies: Vec<f64> = sent
+            .iter()
+            .filter_map(|(k, at)| arrived.get(k).map(|a| a.duration_since(*at).as_secs_f64() * 1000.0))
+            .collect();
+        (sent.len(), latencies)
+    };
+    latencies.sort_by(f64::total_cmp);
+    let missing = accepted - latencies.len();
+    for process in [&mut scorer, &mut gateway] {
+        process.signal(libc::SIGTERM).unwrap();
+        process.wait_exit(Duration::from_secs(60)).await.unwrap();
+    }
+    println!(
+        "latency at {rate} events/s for {seconds} s: {} accepted of {total}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {missing} not scored within 60 s",
+        accepted,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let stack = Stack::get();
+    let n = setting("BENCH_EVENTS", 10_000) as usize;
+    let leads = setting("BENCH_LEADS", 500) as usize;
+    let runs = setting("BENCH_RUNS", 3);
+    println!("scorer throughput: {n} events over {leads} leads per run");
+    println!("{:>4} {:>26} {:>26}", "run", "exactly-once events/s", "at-least-once events/s");
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for r in 1..=runs {
+        let a = throughput(&stack, true, n, leads).await;
+        let b = throughput(&stack, false, n, leads).await;
+        println!("{r:>4} {a:>26.0} {b:>26.0}");
+        on.push(a);
+        off.push(b);
+    }
+    on.sort_by(f64::total_cmp);
+    off.sort_by(f64::total_cmp);
+    let (m_on, m_off) = (on[on.len() / 2], off[off.len() / 2]);
+    println!(
+        "median: exactly-once {m_on:.0} events/s, at-least-once {m_off:.0} events/s: exactly-once costs {:.1}%",
+        (1.0 - m_on / m_off) * 100.0
+    );
+    let rates = std::env::var("BENCH_RATES").unwrap_or_else(|_| "500 200".to_owned());
+    for rate in rates.split_whitespace().filter_map(|r| r.parse().ok()) {
+        latency(&stack, rate, setting("BENCH_SECONDS", 30)).await;
+    }
+}

@@ -1,0 +1,35 @@
+use serde::Deserialize;
+
+use leadflow_core::config::{
+    KafkaConfig, MongoConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig,
+};
+use leadflow_core::exactly_once::ExactlyOnceConfig;
+use leadflow_core::service::ServiceConfig;
+
+/// This service's defaults, layered over the shared ones.
+pub const DEFAULTS: &str = include_str!("../config/defaults.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScorerConfig {
+    pub kafka: KafkaConfig,
+    pub schema_registry: SchemaRegistryConfig,
+    pub mongo: MongoConfig,
+    pub telemetry: TelemetryConfig,
+    pub shutdown: ShutdownConfig,
+    pub consumer: ExactlyOnceConfig,
+    pub scoring: ScoringConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// How often the decay pass runs; 0 turns it off.
+    pub decay_pass_interval_s: u64,
+}
+
+impl ServiceConfig for ScorerConfig {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}

@@ -1,0 +1,266 @@
+//! Lead scoring state in MongoDB: one document per lead (`lead_scores`: its applied events, its
+//! score, a version for optimistic concurrency) and one audit entry per applied event
+//! (`score_history`: the LeadScored record it produced, unique on `(leadId, eventId)`). A batch's
+//! changes are written in one MongoDB transaction, so that a lead's events and its history can
+//! never disagree, and an event can be applied at most once, ever.
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use leadflow_core::records::{LeadScored, Stage};
+use leadflow_core::scoring::ScoringEvent;
+use mongodb::bson::{self, Document, doc};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const LEADS: &str = "lead_scores";
+const HISTORY: &str = "score_history";
+const DUPLICATE_KEY: i32 = 11000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedEvent {
+    #[serde(rename = "eventId")]
+    pub event_id: String,
+    #[serde(rename = "eventType")]
+    pub event_type: String,
+    /// RFC 3339, exactly as the event carried it (a BSON date would cut it to milliseconds).
+    pub timestamp: String,
+}
+
+impl AppliedEvent {
+    pub fn to_scoring(&self) -> ScoringEvent {
+        ScoringEvent {
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            timestamp: OffsetDateTime::parse(&self.timestamp, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        }
+    }
+}
+
+/// A lead's scoring state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadDoc {
+    #[serde(rename = "_id")]
+    pub lead_id: String,
+    /// Applied events so far: the optimistic-concurrency check of every write.
+    pub version: u64,
+    /// The Kafka partition of the lead's key, so a decay pass can pick the leads it owns.
+    pub partition: i32,
+    pub events: Vec<AppliedEvent>,
+    pub score: f64,
+    pub stage: Stage,
+    /// The newest event timestamp: the score is as of then.
+    #[serde(rename = "asOf")]
+    pub as_of: String,
+    #[serde(rename = "rulesVersion")]
+    pub rules_version: String,
+    /// The stage last announced by the decay pass, so it announces each drop once.
+    #[serde(rename = "decayedStage", default)]
+    pub decayed_stage: Option<Stage>,
+}
+
+impl LeadDoc {
+    pub fn new(lead_id: &str, partition: i32) -> Self {
+        LeadDoc {
+            lead_id: lead_id.to_owned(),
+            version: 0,
+            partition,
+            events: Vec::new(),
+            score: 0.0,
+            stage: Stage::Cold,
+            as_of: String::new(),
+            rules_version: String::new(),
+            decayed_stage: None,
+        }
+    }
+
+    pub fn has_applied(&self, event_id: &str) -> bool {
+        self.events.iter().any(|e| e.event_id == event_id)
+    }
+
+    pub fn scoring_events(&self) -> Vec<ScoringEvent> {
+        self.events.iter().map(AppliedEvent::to_scoring).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryDoc {
+    #[serde(rename = "leadId")]
+    pub lead_id: String,
+    #[serde(rename = "eventId")]
+    pub event_id: String,
+    /// The lead's version once this event was applied: processing order.
+    pub seq: u64,
+    pub record: LeadScored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer changed a lead since it was read (a zombie instance, or a rebalance
+    /// race): re-read and redo the batch.
+    #[error("a lead changed under this batch: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Mongo(#[from] mongodb::error::Error),
+}
+
+#[derive(Clone)]
+pub struct LeadStore {
+    client: Client,
+    database: Database,
+    leads: Collection<LeadDoc>,
+    history: Collection<HistoryDoc>,
+}
+
+impl LeadStore {
+    pub fn new(client: Client, database: &str) -> Self {
+        let database = client.database(database);
+        LeadStore {
+            leads: database.collection(LEADS),
+            history: database.collection(HISTORY),
+            database,
+            client,
+        }
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        let unique = IndexModel::builder()
+            .keys(doc! { "leadId": 1, "eventId": 1 })
+            .options(IndexOptions::builder().unique(true).build())
+            .build();
+        self.history.create_index(unique).await?;
+        self.leads.create_index(IndexModel::builder().keys(doc! { "partition": 1 }).build()).await?;
+        Ok(())
+    }
+
+    pub async fn load(&self, lead_ids: &[String]) -> mongodb::error::Result<HashMap<String, LeadDoc>> {
+        let found: Vec<LeadDoc> =
+            self.leads.find(doc! { "_id": { "$in": lead_ids } }).await?.try_collect().await?;
+        Ok(found.into_iter().map(|d| (d.lead_id.clone(), d)).collect())
+    }
+
+    pub async fn lead(&self, lead_id: &str) -> mongodb::error::Result<Option<LeadDoc>> {
+        self.leads.find_one(doc! { "_id": lead_id }).await
+    }
+
+    /// The records that already-applied events produced, to emit again unchanged.
+    pub async fn stored_records(
+        &self,
+        wanted: &[(String, String)],
+    ) -> mongodb::error::Result<HashMap<(String, String), LeadScored>> {
+        let leads: Vec<&str> = wanted.iter().map(|(l, _)| l.as_str()).collect();
+        let events: Vec<&str> = wanted.iter().map(|(_, e)| e.as_str()).collect();
+        let found: Vec<HistoryDoc> = self
+            .history
+            .find(doc! { "leadId": { "$in": leads }, "eventId": { "$in": events } })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().map(|h| ((h.lead_id, h.event_id), h.record)).collect())
+    }
+
+    /// A lead's audit trail in processing order.
+    pub async fn history(&self, lead_id: &str) -> mongodb::error::Result<Vec<HistoryDoc>> {
+        let mut found: Vec<HistoryDoc> =
+            self.history.find(doc! { "leadId": lead_id }).await?.try_collect().await?;
+        found.sort_by_key(|h| h.seq);
+        Ok(found)
+    }
+
+    /// Writes a batch's history entries and lead documents in one transaction. `leads` holds
+    /// each changed lead with the version it was read at (0 for a new lead).
+    pub async fn save(&self, history: Vec<HistoryDoc>, leads: Vec<(LeadDoc, u64)>) -> Result<(), StoreError> {
+        if history.is_empty() && leads.is_empty() {
+            return Ok(());
+        }
+        let updates: Vec<Document> = leads
+            .iter()
+            .map(|(lead, read_version)| {
+                let replacement = bson::to_document(lead).expect("a lead serialises to BSON");
+                doc! {
+                    "q": { "_id": &lead.lead_id, "version": *read_version as i64 },
+                    "u": replacement,
+                    "upsert": *read_version == 0,
+                }
+            })
+            .collect();
+        let expected = updates.len() as i64;
+        let mut session = self.client.start_session().await?;
+        session.start_transaction().await?;
+        let written = async {
+            if !history.is_empty() {
+                self.history.insert_many(&history).session(&mut session).await?;
+            }
+            let reply = self
+                .database
+                .run_command(doc! { "update": LEADS, "updates": updates, "ordered": true })
+                .session(&mut session)
+                .await?;
+            Ok::<Document, mongodb::error::Error>(reply)
+        }
+        .await;
+        let reply = match written {
+            Ok(reply) => reply,
+            Err(e) => {
+                let _ = session.abort_transaction().await;
+                return Err(classify(e));
+            }
+        };
+        let matched = reply.get_i32("n").map(i64::from).or_else(|_| reply.get_i64("n")).unwrap_or(-1);
+        let write_errors = reply.get_array("writeErrors").map(|a| a.len()).unwrap_or(0);
+        if matched != expected || write_errors > 0 {
+            let _ = session.abort_transaction().await;
+            return Err(StoreError::Conflict(format!(
+                "{matched} of {expected} leads matched their version, {write_errors} write errors"
+            )));
+        }
+        session.commit_transaction().await.map_err(classify)
+    }
+
+    /// Leads on `partitions` whose newest event is older than `before`, and whose stage is
+    /// above cold: the ones decay may have moved down.
+    pub async fn decay_candidates(
+        &self,
+        partitions: &[i32],
+        before: OffsetDateTime,
+    ) -> mongodb::error::Result<Vec<LeadDoc>> {
+        let before = before.format(&Rfc3339).expect("formats");
+        let found: Vec<LeadDoc> = self
+            .leads
+            .find(doc! { "partition": { "$in": partitions }, "stage": { "$ne": "cold" }, "asOf": { "$lt": before } })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found)
+    }
+
+    /// Records the stage the decay pass announced, if the lead did not change meanwhile.
+    pub async fn mark_decayed(&self, lead: &LeadDoc, stage: Stage) -> mongodb::error::Result<bool> {
+        let stage = bson::to_bson(&stage).expect("a stage serialises");
+        let result = self
+            .leads
+            .update_one(
+                doc! { "_id": &lead.lead_id, "version": lead.version as i64 },
+                doc! { "$set": { "decayedStage": stage } },
+            )
+            .await?;
+        Ok(result.matched_count == 1)
+    }
+}
+
+fn classify(error: mongodb::error::Error) -> StoreError {
+    let duplicate = match error.kind.as_ref() {
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => {
+            e.code == DUPLICATE_KEY
+        }
+        mongodb::error::ErrorKind::InsertMany(e) => {
+            e.write_errors.as_ref().is_some_and(|errors| errors.iter().any(|w| w.code == DUPLICATE_KEY))
+        }
+        mongodb::error::ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
+        _ => false,
+    };
+    if duplicate { StoreError::Conflict(error.to_string()) } else { StoreError::Mongo(error) }
+}

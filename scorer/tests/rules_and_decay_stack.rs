@@ -1,0 +1,99 @@
+//! Rules replaced at run time through `scoring.rules.v1`, and the decay pass, on the real stack.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{ONE_AT_A_TIME, ScorerRun, event, produce_events, run_id};
+use leadflow_core::records::{LeadScored, SCORING_RULES_KEY, Stage};
+use leadflow_core::rules_feed::RulesInForce;
+use leadflow_core::scoring::ScoringRules;
+use leadflow_core::topics;
+use leadflow_testkit::kafka::{produce, producer};
+use leadflow_testkit::{Stack, unique};
+use scorer::decay_pass::DecayPass;
+use scorer::store::{AppliedEvent, LeadDoc};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+async fn publish_rules(stack: &Stack, rules: &ScoringRules) {
+    let value = common::codec(stack).encode(rules).await.unwrap();
+    produce(&producer(stack), topics::SCORING_RULES, SCORING_RULES_KEY, &value).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_rule_set_on_the_topic_is_picked_up_and_named_in_each_record() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let run = ScorerRun::new(&stack);
+    let mut scorer = run.start(&stack, "a", &[]).await;
+    let mut changed = ScoringRules::seeds();
+    changed.version = unique("test-rules");
+    changed.points.insert("page_view".into(), 7.0);
+    publish_rules(&stack, &changed).await;
+    scorer.wait_for_log(&format!("version={}", changed.version), Duration::from_secs(30)).await.unwrap();
+
+    let lead = format!("{}-rules", run_id());
+    produce_events(&stack, &[event("r1", &lead, "page_view", datetime!(2026-01-16 10:00 UTC))]).await;
+    let scores = run.read_scores(&stack, &lead, 1, Duration::from_secs(60)).await;
+    // Put the seeds' points back, under a version of their own, for whatever runs next.
+    let mut restored = ScoringRules::seeds();
+    restored.version = unique("seeds");
+    publish_rules(&stack, &restored).await;
+
+    assert_eq!((scores[0].score, scores[0].rules_version.as_str()), (7.0, changed.version.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decay_pass_announces_a_stage_drop_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let run = ScorerRun::new(&stack);
+    let store = run.store(&stack).await;
+    store.ensure_indexes().await.unwrap();
+    let lead_id = format!("{}-quiet", run_id());
+    // 75 points, hot, 30 days before `now`: 23 days of decay leave 75 × 0.95^23 ≈ 23.0, warm.
+    let last_event = datetime!(2026-01-16 10:10 UTC);
+    let now = last_event + time::Duration::days(30);
+    let mut lead = LeadDoc::new(&lead_id, 2);
+    for (id, kind) in [("q1", "page_view"), ("q2", "signup"), ("q3", "demo_request")] {
+        lead.events.push(AppliedEvent {
+            event_id: id.into(),
+            event_type: kind.into(),
+            timestamp: "2026-01-16T10:10:00Z".into(),
+        });
+    }
+    (lead.version, lead.score, lead.stage, lead.as_of) = (3, 75.0, Stage::Hot, "2026-01-16T10:10:00Z".into());
+    store.save(Vec::new(), vec![(lead, 0)]).await.unwrap();
+
+    let from = leadflow_testkit::kafka::end_offsets(&stack, topics::SCORES);
+    let pass = DecayPass {
+        store: store.clone(),
+        codec: Arc::new(common::codec(&stack)),
+        producer: producer(&stack),
+        rules: tokio::sync::watch::channel(RulesInForce::seeds()).1,
+        assigned: Arc::new(Mutex::new(BTreeSet::from([2]))),
+        interval: Duration::from_secs(3600),
+        metrics: scorer::metrics::ScorerMetrics::register(&prometheus::Registry::new()).unwrap(),
+    };
+    assert_eq!(pass.once(now).await.unwrap(), 1);
+    assert_eq!(pass.once(now).await.unwrap(), 0, "a drop is announced once");
+    assert_eq!(
+        pass.once(OffsetDateTime::now_utc() + time::Duration::days(3650)).await.unwrap(),
+        1,
+        "and the next drop again"
+    );
+
+    let records = leadflow_testkit::kafka::read_from(&stack, topics::SCORES, &from, |r| {
+        r.iter().filter(|r| r.key == lead_id).count() >= 2
+    })
+    .await;
+    let announced: Vec<LeadScored> =
+        common::decode_all(&stack, records.iter().filter(|r| r.key == lead_id)).await;
+    assert_eq!(announced[0].event_type, "decay");
+    assert_eq!((announced[0].stage, announced[0].previous_stage), (Stage::Warm, Some(Stage::Hot)));
+    assert!((announced[0].score - 75.0 * 0.95f64.powi(23)).abs() < 1e-3, "{}", announced[0].score);
+    assert_eq!((announced[1].stage, announced[1].previous_stage), (Stage::Cold, Some(Stage::Warm)));
+}
