@@ -204,6 +204,7 @@ pub struct StageMetrics {
     consumer_lag: IntGaugeVec,
     transactions: IntCounterVec,
     records_consumed: prometheus::IntCounter,
+    batch_duration: prometheus::HistogramVec,
     paused: IntGauge,
     rebalances: IntCounterVec,
 }
@@ -222,6 +223,14 @@ impl StageMetrics {
                 Opts::new("kafka_transactions_total", "Batch transactions, by outcome (committed, aborted)."),
                 &["outcome"],
             )?,
+            batch_duration: prometheus::HistogramVec::new(
+                prometheus::HistogramOpts::new(
+                    "kafka_batch_duration_seconds",
+                    "Time per batch, by phase: process (the stage's own work) and commit (writes, offsets, transaction).",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                &["phase"],
+            )?,
             records_consumed: prometheus::IntCounter::new(
                 "kafka_records_committed_total",
                 "Input records whose batch committed.",
@@ -238,6 +247,7 @@ impl StageMetrics {
         registry.register(Box::new(metrics.consumer_lag.clone()))?;
         registry.register(Box::new(metrics.transactions.clone()))?;
         registry.register(Box::new(metrics.records_consumed.clone()))?;
+        registry.register(Box::new(metrics.batch_duration.clone()))?;
         registry.register(Box::new(metrics.paused.clone()))?;
         registry.register(Box::new(metrics.rebalances.clone()))?;
         Ok(metrics)
@@ -377,8 +387,20 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             if batch.is_empty() {
                 continue;
             }
+            let started = std::time::Instant::now();
             let outcome = match self.process(&consumer, &batch, generation, &mut pending).await {
-                Ok(outputs) => self.commit(&producer, &consumer, &batch, outputs).await,
+                Ok(outputs) => {
+                    let processed = started.elapsed();
+                    let committed = self.commit(&producer, &consumer, &batch, outputs).await;
+                    let commit = started.elapsed() - processed;
+                    self.metrics
+                        .batch_duration
+                        .with_label_values(&["process"])
+                        .observe(processed.as_secs_f64());
+                    self.metrics.batch_duration.with_label_values(&["commit"]).observe(commit.as_secs_f64());
+                    tracing::debug!(records = batch.len(), ?processed, ?commit, "batch done");
+                    committed
+                }
                 Err(interrupt) => Err(interrupt),
             };
             match outcome {

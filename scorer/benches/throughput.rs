@@ -56,7 +56,11 @@ fn input(run: &str, n: usize, leads: usize) -> Vec<LeadEvent> {
 async fn scorer(stack: &Stack, run: &ScorerRun, exactly_once: bool) -> ServiceProcess {
     let mut env = run.env(stack, "bench");
     env.push(("LEADFLOW_CONSUMER__EXACTLY_ONCE", exactly_once.to_string()));
-    env.push(("LEADFLOW_TELEMETRY__LOG_FILTER", "warn,leadflow_core=info".to_owned()));
+    // Per-batch timings (process, commit) go to the log under target/test-logs/.
+    env.push((
+        "LEADFLOW_TELEMETRY__LOG_FILTER",
+        "warn,leadflow_core=info,leadflow_core::exactly_once=debug".to_owned(),
+    ));
     let (mut process, _) =
         ServiceProcess::spawn_against(stack, &release_binary("scorer"), &env).await.unwrap();
     process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
