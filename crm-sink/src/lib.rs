@@ -2,6 +2,8 @@
 //! endpoints (metrics, health, readiness against Kafka and the registry) and stops cleanly on
 //! SIGTERM or SIGINT.
 
+pub mod read_model;
+
 pub use leadflow_core::service::BaseConfig as Config;
 
 /// This service's defaults, layered over the shared ones.

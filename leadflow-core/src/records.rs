@@ -110,6 +110,9 @@ pub struct LeadScored {
     pub late: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The lead's applied-event count once this record was made; orders a lead's states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_version: Option<u64>,
 }
 topic_record!(LeadScored, topics::SCORES, "LeadScored.schema.json");
 
@@ -275,6 +278,7 @@ mod tests {
             processed_at: AT,
             late: true,
             reason: None,
+            lead_version: Some(3),
         })
         .unwrap();
         validate(&crate::scoring::ScoringRules::seeds()).unwrap();

@@ -80,6 +80,7 @@ impl DecayPass {
                 processed_at: now,
                 late: false,
                 reason: Some("decay".to_owned()),
+                lead_version: Some(lead.version),
             };
             let value = self.codec.encode(&record).await.map_err(|e| e.to_string())?;
             self.producer

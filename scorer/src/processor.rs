@@ -189,6 +189,7 @@ fn apply(rules: &ScoringRules, lead: &mut LeadDoc, event: &LeadEvent) -> Option<
         processed_at: outcome.as_of,
         late: outcome.late,
         reason: outcome.reason.map(str::to_owned),
+        lead_version: Some(lead.version),
     })
 }
 

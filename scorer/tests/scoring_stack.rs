@@ -69,6 +69,8 @@ async fn the_seeds_burst_scores_75_hot_and_a_repeated_event_id_changes_nothing()
     );
     assert!(scores.iter().all(|s| s.rules_version == in_force), "every record names the rules in force");
     assert_eq!(scores[2].previous_stage, Some(Stage::Warm));
+    let versions: Vec<Option<u64>> = scores.iter().map(|s| s.lead_version).collect();
+    assert_eq!(versions, vec![Some(1), Some(2), Some(3)], "each new event raises the lead's version");
 
     // The same signup posted again: its stored record is emitted again, and nothing changes.
     gateway

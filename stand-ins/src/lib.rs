@@ -4,5 +4,9 @@
 //!
 //! - [`nationalize`]: nationalize.io (name → likely countries), served by the
 //!   `nationalize-standin` binary on 127.0.0.1:8091 by default.
+//! - [`crm`]: the CRM (HubSpot's contacts batch upsert), served by the `crm-standin` binary on
+//!   127.0.0.1:8092 by default.
 
+pub mod crm;
 pub mod nationalize;
+pub mod process;

@@ -1,9 +1,9 @@
 //! The `nationalize-standin` command line, parsed by hand: six flags do not warrant a parser crate.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use super::faults::Faults;
+use crate::process::parse_value as parse;
 
 pub const USAGE: &str = "usage: nationalize-standin [--listen ADDR] [--latency-ms N] [--error-rate F] \
                          [--quota N] [--window-s N] [--api-key K]\n\
@@ -18,13 +18,7 @@ pub struct Config {
 /// Parses the arguments after the program name; `--flag value` and `--flag=value` both work.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
     let mut config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 8091)), faults: Faults::default() };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (arg, None),
-        };
-        let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
+    for (flag, value) in crate::process::flags(args)? {
         let faults = &mut config.faults;
         match flag.as_str() {
             "--listen" => config.listen = parse(&flag, &value)?,
@@ -38,10 +32,6 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, Stri
     }
     config.faults.validate()?;
     Ok(config)
-}
-
-fn parse<T: FromStr>(flag: &str, value: &str) -> Result<T, String> {
-    value.parse().map_err(|_| format!("{flag}: cannot parse {value:?}"))
 }
 
 #[cfg(test)]
