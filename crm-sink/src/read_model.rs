@@ -42,10 +42,10 @@ pub struct Scoring {
 /// What the CRM shows of a lead: a change here is a new version to deliver.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CrmFields<'a> {
-    pub name: Option<&'a str>,
-    pub country_code: Option<&'a str>,
-    pub country_name: Option<&'a str>,
+pub struct CrmFields {
+    pub name: Option<String>,
+    pub country_code: Option<String>,
+    pub country_name: Option<String>,
     pub probability: Option<f64>,
     pub status: Option<EnrichmentStatus>,
     pub stage: Option<Stage>,
@@ -86,12 +86,12 @@ impl LeadView {
         }
     }
 
-    pub fn crm_fields(&self) -> CrmFields<'_> {
+    pub fn crm_fields(&self) -> CrmFields {
         let e = self.enrichment.as_ref();
         CrmFields {
-            name: e.map(|e| e.name.as_str()),
-            country_code: e.and_then(|e| e.country_code.as_deref()),
-            country_name: e.and_then(|e| e.country_name.as_deref()),
+            name: e.map(|e| e.name.clone()),
+            country_code: e.and_then(|e| e.country_code.clone()),
+            country_name: e.and_then(|e| e.country_name.clone()),
             probability: e.and_then(|e| e.probability),
             status: e.map(|e| e.status),
             stage: self.scoring.as_ref().map(|s| s.stage),
@@ -131,9 +131,9 @@ impl LeadView {
     }
 
     fn replace(&mut self, change: impl FnOnce(&mut LeadView)) -> Applied {
-        let before = serde_json::to_value(self.crm_fields()).expect("serialises");
+        let before = self.crm_fields();
         change(self);
-        if serde_json::to_value(self.crm_fields()).expect("serialises") == before {
+        if self.crm_fields() == before {
             Applied::Updated
         } else {
             self.version += 1;

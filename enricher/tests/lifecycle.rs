@@ -6,12 +6,11 @@ use std::process::Command;
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
     use leadflow_core::topics::NAMES;
-    use leadflow_testkit::kafka::{commit_group_offsets, end_offsets};
+    use leadflow_testkit::kafka::new_group_at_end;
     // A group of its own that starts at the end of the topic: this test is about the process,
     // and names left by other tests must not give it work.
     let stack = leadflow_testkit::Stack::get();
-    let group = leadflow_testkit::unique("enricher-lifecycle");
-    commit_group_offsets(&stack, &group, NAMES, &end_offsets(&stack, NAMES));
+    let group = new_group_at_end(&stack, "enricher-lifecycle", NAMES);
     let env = [("LEADFLOW_CONSUMER__GROUP_ID", group)];
     leadflow_testkit::check_service_lifecycle_with(env!("CARGO_BIN_EXE_enricher"), libc::SIGTERM, &env)
         .await

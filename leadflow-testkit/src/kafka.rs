@@ -45,6 +45,31 @@ pub fn commit_group_offsets(stack: &Stack, group: &str, topic: &str, offsets: &H
     consumer.commit(&list, CommitMode::Sync).unwrap();
 }
 
+/// A consumer group of its own (named `<prefix>-<unique>`) whose committed offsets are the
+/// current end of `topic`: a service started in it works on what is written from now on, and
+/// never on what earlier tests left.
+pub fn new_group_at_end(stack: &Stack, prefix: &str, topic: &str) -> String {
+    let group = unique(prefix);
+    commit_group_offsets(stack, &group, topic, &end_offsets(stack, topic));
+    group
+}
+
+/// Writes `records` to their topic, keyed and framed by the schema codec as the services write
+/// them. `join_all` polls the sends in order, so each is queued in order, and the idempotent
+/// producer keeps a partition's records in the order they were queued.
+pub async fn produce_records<R: TopicRecord>(stack: &Stack, records: &[R]) {
+    let codec = codec(stack);
+    let producer = producer(stack);
+    for chunk in records.chunks(1000) {
+        let mut encoded = Vec::with_capacity(chunk.len());
+        for record in chunk {
+            encoded.push((record.key(), codec.encode(record).await.unwrap()));
+        }
+        let sends = encoded.iter().map(|(key, value)| produce(&producer, R::TOPIC, key, value));
+        futures::future::join_all(sends).await;
+    }
+}
+
 /// `group`'s committed offsets on `topic` (partitions with none are left out).
 pub fn committed_offsets(stack: &Stack, group: &str, topic: &str) -> HashMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new()

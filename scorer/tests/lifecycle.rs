@@ -3,12 +3,11 @@
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
     use leadflow_core::topics::EVENTS;
-    use leadflow_testkit::kafka::{commit_group_offsets, end_offsets};
+    use leadflow_testkit::kafka::new_group_at_end;
     // A group and a database of its own, starting at the end of the topic: this test is about
     // the process, and events left by other tests must not give it work.
     let stack = leadflow_testkit::Stack::get();
-    let group = leadflow_testkit::unique("scorer-lifecycle");
-    commit_group_offsets(&stack, &group, EVENTS, &end_offsets(&stack, EVENTS));
+    let group = new_group_at_end(&stack, "scorer-lifecycle", EVENTS);
     let env = [
         ("LEADFLOW_CONSUMER__GROUP_ID", group),
         ("LEADFLOW_MONGO__DATABASE", leadflow_testkit::unique("scorer_lifecycle").replace('-', "_")),

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use leadflow_core::records::{LeadEnriched, NameSubmitted};
 use leadflow_core::topics;
-use leadflow_testkit::kafka::{
-    Published, commit_group_offsets, end_offsets, produce, producer, read_from_within,
-};
+use leadflow_testkit::kafka::{Published, end_offsets, new_group_at_end, read_from_within};
+#[allow(unused_imports)] // each test binary uses part of these
 pub use leadflow_testkit::kafka::{codec, decode_all};
 use leadflow_testkit::{ServiceProcess, Stack, unique};
 use serde_json::{Value, json};
@@ -78,18 +77,9 @@ pub fn run_id() -> String {
     unique("en").replace('-', "")
 }
 
-/// Writes the names, framed by the schema codec as the gateway writes them.
+/// Writes the names, framed by the schema codec as the gateway writes them, in order.
 pub async fn produce_names(stack: &Stack, names: &[NameSubmitted]) {
-    let codec = codec(stack);
-    let producer = producer(stack);
-    for chunk in names.chunks(1000) {
-        let mut encoded = Vec::with_capacity(chunk.len());
-        for name in chunk {
-            encoded.push((name.lead_id.as_str(), codec.encode(name).await.unwrap()));
-        }
-        let sends = encoded.iter().map(|(key, value)| produce(&producer, topics::NAMES, key, value));
-        futures::future::join_all(sends).await;
-    }
+    leadflow_testkit::kafka::produce_records(stack, names).await;
 }
 
 /// An enricher in its own consumer group, which starts at the current end of the names topic,
@@ -103,8 +93,7 @@ pub struct EnricherRun {
 
 impl EnricherRun {
     pub fn new(stack: &Stack) -> EnricherRun {
-        let group = unique("enricher-test");
-        commit_group_offsets(stack, &group, topics::NAMES, &end_offsets(stack, topics::NAMES));
+        let group = new_group_at_end(stack, "enricher-test", topics::NAMES);
         EnricherRun {
             database: unique("enricher_test").replace('-', "_"),
             group,

@@ -9,8 +9,9 @@ use std::time::Duration;
 use leadflow_core::config::MongoConfig;
 use leadflow_core::records::{LeadEvent, LeadScored};
 use leadflow_core::topics;
+#[allow(unused_imports)] // each test binary uses part of these
 pub use leadflow_testkit::kafka::{codec, decode_all};
-use leadflow_testkit::kafka::{commit_group_offsets, end_offsets, produce, producer, read_from_within};
+use leadflow_testkit::kafka::{end_offsets, new_group_at_end, read_from_within};
 use leadflow_testkit::{ServiceProcess, Stack, unique};
 use scorer::store::LeadStore;
 use time::OffsetDateTime;
@@ -35,18 +36,7 @@ pub fn event(event_id: &str, lead_id: &str, event_type: &str, timestamp: OffsetD
 
 /// Writes the events, framed by the schema codec as the gateway writes them, in order.
 pub async fn produce_events(stack: &Stack, events: &[LeadEvent]) {
-    let codec = codec(stack);
-    let producer = producer(stack);
-    for chunk in events.chunks(1000) {
-        let mut encoded = Vec::with_capacity(chunk.len());
-        for event in chunk {
-            encoded.push((event.lead_id.as_str(), codec.encode(event).await.unwrap()));
-        }
-        // join_all polls the sends in order, so each is queued in order, and the idempotent
-        // producer keeps a partition's records in the order they were queued.
-        let sends = encoded.iter().map(|(key, value)| produce(&producer, topics::EVENTS, key, value));
-        futures::future::join_all(sends).await;
-    }
+    leadflow_testkit::kafka::produce_records(stack, events).await;
 }
 
 /// A scorer in its own consumer group, which starts at the current end of the events topic,
@@ -60,8 +50,7 @@ pub struct ScorerRun {
 
 impl ScorerRun {
     pub fn new(stack: &Stack) -> ScorerRun {
-        let group = unique("scorer-test");
-        commit_group_offsets(stack, &group, topics::EVENTS, &end_offsets(stack, topics::EVENTS));
+        let group = new_group_at_end(stack, "scorer-test", topics::EVENTS);
         ScorerRun {
             database: unique("scorer_test").replace('-', "_"),
             group,
