@@ -1,17 +1,103 @@
-//! crm-sink. Its pipeline work arrives with issue #6; until then it serves its ops
-//! endpoints (metrics, health, readiness against Kafka and the registry) and stops cleanly on
-//! SIGTERM or SIGINT.
+//! crm-sink: reads what the pipeline knows about each lead (`leads.enriched.v1`,
+//! `leads.scores.v1`, `leads.reviews.v1`, co-partitioned by lead id) into the lead read model in
+//! MongoDB, and delivers Verified leads to the CRM, again whenever something the CRM shows
+//! changes. Kafka transactions make the Kafka side exactly-once (a CrmDelivery receipt per
+//! delivered version, committed with the consumed offsets); the CRM side is exactly-once in
+//! effect, through upserts keyed `leadId:version` that the CRM applies once however often they
+//! are sent. See [`processor`] for the crash cases.
 
+pub mod config;
+pub mod contact;
+pub mod destination;
+pub mod http_destination;
+pub mod metrics;
+pub mod processor;
+pub mod rate_limit;
 pub mod read_model;
+pub mod reconcile;
+pub mod store;
 
-pub use leadflow_core::service::BaseConfig as Config;
+use std::time::Duration;
 
-/// This service's defaults, layered over the shared ones.
-pub const DEFAULTS: &str = include_str!("../config/defaults.toml");
+use leadflow_core::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError, StageMetrics};
+use leadflow_core::service::{self, ServiceContext, StartupError};
+use leadflow_core::topics;
 
-pub async fn run(
-    config: Config,
-    context: leadflow_core::service::ServiceContext,
-) -> Result<(), leadflow_core::service::StartupError> {
-    leadflow_core::service::serve_ops_until_shutdown(config, context).await
+pub use config::{CrmSinkConfig as Config, DEFAULTS};
+
+use crate::config::DestinationKind;
+use crate::destination::Destination;
+use crate::http_destination::{DeliveryError, HttpDestination, HttpDestinationMetrics};
+use crate::metrics::SinkMetrics;
+use crate::processor::SinkProcessor;
+use crate::reconcile::PeriodicReconcile;
+use crate::store::LeadStore;
+
+/// The topics the sink reads, all keyed by lead id with one partition count.
+pub const INPUT_TOPICS: [&str; 4] = [topics::ENRICHED, topics::SCORES, topics::REVIEWS, topics::CRM_RESYNC];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrmSinkError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Destination(#[from] DeliveryError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+}
+
+pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkError> {
+    let (codec, ops) =
+        service::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
+            .await?;
+    let metrics = SinkMetrics::register(&context.metrics)?;
+    let stage_metrics = StageMetrics::register(&context.metrics)?;
+    let destination = match config.crm.destination {
+        DestinationKind::Http => {
+            let http_metrics = HttpDestinationMetrics::register(&context.metrics)?;
+            Destination::Http(HttpDestination::new(&config.crm.http, http_metrics)?)
+        }
+        DestinationKind::Log => Destination::Log,
+    };
+    let store = LeadStore::new(
+        leadflow_core::mongo::client(&config.mongo, "leadflow-crm-sink").await?,
+        &config.mongo.database,
+    );
+    store.ensure_indexes().await?;
+
+    let assigned = AssignedPartitions::default();
+    let reconcile = PeriodicReconcile {
+        store: store.clone(),
+        codec: codec.clone(),
+        producer: leadflow_core::kafka::producer_config(&config.kafka).create()?,
+        assigned: assigned.clone(),
+        interval: Duration::from_secs(config.crm.reconcile_interval_s),
+        gauge_refresh: Duration::from_secs(config.crm.out_of_sync_refresh_s),
+        metrics: metrics.clone(),
+    };
+    let reconcile = tokio::spawn(reconcile.run(context.shutdown.clone()));
+
+    tracing::info!(destination = config.crm.destination.as_str(), "delivering to the CRM");
+    let processor = SinkProcessor { codec, store, destination, metrics };
+    let stage = ExactlyOnceStage {
+        kafka: &config.kafka,
+        config: &config.consumer,
+        input_topics: &INPUT_TOPICS,
+        processor: &processor,
+        metrics: stage_metrics,
+        shutdown: context.shutdown.clone(),
+        grace_period: Duration::from_millis(config.shutdown.grace_period_ms),
+        assigned,
+    };
+    let result = stage.run().await;
+    context.shutdown.cancel();
+    let _ = reconcile.await;
+    let _ = ops.await;
+    Ok(result?)
 }

@@ -1,15 +1,21 @@
-//! The lead read model, pure: how enriched and scored records fold into one view of a lead, and
-//! when the CRM must hear about it. Every record may arrive twice (a redelivery, a re-emitted
-//! stored record) or after a newer one (a replay); neither may move the view backwards.
+//! The lead read model, pure: how enriched, scored and reviewed records fold into one view of a
+//! lead, and when the CRM must hear about it. Every record may arrive twice (a redelivery, a
+//! re-emitted stored record) or after a newer one (a replay); neither may move the view
+//! backwards.
 //!
 //! - An enrichment is newer when its `enrichedAt` is later.
 //! - A score is newer when its `(leadVersion, processedAt)` is greater: `leadVersion` grows with
 //!   every event the scorer applies, and a decay record keeps its state's version with a later
 //!   `processedAt`.
+//! - A review is newer when its `reviewedAt` is later. A review overrides the enrichment status:
+//!   a person has looked at the lead.
 //! - `version` counts changes to what the CRM sees (profile, country, probability, status,
 //!   stage), not every score change, so the CRM hears of a lead when something it shows changes.
 
-use leadflow_core::records::{EnrichmentStatus, LeadEnriched, LeadScored, Stage};
+use leadflow_core::records::{
+    CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, LeadReviewed, LeadScored, ReviewDecision,
+    Stage,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -17,6 +23,10 @@ use time::OffsetDateTime;
 #[serde(rename_all = "camelCase")]
 pub struct Enrichment {
     pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
     pub country_code: Option<String>,
     pub country_name: Option<String>,
     pub probability: Option<f64>,
@@ -39,16 +49,71 @@ pub struct Scoring {
     pub rules_version: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub decision: ReviewDecision,
+    pub reviewer: Option<String>,
+    pub note: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub reviewed_at: OffsetDateTime,
+}
+
+/// A lead's status: the enrichment's, unless a person decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeadStatus {
+    Verified,
+    #[serde(rename = "To Check")]
+    ToCheck,
+    Rejected,
+}
+
+impl LeadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadStatus::Verified => "Verified",
+            LeadStatus::ToCheck => "To Check",
+            LeadStatus::Rejected => "Rejected",
+        }
+    }
+}
+
 /// What the CRM shows of a lead: a change here is a new version to deliver.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CrmFields {
     pub name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
     pub country_code: Option<String>,
     pub country_name: Option<String>,
     pub probability: Option<f64>,
-    pub status: Option<EnrichmentStatus>,
+    pub status: Option<LeadStatus>,
     pub stage: Option<Stage>,
+}
+
+/// Where a record sits in Kafka: what started a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The newest delivery attempt that reached an answer from the CRM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    pub version: u64,
+    pub destination: String,
+    pub status: DeliveryStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The lead's last record in the batch that delivered it. While that record is not behind
+    /// the committed offsets, the attempt's receipt may not be committed yet, so a batch that
+    /// meets the record again emits the receipt again (and does not deliver again).
+    pub trigger: RecordPosition,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,12 +121,20 @@ pub struct CrmFields {
 pub struct LeadView {
     #[serde(rename = "_id")]
     pub lead_id: String,
+    /// The Kafka partition of the lead's key (the same on every lead topic).
+    pub partition: i32,
     pub enrichment: Option<Enrichment>,
     pub scoring: Option<Scoring>,
+    #[serde(default)]
+    pub review: Option<Review>,
     /// Changes to the CRM-visible fields so far.
     pub version: u64,
     /// The version the CRM last acknowledged.
     pub synced_version: u64,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub synced_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub last_delivery: Option<DeliveryAttempt>,
 }
 
 /// What applying a record did.
@@ -75,14 +148,42 @@ pub enum Applied {
     Changed,
 }
 
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Ignored => "ignored",
+            Applied::Updated => "updated",
+            Applied::Changed => "changed",
+        }
+    }
+}
+
 impl LeadView {
-    pub fn new(lead_id: &str) -> Self {
+    pub fn new(lead_id: &str, partition: i32) -> Self {
         LeadView {
             lead_id: lead_id.to_owned(),
+            partition,
             enrichment: None,
             scoring: None,
+            review: None,
             version: 0,
             synced_version: 0,
+            synced_at: None,
+            last_delivery: None,
+        }
+    }
+
+    pub fn status(&self) -> Option<LeadStatus> {
+        match (&self.review, &self.enrichment) {
+            (Some(review), _) => Some(match review.decision {
+                ReviewDecision::Verified => LeadStatus::Verified,
+                ReviewDecision::Rejected => LeadStatus::Rejected,
+            }),
+            (None, Some(e)) => Some(match e.status {
+                EnrichmentStatus::Verified => LeadStatus::Verified,
+                EnrichmentStatus::ToCheck => LeadStatus::ToCheck,
+            }),
+            (None, None) => None,
         }
     }
 
@@ -90,10 +191,12 @@ impl LeadView {
         let e = self.enrichment.as_ref();
         CrmFields {
             name: e.map(|e| e.name.clone()),
+            email: e.and_then(|e| e.email.clone()),
+            company: e.and_then(|e| e.company.clone()),
             country_code: e.and_then(|e| e.country_code.clone()),
             country_name: e.and_then(|e| e.country_name.clone()),
             probability: e.and_then(|e| e.probability),
-            status: e.map(|e| e.status),
+            status: self.status(),
             stage: self.scoring.as_ref().map(|s| s.stage),
         }
     }
@@ -104,6 +207,8 @@ impl LeadView {
         }
         let next = Enrichment {
             name: record.name.clone(),
+            email: record.email.clone(),
+            company: record.company.clone(),
             country_code: record.country_code.clone(),
             country_name: record.country_name.clone(),
             probability: record.probability,
@@ -130,6 +235,19 @@ impl LeadView {
         self.replace(|view| view.scoring = Some(next))
     }
 
+    pub fn apply_reviewed(&mut self, record: &LeadReviewed) -> Applied {
+        if self.review.as_ref().is_some_and(|r| r.reviewed_at >= record.reviewed_at) {
+            return Applied::Ignored;
+        }
+        let next = Review {
+            decision: record.decision,
+            reviewer: record.reviewer.clone(),
+            note: record.note.clone(),
+            reviewed_at: record.reviewed_at,
+        };
+        self.replace(|view| view.review = Some(next))
+    }
+
     fn replace(&mut self, change: impl FnOnce(&mut LeadView)) -> Applied {
         let before = self.crm_fields();
         change(self);
@@ -141,16 +259,65 @@ impl LeadView {
         }
     }
 
+    /// Verified leads with a profile whose current version the CRM has not acknowledged:
+    /// what reconcile re-delivers.
+    pub fn out_of_sync(&self) -> bool {
+        self.status() == Some(LeadStatus::Verified)
+            && self.enrichment.is_some()
+            && self.version > self.synced_version
+    }
+
+    /// Whether the CRM refused this very version (a 4xx): sending it again unchanged would only
+    /// be refused again, so only reconcile, asked by a person, tries it again.
+    pub fn refused_at_current_version(&self) -> bool {
+        self.last_delivery
+            .as_ref()
+            .is_some_and(|d| d.status == DeliveryStatus::DeadLettered && d.version == self.version)
+    }
+
     /// Verified leads go to the CRM, and again after each change it has not acknowledged.
-    /// `To Check` leads wait for review.
+    /// `To Check` leads wait for review, rejected ones are never sent.
     pub fn needs_delivery(&self) -> bool {
-        let verified = self.enrichment.as_ref().is_some_and(|e| e.status == EnrichmentStatus::Verified);
-        verified && self.version > self.synced_version
+        self.out_of_sync() && !self.refused_at_current_version()
     }
 
     /// The key under which the CRM applies this version once, however often it is sent.
     pub fn idempotency_key(&self) -> String {
         format!("{}:{}", self.lead_id, self.version)
+    }
+
+    /// Records the CRM's answer for the current version.
+    pub fn record_delivery(
+        &mut self,
+        destination: &str,
+        status: DeliveryStatus,
+        at: OffsetDateTime,
+        trigger: RecordPosition,
+        error: Option<String>,
+    ) {
+        if status == DeliveryStatus::Delivered {
+            self.synced_version = self.version;
+            self.synced_at = Some(at);
+        }
+        self.last_delivery = Some(DeliveryAttempt {
+            version: self.version,
+            destination: destination.to_owned(),
+            status,
+            at,
+            trigger,
+            error,
+        });
+    }
+
+    /// The receipt of the last delivery attempt.
+    pub fn receipt(&self) -> Option<CrmDelivery> {
+        self.last_delivery.as_ref().map(|d| CrmDelivery {
+            lead_id: self.lead_id.clone(),
+            version: d.version,
+            destination: d.destination.clone(),
+            status: d.status,
+            delivered_at: d.at,
+        })
     }
 }
 
@@ -164,6 +331,8 @@ mod tests {
         LeadEnriched {
             lead_id: "lead-1".into(),
             name: "Ada Lovelace".into(),
+            email: Some("ada@example.com".into()),
+            company: Some("Analytical Engines".into()),
             country_code: Some("GB".into()),
             country_name: Some("United Kingdom".into()),
             probability: Some(probability),
@@ -196,7 +365,7 @@ mod tests {
 
     #[test]
     fn a_verified_lead_needs_delivery_until_its_version_is_synced() {
-        let mut view = LeadView::new("lead-1");
+        let mut view = LeadView::new("lead-1", 0);
         assert_eq!(view.apply_enriched(&enriched(EnrichmentStatus::Verified, 0.8, T0)), Applied::Changed);
         assert!(view.needs_delivery());
         assert_eq!(view.idempotency_key(), "lead-1:1");
@@ -206,7 +375,7 @@ mod tests {
 
     #[test]
     fn to_check_leads_wait() {
-        let mut view = LeadView::new("lead-1");
+        let mut view = LeadView::new("lead-1", 0);
         view.apply_enriched(&enriched(EnrichmentStatus::ToCheck, 0.4, T0));
         view.apply_scored(&scored(1, 120.0, Stage::Qualified, T0));
         assert!(!view.needs_delivery());
@@ -214,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_stage_change_is_a_new_version_but_a_score_change_within_a_stage_is_not() {
-        let mut view = LeadView::new("lead-1");
+        let mut view = LeadView::new("lead-1", 0);
         view.apply_enriched(&enriched(EnrichmentStatus::Verified, 0.8, T0));
         view.synced_version = view.version;
         assert_eq!(view.apply_scored(&scored(1, 5.0, Stage::Cold, T0)), Applied::Changed, "the first stage");
@@ -227,7 +396,7 @@ mod tests {
 
     #[test]
     fn replays_and_older_records_never_regress_the_view() {
-        let mut view = LeadView::new("lead-1");
+        let mut view = LeadView::new("lead-1", 0);
         view.apply_scored(&scored(3, 75.0, Stage::Hot, T0));
         let newest = view.clone();
         assert_eq!(
@@ -253,6 +422,75 @@ mod tests {
         assert_eq!(view, before);
     }
 
+    fn review(decision: ReviewDecision, at: OffsetDateTime) -> LeadReviewed {
+        LeadReviewed {
+            lead_id: "lead-1".into(),
+            decision,
+            reviewer: Some("grace@example.com".into()),
+            note: None,
+            reviewed_at: at,
+        }
+    }
+
+    fn position(offset: i64) -> RecordPosition {
+        RecordPosition { topic: "leads.enriched.v1".into(), partition: 0, offset }
+    }
+
+    #[test]
+    fn a_review_overrides_the_enrichment_status_and_the_newest_review_wins() {
+        let mut view = LeadView::new("lead-1", 0);
+        view.apply_enriched(&enriched(EnrichmentStatus::ToCheck, 0.4, T0));
+        assert!(!view.needs_delivery());
+        assert_eq!(view.apply_reviewed(&review(ReviewDecision::Verified, T0)), Applied::Changed);
+        assert_eq!(view.status(), Some(LeadStatus::Verified));
+        assert!(view.needs_delivery(), "a person verified it");
+        assert_eq!(
+            view.apply_reviewed(&review(ReviewDecision::Rejected, T0 - time::Duration::minutes(1))),
+            Applied::Ignored,
+            "an older decision"
+        );
+        assert_eq!(
+            view.apply_reviewed(&review(ReviewDecision::Rejected, T0 + time::Duration::minutes(1))),
+            Applied::Changed
+        );
+        assert_eq!(view.status(), Some(LeadStatus::Rejected));
+        assert!(!view.needs_delivery() && !view.out_of_sync(), "rejected leads are never sent");
+        view.apply_enriched(&enriched(EnrichmentStatus::Verified, 0.9, T0 + time::Duration::hours(1)));
+        assert_eq!(
+            view.status(),
+            Some(LeadStatus::Rejected),
+            "a later enrichment does not undo a person's decision"
+        );
+    }
+
+    #[test]
+    fn a_review_before_the_enrichment_waits_for_a_profile() {
+        let mut view = LeadView::new("lead-1", 0);
+        view.apply_reviewed(&review(ReviewDecision::Verified, T0));
+        assert!(!view.needs_delivery(), "nothing to show the CRM yet");
+        view.apply_enriched(&enriched(EnrichmentStatus::ToCheck, 0.2, T0));
+        assert_eq!(view.status(), Some(LeadStatus::Verified));
+        assert!(view.needs_delivery());
+    }
+
+    #[test]
+    fn a_delivery_syncs_the_version_and_a_refusal_holds_it_until_the_lead_changes() {
+        let mut view = LeadView::new("lead-1", 0);
+        view.apply_enriched(&enriched(EnrichmentStatus::Verified, 0.8, T0));
+        view.record_delivery("http", DeliveryStatus::DeadLettered, T0, position(7), Some("bad email".into()));
+        assert!(view.out_of_sync(), "still not in the CRM");
+        assert!(!view.needs_delivery(), "the same version would be refused again");
+        assert_eq!(view.receipt().unwrap().status, DeliveryStatus::DeadLettered);
+
+        view.apply_scored(&scored(1, 60.0, Stage::Hot, T0));
+        assert!(view.needs_delivery(), "a new version is tried");
+        view.record_delivery("http", DeliveryStatus::Delivered, T0, position(9), None);
+        assert!(!view.out_of_sync());
+        assert_eq!((view.synced_version, view.synced_at), (2, Some(T0)));
+        let receipt = view.receipt().unwrap();
+        assert_eq!((receipt.version, receipt.status), (2, DeliveryStatus::Delivered));
+    }
+
     proptest! {
         /// Whatever the order the records arrive in, and however often, the view ends as it
         /// would from the newest of each kind.
@@ -260,7 +498,7 @@ mod tests {
         fn the_view_depends_on_the_newest_records_only(order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(), repeats in 1..3usize) {
             let stages = [Stage::Cold, Stage::Cold, Stage::Warm, Stage::Warm, Stage::Hot, Stage::Qualified];
             let records: Vec<LeadScored> = (0..6).map(|i| scored(i as u64 + 1, 10.0 * (i as f64 + 1.0), stages[i], T0)).collect();
-            let mut view = LeadView::new("lead-1");
+            let mut view = LeadView::new("lead-1", 0);
             for _ in 0..repeats {
                 for i in &order {
                     view.apply_scored(&records[*i]);

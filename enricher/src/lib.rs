@@ -68,7 +68,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), Enricher
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,
-        input_topic: topics::NAMES,
+        input_topics: &[topics::NAMES],
         processor: &processor,
         metrics: stage_metrics,
         shutdown: context.shutdown.clone(),

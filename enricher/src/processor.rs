@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use leadflow_core::codec::{CodecError, SchemaCodec};
 use leadflow_core::exactly_once::{BatchProcessor, InputRecord, OutputRecord, PauseSignal, ProcessError};
-use leadflow_core::records::{DeadLetter, LeadEnriched, NameSubmitted, PipelineStage, TopicRecord};
-use leadflow_core::topics;
+use leadflow_core::records::{LeadEnriched, NameSubmitted, PipelineStage, TopicRecord};
 use time::OffsetDateTime;
 
 use crate::countries::country_name;
@@ -77,6 +76,8 @@ impl BatchProcessor for EnrichProcessor {
                     let enriched = LeadEnriched {
                         lead_id: name.lead_id,
                         name: name.name,
+                        email: name.email,
+                        company: name.company,
                         country_name: verdict
                             .country_code
                             .as_deref()
@@ -129,19 +130,7 @@ impl EnrichProcessor {
         now: OffsetDateTime,
     ) -> Result<OutputRecord, ProcessError> {
         self.metrics.dlq_records.with_label_values(&[error_kind]).inc();
-        let letter = DeadLetter::for_record(
-            PipelineStage::Enricher,
-            error_kind,
-            error,
-            topics::NAMES,
-            record.partition,
-            record.offset,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            now,
-        );
-        let value = self.codec.encode(&letter).await.map_err(|e| ProcessError::Transient(e.to_string()))?;
-        Ok(OutputRecord { topic: DeadLetter::TOPIC, key: letter.lead_id, value })
+        record.dead_letter(&self.codec, PipelineStage::Enricher, error_kind, error, now).await
     }
 }
 

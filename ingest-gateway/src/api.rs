@@ -1,10 +1,11 @@
-//! The write API: routes, handlers and the request middleware (timeout and metrics), and the
-//! scoring rules: read the rules in force, publish a new rule set.
+//! The write API: routes, handlers and the request middleware (timeout and metrics), reviews of
+//! leads, and the scoring rules: read the rules in force, publish a new rule set.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use leadflow_core::records::{LeadEvent, NameSubmitted, TopicRecord};
+use leadflow_core::records::{LeadEvent, NameSubmitted, ReviewDecision, TopicRecord};
 use leadflow_core::rules_feed::RulesInForce;
 use leadflow_core::scoring::ScoringRules;
 
@@ -28,12 +29,15 @@ pub const EVENT_BODY_LIMIT: usize = 64 * 1024;
 pub const EVENTS_BATCH_BODY_LIMIT: usize = 1024 * 1024;
 pub const LEADS_BODY_LIMIT: usize = 256 * 1024;
 pub const RULES_BODY_LIMIT: usize = 64 * 1024;
+/// Roomy: a 2000-character note of escaped astral characters alone is about 24 KB of JSON.
+pub const REVIEW_BODY_LIMIT: usize = 64 * 1024;
 
 /// Every route of the API, as (method, path); the OpenAPI document is checked against it.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/events"),
     ("post", "/api/events/batch"),
     ("post", "/api/leads"),
+    ("post", "/api/leads/{id}/review"),
     ("get", "/api/scoring-rules"),
     ("put", "/api/scoring-rules"),
 ];
@@ -53,6 +57,7 @@ pub fn router<P: Publisher>(state: Arc<AppState<P>>) -> Router {
         .route("/api/events", post(post_event::<P>))
         .route("/api/events/batch", post(post_event_batch::<P>))
         .route("/api/leads", post(post_leads::<P>))
+        .route("/api/leads/{id}/review", post(post_review::<P>))
         .route("/api/scoring-rules", get(get_scoring_rules::<P>).put(put_scoring_rules::<P>))
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
@@ -256,6 +261,58 @@ async fn post_leads<P: Publisher>(
     }
     let accepted = leads.into_iter().map(|l| LeadAccepted { lead_id: l.lead_id, name: l.name }).collect();
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewAccepted {
+    pub lead_id: String,
+    pub decision: ReviewDecision,
+    #[serde(with = "time::serde::rfc3339")]
+    pub reviewed_at: OffsetDateTime,
+}
+
+/// A person's decision on a lead (`{"decision": "Verified" | "Rejected", "reviewer"?, "note"?}`),
+/// published as a `LeadReviewed` to `leads.reviews.v1` keyed by the lead id, stamped
+/// `reviewedAt` with the gateway's clock; 202 once Kafka has acknowledged it. It reaches the
+/// lead's state only through Kafka (the crm-sink consumes it), never as a direct write.
+///
+/// The gateway does not check that the lead exists: it has no read model of leads. A review of a
+/// lead not seen yet waits in the crm-sink's read model until the lead arrives.
+async fn post_review<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    path: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<REVIEW_BODY_LIMIT>,
+) -> Result<(StatusCode, Json<ReviewAccepted>), AppError> {
+    // A segment that does not percent-decode to UTF-8 is a bad id, answered like any other.
+    let lead_id = match path {
+        Ok(Path(id)) => id,
+        Err(rejection) => {
+            let error = FieldError {
+                field: "id".to_owned(),
+                reason: "invalid_format",
+                message: format!("id is not a valid path segment: {rejection}"),
+            };
+            state.count_rejected(std::slice::from_ref(&error));
+            return Err(AppError::invalid_fields(vec![error]));
+        }
+    };
+    let review =
+        validation::validate_review(&lead_id, &body, OffsetDateTime::now_utc()).map_err(|errors| {
+            state.count_rejected(&errors);
+            AppError::invalid_fields(errors)
+        })?;
+    match state.publish(std::slice::from_ref(&review)).await.remove(0) {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(ReviewAccepted {
+                lead_id: review.lead_id,
+                decision: review.decision,
+                reviewed_at: review.reviewed_at,
+            }),
+        )),
+        Err(e) => Err(state.publish_failure(&e)),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

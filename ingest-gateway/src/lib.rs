@@ -1,6 +1,7 @@
-//! ingest-gateway: the HTTP API that producers post lead names and behavioural events to. It
-//! validates them and publishes them to Kafka keyed by lead id, answering 202 only once Kafka
-//! has acknowledged each record. It also serves the scoring rules: the rules in force, read from
+//! ingest-gateway: the HTTP API that producers post lead names and behavioural events to, and
+//! where people post their reviews of leads (Verified or Rejected). It validates them and
+//! publishes them to Kafka keyed by lead id, answering 202 only once Kafka has acknowledged each
+//! record. It also serves the scoring rules: the rules in force, read from
 //! `scoring.rules.v1` as the scorer reads them, and publishing a new rule set there.
 
 pub mod api;

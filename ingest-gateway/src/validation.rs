@@ -6,7 +6,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use leadflow_core::records::{LeadEvent, NameSubmitted};
+use leadflow_core::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
 use leadflow_core::scoring::ScoringRules;
 
 pub const MAX_ID_CHARS: usize = 128;
@@ -17,6 +17,8 @@ pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
 pub const MAX_NAME_CHARS: usize = 256;
 pub const MAX_EMAIL_CHARS: usize = 320;
 pub const MAX_COMPANY_CHARS: usize = 256;
+pub const MAX_REVIEWER_CHARS: usize = 256;
+pub const MAX_NOTE_CHARS: usize = 2000;
 pub const MAX_EVENTS_PER_BATCH: usize = 500;
 pub const MAX_NAMES_PER_BATCH: usize = 100;
 
@@ -26,7 +28,8 @@ pub struct FieldError {
     pub field: String,
     /// A short, bounded reason, also used as a metric label: `required`, `invalid_type`,
     /// `invalid_format`, `too_long`, `too_large`, `too_deep`, `in_future`, `unknown_field`, `empty`,
-    /// `too_many`, `invalid_value` (a scoring rule out of its range).
+    /// `too_many`, `invalid_value` (a scoring rule out of its range, or a value outside a fixed set
+    /// such as a review's `decision`).
     pub reason: &'static str,
     pub message: String,
 }
@@ -290,6 +293,67 @@ fn lead_from_parts(
         company: company.map(str::to_owned),
         submitted_at: now,
     })
+}
+
+const REVIEW_FIELDS: &[&str] = &["decision", "reviewer", "note"];
+/// A review's `decision`, as the record spells it.
+const REVIEW_DECISIONS: &[(&str, ReviewDecision)] =
+    &[("Verified", ReviewDecision::Verified), ("Rejected", ReviewDecision::Rejected)];
+
+/// `decision`: exactly one of [`REVIEW_DECISIONS`] (case-sensitive). Every error lists them.
+fn review_decision(object: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<ReviewDecision> {
+    let allowed = REVIEW_DECISIONS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ");
+    let (reason, message) = match object.get("decision") {
+        Some(Value::String(given)) => {
+            if let Some((_, decision)) = REVIEW_DECISIONS.iter().find(|(name, _)| name == given) {
+                return Some(*decision);
+            }
+            ("invalid_value", format!("decision {given:?} is not one of {allowed}"))
+        }
+        None | Some(Value::Null) => ("required", format!("decision is required: one of {allowed}")),
+        Some(_) => ("invalid_type", format!("decision must be a string: one of {allowed}")),
+    };
+    errors.push(FieldError::new("decision", reason, message));
+    None
+}
+
+/// Validates `POST /api/leads/{id}/review`: the path's lead id (named `id`, checked as every
+/// `leadId` is) and the body `{"decision", "reviewer"?, "note"?}`. `reviewer` is trimmed, and
+/// blank means absent; `note` is kept as written. `now` becomes `reviewedAt`. Every broken rule
+/// is reported, the path's id first.
+pub fn validate_review(
+    lead_id: &str,
+    value: &Value,
+    now: OffsetDateTime,
+) -> Result<LeadReviewed, Vec<FieldError>> {
+    let mut errors: Vec<FieldError> = check_lead_id("id", lead_id).err().into_iter().collect();
+    let object = match expect_object(value, "review") {
+        Ok(object) => object,
+        Err(e) => {
+            errors.push(e);
+            return Err(errors);
+        }
+    };
+    reject_unknown(object, REVIEW_FIELDS, &mut errors);
+    let decision = review_decision(object, &mut errors);
+    let reviewer = optional_string(object, "reviewer", &mut errors).map(str::trim).filter(|r| !r.is_empty());
+    if let Some(reviewer) = reviewer {
+        errors.extend(check_max_chars("reviewer", reviewer, MAX_REVIEWER_CHARS).err());
+    }
+    let note = optional_string(object, "note", &mut errors);
+    if let Some(note) = note {
+        errors.extend(check_max_chars("note", note, MAX_NOTE_CHARS).err());
+    }
+    match (errors.is_empty(), decision) {
+        (true, Some(decision)) => Ok(LeadReviewed {
+            lead_id: lead_id.to_owned(),
+            decision,
+            reviewer: reviewer.map(str::to_owned),
+            note: note.map(str::to_owned),
+            reviewed_at: now,
+        }),
+        _ => Err(errors),
+    }
 }
 
 const RULES_FIELDS: &[&str] = &["version", "points", "stages", "decay", "dailyCaps"];

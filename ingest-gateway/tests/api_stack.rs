@@ -1,6 +1,7 @@
 //! The gateway binary against the real stack: what a 202 promises is in Kafka, keyed and ordered
 //! by lead, framed with the registered schema; a mixed batch publishes exactly its valid items;
-//! a rule set PUT to the gateway becomes the rules in force that it reads back from the topic.
+//! a review becomes a LeadReviewed on `leads.reviews.v1`; a rule set PUT to the gateway becomes
+//! the rules in force that it reads back from the topic.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use common::{Gateway, codec, end_offsets, read_from, run_id};
 use leadflow_core::codec::register_all;
 
-use leadflow_core::records::{LeadEvent, NameSubmitted};
+use leadflow_core::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
 use leadflow_core::scoring::ScoringRules;
 use leadflow_testkit::{Stack, eventually, unique};
 use serde_json::json;
@@ -129,6 +130,50 @@ async fn submitted_names_are_published_as_name_submitted() {
     }
     assert_eq!(names[&format!("{run}.zoe")], "Zoë Ångström");
     assert_eq!(names.len(), 2);
+}
+
+#[tokio::test]
+async fn a_review_is_published_as_lead_reviewed_keyed_by_the_lead() {
+    let stack = Stack::get();
+    let gateway = Gateway::start(&stack).await;
+    let run = run_id();
+    let from = end_offsets(&stack, "leads.reviews.v1");
+    let lead = format!("{run}.reviewed");
+    // At the length limits, so the gateway's limits are shown to fit the record's schema (the
+    // codec validates every record against it before publishing).
+    let reviewer = "é".repeat(256);
+    let note = "🙂".repeat(2000);
+    let (status, body) = gateway
+        .post(
+            &format!("/api/leads/{lead}/review"),
+            &json!({"decision": "Rejected", "reviewer": format!(" {reviewer} "), "note": note}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!((body["leadId"].as_str(), body["decision"].as_str()), (Some(lead.as_str()), Some("Rejected")));
+
+    let records = read_from(&stack, "leads.reviews.v1", &from, |r| r.iter().any(|p| p.key == lead)).await;
+    let ours: Vec<_> = records.iter().filter(|p| p.key == lead).collect();
+    assert_eq!(ours.len(), 1, "exactly one record per accepted review");
+    assert_eq!(ours[0].value[0], 0, "Confluent-framed");
+    let codec = codec(&stack);
+    register_all(&codec).await.unwrap();
+    let review: LeadReviewed = codec.decode(&ours[0].value).await.expect("decodes through the registry");
+    let answered_at = time::OffsetDateTime::parse(
+        body["reviewedAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        review,
+        LeadReviewed {
+            lead_id: lead.clone(),
+            decision: ReviewDecision::Rejected,
+            reviewer: Some(reviewer),
+            note: Some(note),
+            reviewed_at: answered_at,
+        }
+    );
 }
 
 /// The seeds' rules under a version no run has used, so that whatever this test leaves newest

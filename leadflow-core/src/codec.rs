@@ -259,6 +259,8 @@ pub async fn register_all(codec: &SchemaCodec) -> Result<(), CodecError> {
     codec.register::<LeadEvent>().await?;
     codec.register::<LeadEnriched>().await?;
     codec.register::<LeadScored>().await?;
+    codec.register::<LeadReviewed>().await?;
+    codec.register::<CrmResyncRequested>().await?;
     codec.register::<CrmDelivery>().await?;
     codec.register::<DeadLetter>().await?;
     codec.register::<crate::scoring::ScoringRules>().await?;

@@ -1,4 +1,4 @@
-//! Consume, transform, produce: exactly once from one Kafka topic to others. A stage reads a
+//! Consume, transform, produce: exactly once from Kafka topics to others. A stage reads a
 //! batch (one poll batch, up to `max_batch_records`), hands it to its [`BatchProcessor`], and
 //! writes the processor's output records together with the batch's offsets in one Kafka
 //! transaction (`send_offsets_to_transaction`). A crash anywhere before the commit leaves
@@ -89,6 +89,7 @@ fn host_name() -> String {
 /// One consumed record, owned, so a batch outlives the poll that read it.
 #[derive(Debug, Clone)]
 pub struct InputRecord {
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -96,8 +97,35 @@ pub struct InputRecord {
 }
 
 impl InputRecord {
+    /// The dead letter that takes this record's place among a batch's outputs: the error, and
+    /// the record's position and original bytes.
+    pub async fn dead_letter(
+        &self,
+        codec: &crate::codec::SchemaCodec,
+        stage: crate::records::PipelineStage,
+        error_kind: &str,
+        error: impl Into<String>,
+        failed_at: time::OffsetDateTime,
+    ) -> Result<OutputRecord, ProcessError> {
+        use crate::records::{DeadLetter, TopicRecord};
+        let letter = DeadLetter::for_record(
+            stage,
+            error_kind,
+            error,
+            &self.topic,
+            self.partition,
+            self.offset,
+            self.key.as_deref(),
+            self.value.as_deref(),
+            failed_at,
+        );
+        let value = codec.encode(&letter).await.map_err(|e| ProcessError::Transient(e.to_string()))?;
+        Ok(OutputRecord { topic: DeadLetter::TOPIC, key: letter.lead_id, value })
+    }
+
     fn from_message(message: &BorrowedMessage<'_>) -> Self {
         InputRecord {
+            topic: Arc::from(message.topic()),
             partition: message.partition(),
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
@@ -258,7 +286,7 @@ impl StageMetrics {
 /// that is gone, and feeds the lag gauge from librdkafka's statistics.
 pub struct StageContext {
     generation: AtomicU64,
-    topic: String,
+    topics: Vec<String>,
     metrics: StageMetrics,
     assigned: AssignedPartitions,
 }
@@ -271,14 +299,16 @@ impl StageContext {
 
 impl ClientContext for StageContext {
     fn stats(&self, statistics: Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else { return };
-        for (partition, stats) in &topic.partitions {
-            // librdkafka reports -1 for the internal "unassigned" partition and for unknown lag.
-            if *partition >= 0 && stats.consumer_lag >= 0 {
-                self.metrics
-                    .consumer_lag
-                    .with_label_values(&[&self.topic, &partition.to_string()])
-                    .set(stats.consumer_lag);
+        for name in &self.topics {
+            let Some(topic) = statistics.topics.get(name) else { continue };
+            for (partition, stats) in &topic.partitions {
+                // librdkafka reports -1 for the internal "unassigned" partition and for unknown lag.
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[name, &partition.to_string()])
+                        .set(stats.consumer_lag);
+                }
             }
         }
     }
@@ -324,7 +354,9 @@ fn describe(partitions: &TopicPartitionList) -> String {
 pub struct ExactlyOnceStage<'a, P> {
     pub kafka: &'a KafkaConfig,
     pub config: &'a ExactlyOnceConfig,
-    pub input_topic: &'a str,
+    /// Co-partitioned topics (keyed alike, same partition count), so that one instance sees
+    /// everything about a key.
+    pub input_topics: &'a [&'a str],
     pub processor: &'a P,
     pub metrics: StageMetrics,
     pub shutdown: CancellationToken,
@@ -341,7 +373,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
     pub async fn run(self) -> Result<(), StageError> {
         let context = StageContext {
             generation: AtomicU64::new(0),
-            topic: self.input_topic.to_owned(),
+            topics: self.input_topics.iter().map(|t| (*t).to_owned()).collect(),
             metrics: self.metrics.clone(),
             assigned: self.assigned.clone(),
         };
@@ -370,10 +402,10 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             return Ok(());
         }
         consumer
-            .subscribe(&[self.input_topic])
-            .map_err(|source| StageError::Subscribe { topic: self.input_topic.to_owned(), source })?;
+            .subscribe(self.input_topics)
+            .map_err(|source| StageError::Subscribe { topic: self.input_topics.join(","), source })?;
         tracing::info!(
-            topic = self.input_topic,
+            topics = %self.input_topics.join(","),
             group = %self.config.group_id,
             transactional_id = %transactional_id,
             exactly_once = self.config.exactly_once,
@@ -421,7 +453,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 }
                 Err(BatchInterrupt::Retry(reason)) => {
                     tracing::warn!(records = batch.len(), error = %reason, retry_in = ?backoff, "batch failed; rewinding to retry");
-                    rewind(&consumer, self.input_topic, &batch, &pending);
+                    rewind(&consumer, &batch, &pending);
                     pending.clear();
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -602,8 +634,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         batch: &[InputRecord],
         outputs: Vec<OutputRecord>,
     ) -> Result<(), BatchInterrupt> {
-        let offsets =
-            next_offsets(self.input_topic, batch).map_err(|e| BatchInterrupt::Fatal(e.to_string()))?;
+        let offsets = next_offsets(batch).map_err(|e| BatchInterrupt::Fatal(e.to_string()))?;
         if !self.config.exactly_once {
             self.write(producer, &outputs).await.map_err(classify)?;
             consumer.commit(&offsets, rdkafka::consumer::CommitMode::Async).map_err(classify)?;
@@ -669,15 +700,15 @@ fn classify(error: KafkaError) -> BatchInterrupt {
     }
 }
 
-/// The offsets to commit for a batch: one past the last record of each partition.
-fn next_offsets(topic: &str, batch: &[InputRecord]) -> Result<TopicPartitionList, KafkaError> {
-    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+/// The offsets to commit for a batch: one past the last record of each topic partition.
+fn next_offsets(batch: &[InputRecord]) -> Result<TopicPartitionList, KafkaError> {
+    let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for record in batch {
-        let entry = last.entry(record.partition).or_insert(record.offset);
+        let entry = last.entry((&record.topic, record.partition)).or_insert(record.offset);
         *entry = (*entry).max(record.offset);
     }
     let mut offsets = TopicPartitionList::new();
-    for (partition, offset) in last {
+    for ((topic, partition), offset) in last {
         offsets.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
     }
     Ok(offsets)
@@ -687,17 +718,16 @@ fn next_offsets(topic: &str, batch: &[InputRecord]) -> Result<TopicPartitionList
 /// records kept for later, so that a failed batch is read again.
 fn rewind(
     consumer: &StreamConsumer<StageContext>,
-    topic: &str,
     batch: &[InputRecord],
     pending: &VecDeque<(InputRecord, u64)>,
 ) {
-    let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut first: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for record in batch.iter().chain(pending.iter().map(|(r, _)| r)) {
-        let entry = first.entry(record.partition).or_insert(record.offset);
+        let entry = first.entry((&record.topic, record.partition)).or_insert(record.offset);
         *entry = (*entry).min(record.offset);
     }
     let mut positions = TopicPartitionList::new();
-    for (partition, offset) in first {
+    for ((topic, partition), offset) in first {
         let _ = positions.add_partition_offset(topic, partition, Offset::Offset(offset));
     }
     // A partition that was revoked meanwhile fails to seek; its new owner starts from the
@@ -711,17 +741,25 @@ fn rewind(
 mod tests {
     use super::*;
 
-    fn record(partition: i32, offset: i64) -> InputRecord {
-        InputRecord { partition, offset, key: None, value: None }
+    fn record(topic: &str, partition: i32, offset: i64) -> InputRecord {
+        InputRecord { topic: Arc::from(topic), partition, offset, key: None, value: None }
     }
 
     #[test]
     fn offsets_to_commit_are_one_past_each_partitions_last_record() {
-        let batch = [record(0, 5), record(1, 9), record(0, 7), record(0, 6)];
-        let offsets = next_offsets("t", &batch).unwrap();
-        let found: Vec<(i32, Offset)> =
-            offsets.elements().iter().map(|e| (e.partition(), e.offset())).collect();
-        assert_eq!(found, vec![(0, Offset::Offset(8)), (1, Offset::Offset(10))]);
+        let batch =
+            [record("t", 0, 5), record("t", 1, 9), record("t", 0, 7), record("u", 0, 2), record("t", 0, 6)];
+        let offsets = next_offsets(&batch).unwrap();
+        let found: Vec<(String, i32, Offset)> =
+            offsets.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), e.offset())).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("t".into(), 0, Offset::Offset(8)),
+                ("t".into(), 1, Offset::Offset(10)),
+                ("u".into(), 0, Offset::Offset(3))
+            ]
+        );
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub enum EnrichmentStatus {
 pub struct LeadEnriched {
     pub lead_id: String,
     pub name: String,
+    /// As submitted: the enricher copies the profile along, so the crm-sink needs one topic per
+    /// lead fact rather than a join with `leads.names.v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
     pub country_code: Option<String>,
     pub country_name: Option<String>,
     pub probability: Option<f64>,
@@ -115,6 +121,40 @@ pub struct LeadScored {
     pub lead_version: Option<u64>,
 }
 topic_record!(LeadScored, topics::SCORES, "LeadScored.schema.json");
+
+/// A reviewer's decision on a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReviewDecision {
+    Verified,
+    Rejected,
+}
+
+/// A person's decision on a lead (usually a `To Check` one). It overrides the enrichment
+/// status, and the newest decision wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeadReviewed {
+    pub lead_id: String,
+    pub decision: ReviewDecision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub reviewed_at: OffsetDateTime,
+}
+topic_record!(LeadReviewed, topics::REVIEWS, "LeadReviewed.schema.json");
+
+/// Asks the crm-sink to deliver a lead that its read model says is out of sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrmResyncRequested {
+    pub lead_id: String,
+    pub version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+topic_record!(CrmResyncRequested, topics::CRM_RESYNC, "CrmResyncRequested.schema.json");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -256,6 +296,8 @@ mod tests {
         validate(&LeadEnriched {
             lead_id: "lead-1".into(),
             name: "Zoë".into(),
+            email: Some("zoe@example.com".into()),
+            company: Some("Analytical Engines".into()),
             country_code: None,
             country_name: None,
             probability: None,
@@ -282,6 +324,15 @@ mod tests {
         })
         .unwrap();
         validate(&crate::scoring::ScoringRules::seeds()).unwrap();
+        validate(&LeadReviewed {
+            lead_id: "lead-1".into(),
+            decision: ReviewDecision::Verified,
+            reviewer: Some("grace@example.com".into()),
+            note: None,
+            reviewed_at: AT,
+        })
+        .unwrap();
+        validate(&CrmResyncRequested { lead_id: "lead-1".into(), version: 2, requested_at: AT }).unwrap();
         validate(&CrmDelivery {
             lead_id: "lead-1".into(),
             version: 3,

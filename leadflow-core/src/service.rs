@@ -145,19 +145,6 @@ pub async fn start_kafka_service(
     Ok((codec, ops))
 }
 
-/// For a service whose pipeline work is not built yet: registers the record schemas, and serves
-/// the ops endpoints with real readiness checks until the shutdown signal.
-pub async fn serve_ops_until_shutdown(
-    config: BaseConfig,
-    context: ServiceContext,
-) -> Result<(), StartupError> {
-    let (_codec, ops) =
-        start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry).await?;
-    context.shutdown.cancelled().await;
-    let _ = ops.await;
-    Ok(())
-}
-
 /// Registers every record schema, waiting out a registry that is not up yet (retried until
 /// shutdown); a registry that refuses a schema is a start-up error.
 pub async fn register_schemas(codec: &SchemaCodec, shutdown: &CancellationToken) -> Result<(), StartupError> {

@@ -5,7 +5,10 @@ pub const NAMES: &str = "leads.names.v1";
 pub const EVENTS: &str = "leads.events.v1";
 pub const ENRICHED: &str = "leads.enriched.v1";
 pub const SCORES: &str = "leads.scores.v1";
+pub const REVIEWS: &str = "leads.reviews.v1";
 pub const CRM_DELIVERIES: &str = "crm.deliveries.v1";
+/// Written by `crm-sink reconcile`: leads to deliver again.
+pub const CRM_RESYNC: &str = "crm.resync.v1";
 pub const DLQ: &str = "leads.dlq.v1";
 /// Compacted, one partition: the newest record is the scorer's rule set in force.
 pub const SCORING_RULES: &str = "scoring.rules.v1";
@@ -70,19 +73,23 @@ mod tests {
     fn declared_topics_parse_and_cover_every_record_topic() {
         let specs = parse_topics_conf(TOPICS_CONF).unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        for topic in [NAMES, EVENTS, ENRICHED, SCORES, CRM_DELIVERIES, DLQ, SCORING_RULES] {
+        for topic in
+            [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ, SCORING_RULES]
+        {
             assert!(names.contains(&topic), "{topic} missing from deploy/topics.conf");
         }
     }
 
     #[test]
     fn co_partitioned_topics_have_equal_partition_counts() {
-        // The crm-sink joins enriched and scored records per lead; that only works when a lead
-        // id maps to the same partition number on every topic.
+        // The crm-sink joins enriched, scored, review and resync records per lead; that only
+        // works when a lead id maps to the same partition number on every topic.
         let specs = declared_topics();
         let count = |t: &str| specs.iter().find(|s| s.name == t).map(|s| s.partitions);
-        let counts: Vec<_> =
-            [NAMES, EVENTS, ENRICHED, SCORES, CRM_DELIVERIES, DLQ].iter().map(|t| count(t)).collect();
+        let counts: Vec<_> = [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ]
+            .iter()
+            .map(|t| count(t))
+            .collect();
         assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
     }
 

@@ -49,8 +49,15 @@ pub fn commit_group_offsets(stack: &Stack, group: &str, topic: &str, offsets: &H
 /// current end of `topic`: a service started in it works on what is written from now on, and
 /// never on what earlier tests left.
 pub fn new_group_at_end(stack: &Stack, prefix: &str, topic: &str) -> String {
+    new_group_at_end_of(stack, prefix, &[topic])
+}
+
+/// [`new_group_at_end`] for a service that reads several topics.
+pub fn new_group_at_end_of(stack: &Stack, prefix: &str, topics: &[&str]) -> String {
     let group = unique(prefix);
-    commit_group_offsets(stack, &group, topic, &end_offsets(stack, topic));
+    for topic in topics {
+        commit_group_offsets(stack, &group, topic, &end_offsets(stack, topic));
+    }
     group
 }
 
@@ -118,6 +125,34 @@ pub struct Published {
     pub value: Vec<u8>,
 }
 
+impl From<&rdkafka::message::BorrowedMessage<'_>> for Published {
+    fn from(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        Published {
+            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            value: m.payload().unwrap_or_default().to_vec(),
+        }
+    }
+}
+
+/// A `read_committed` consumer of `topic` from `from`, in no group's name but its own.
+fn committed_reader(stack: &Stack, topic: &str, from: &HashMap<i32, i64>) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .set("group.id", unique("test-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for (partition, offset) in from {
+        assignment.add_partition_offset(topic, *partition, Offset::Offset(*offset)).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    consumer
+}
+
 /// Reads `topic` (`read_committed`) from `from` until `done` says enough; fails after 30 s.
 pub async fn read_from(
     stack: &Stack,
@@ -136,18 +171,7 @@ pub async fn read_from_within(
     deadline: Duration,
     done: impl Fn(&[Published]) -> bool,
 ) -> Vec<Published> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.kafka_bootstrap)
-        .set("group.id", unique("test-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for (partition, offset) in from {
-        assignment.add_partition_offset(topic, *partition, Offset::Offset(*offset)).unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
+    let consumer = committed_reader(stack, topic, from);
     let mut records = Vec::new();
     let started = Instant::now();
     while !done(&records) {
@@ -157,13 +181,41 @@ pub async fn read_from_within(
             records.len()
         );
         if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
-            let m = message.unwrap();
-            records.push(Published {
-                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                partition: m.partition(),
-                offset: m.offset(),
-                value: m.payload().unwrap_or_default().to_vec(),
-            });
+            records.push(Published::from(&message.unwrap()));
+        }
+    }
+    records
+}
+
+/// Reads everything committed on `topic` from `from` up to the partitions' current ends
+/// (`read_committed`): for checks made once the writers have stopped, where a count would stop
+/// too early if a duplicate came later. Fails after `deadline`.
+pub async fn read_to_end(
+    stack: &Stack,
+    topic: &str,
+    from: &HashMap<i32, i64>,
+    deadline: Duration,
+) -> Vec<Published> {
+    let ends = end_offsets(stack, topic);
+    let consumer = committed_reader(stack, topic, from);
+    let reached_end = |consumer: &StreamConsumer| {
+        let position = consumer.position().unwrap();
+        ends.iter().all(|(partition, end)| {
+            let at = position.find_partition(topic, *partition).map(|p| p.offset());
+            from.get(partition).is_none_or(|start| start >= end)
+                || matches!(at, Some(Offset::Offset(o)) if o >= *end)
+        })
+    };
+    let mut records = Vec::new();
+    let started = Instant::now();
+    while !reached_end(&consumer) {
+        assert!(
+            started.elapsed() < deadline,
+            "{topic} not read to its end within {deadline:?} ({} records)",
+            records.len()
+        );
+        if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            records.push(Published::from(&message.unwrap()));
         }
     }
     records

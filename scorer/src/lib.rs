@@ -98,7 +98,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,
-        input_topic: topics::EVENTS,
+        input_topics: &[topics::EVENTS],
         processor: &processor,
         metrics: stage_metrics,
         shutdown: context.shutdown.clone(),

@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use leadflow_core::codec::{CodecError, SchemaCodec};
 use leadflow_core::exactly_once::{BatchProcessor, InputRecord, OutputRecord, PauseSignal, ProcessError};
-use leadflow_core::records::{DeadLetter, LeadEvent, LeadScored, PipelineStage, TopicRecord};
+use leadflow_core::records::{LeadEvent, LeadScored, PipelineStage, TopicRecord};
 use leadflow_core::rules_feed::RulesInForce;
 use leadflow_core::scoring::{self, ScoringEvent, ScoringRules};
-use leadflow_core::topics;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
@@ -205,18 +204,6 @@ impl ScoreProcessor {
         error: &str,
     ) -> Result<OutputRecord, ProcessError> {
         self.metrics.dlq_records.with_label_values(&[kind]).inc();
-        let letter = DeadLetter::for_record(
-            PipelineStage::Scorer,
-            kind,
-            error,
-            topics::EVENTS,
-            record.partition,
-            record.offset,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            OffsetDateTime::now_utc(),
-        );
-        let value = self.codec.encode(&letter).await.map_err(|e| ProcessError::Transient(e.to_string()))?;
-        Ok(OutputRecord { topic: DeadLetter::TOPIC, key: letter.lead_id, value })
+        record.dead_letter(&self.codec, PipelineStage::Scorer, kind, error, OffsetDateTime::now_utc()).await
     }
 }

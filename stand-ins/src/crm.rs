@@ -19,7 +19,11 @@
 //! `{"status":"error","message","category":"VALIDATION_ERROR","errors":[{"message","in"}]}`, one
 //! error per bad field, `in` naming it like `inputs[3].properties.leadflow_version` (`body` when the
 //! body is not a JSON object). Unknown fields, top-level or in an input, are errors, and
-//! `idProperty` must be `leadflow_id`.
+//! `idProperty` must be `leadflow_id`. Like HubSpot, the stand-in checks the `email` property when
+//! an input carries one: it must be a string with a non-empty local part, an `@`, a domain (after
+//! the last `@`) holding a `.` other than at its ends, and no whitespace; otherwise the error is
+//! `inputs[i].properties.email is not a valid email address` (the value is left out of it). One
+//! bad input fails the whole batch: nothing in it is applied.
 //!
 //! # Faults
 //!
@@ -53,7 +57,7 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 
-pub use batch::{FieldError, ID_PROPERTY, MAX_INPUTS, VERSION_PROPERTY};
+pub use batch::{EMAIL_PROPERTY, FieldError, ID_PROPERTY, MAX_INPUTS, VERSION_PROPERTY};
 pub use faults::Faults;
 pub use http::{UPSERT_PATH, router};
 pub use state::{Contact, Stats, UpsertResult};

@@ -12,50 +12,32 @@ use leadflow_core::topics;
 use leadflow_testkit::kafka::{Published, end_offsets, new_group_at_end, read_from_within};
 #[allow(unused_imports)] // each test binary uses part of these
 pub use leadflow_testkit::kafka::{codec, decode_all};
+use leadflow_testkit::stand_in::StandInServer;
 use leadflow_testkit::{ServiceProcess, Stack, unique};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
 /// The nationalize stand-in on a port of the OS's choosing, stopped when dropped.
-pub struct StandIn {
-    pub base_url: String,
-    stop: CancellationToken,
-}
+pub struct StandIn(StandInServer);
 
 impl StandIn {
     pub async fn start(faults: Value) -> StandIn {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let stopped = stop.clone().cancelled_owned();
         let faults = serde_json::from_value(faults).unwrap();
-        tokio::spawn(stand_ins::nationalize::serve(listener, faults, stopped));
-        StandIn { base_url, stop }
-    }
-
-    pub async fn stats(&self) -> Value {
-        reqwest::get(format!("{}/__admin/stats", self.base_url)).await.unwrap().json().await.unwrap()
+        StandIn(
+            StandInServer::start(|listener, stop| stand_ins::nationalize::serve(listener, faults, stop))
+                .await,
+        )
     }
 
     pub async fn requests(&self) -> u64 {
         self.stats().await["requests"].as_u64().unwrap()
     }
-
-    pub async fn set_faults(&self, faults: Value) {
-        let response = reqwest::Client::new()
-            .put(format!("{}/__admin/faults", self.base_url))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
-    }
 }
 
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.stop.cancel();
+impl std::ops::Deref for StandIn {
+    type Target = StandInServer;
+    fn deref(&self) -> &StandInServer {
+        &self.0
     }
 }
 

@@ -529,3 +529,161 @@ async fn put_scoring_rules_enforces_content_type_and_size() {
     assert_eq!(h.put("/api/scoring-rules", big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(h.published().is_empty());
 }
+
+const REVIEW_ROUTE: &str = "/api/leads/{id}/review";
+
+#[tokio::test]
+async fn a_review_is_published_as_one_lead_reviewed_keyed_by_the_lead_and_answered_202() {
+    let h = Harness::new();
+    let before = OffsetDateTime::now_utc();
+    let (status, _, body) = h
+        .post(
+            "/api/leads/lead-ada/review",
+            json!({"decision": "Verified", "reviewer": "  grace@example.com ", "note": "called her"}),
+        )
+        .await;
+    let after = OffsetDateTime::now_utc();
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!((body["leadId"].as_str(), body["decision"].as_str()), (Some("lead-ada"), Some("Verified")));
+    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+    let reviewed_at = body["reviewedAt"].as_str().unwrap();
+    let at = OffsetDateTime::parse(reviewed_at, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(before <= at && at <= after, "reviewedAt {at} is not the gateway's clock ({before}..{after})");
+
+    let published = h.published();
+    assert_eq!(published.len(), 1);
+    let (topic, key, record) = &published[0];
+    assert_eq!((topic.as_str(), key.as_str()), (leadflow_core::topics::REVIEWS, "lead-ada"));
+    assert_eq!(
+        *record,
+        json!({"leadId": "lead-ada", "decision": "Verified", "reviewer": "grace@example.com", "note": "called her", "reviewedAt": reviewed_at})
+    );
+    assert_eq!(h.metric("gateway_records_published_total", &[("topic", "leads.reviews.v1")]), 1.0);
+    // The route label is the pattern, not the lead id: one series for every lead.
+    assert_eq!(h.metric("gateway_http_requests_total", &[("route", REVIEW_ROUTE), ("status", "202")]), 1.0);
+}
+
+#[tokio::test]
+async fn a_rejection_without_reviewer_or_note_is_published_as_such() {
+    let h = Harness::new();
+    let (status, _, body) = h.post("/api/leads/crm:42@eu/review", json!({"decision": "Rejected"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["decision"], "Rejected");
+    let published = h.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].1, "crm:42@eu");
+    let record = published[0].2.as_object().unwrap();
+    let mut fields: Vec<&str> = record.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["decision", "leadId", "reviewedAt"], "absent optionals are left out");
+    assert_eq!(record["decision"], "Rejected");
+}
+
+#[tokio::test]
+async fn a_bad_review_is_400_naming_the_field_and_publishes_nothing() {
+    let h = Harness::new();
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        ("/api/leads/lead%201/review", json!({"decision": "Verified"}), "id", "invalid_format"),
+        ("/api/leads/l%C3%A9ad/review", json!({"decision": "Verified"}), "id", "invalid_format"),
+        ("/api/leads/a%2Fb/review", json!({"decision": "Verified"}), "id", "invalid_format"),
+        ("/api/leads/%FF/review", json!({"decision": "Verified"}), "id", "invalid_format"),
+        ("/api/leads/lead-1/review", json!({}), "decision", "required"),
+        ("/api/leads/lead-1/review", json!({"decision": "To Check"}), "decision", "invalid_value"),
+        ("/api/leads/lead-1/review", json!({"decision": 1}), "decision", "invalid_type"),
+        ("/api/leads/lead-1/review", json!({"decision": "Verified", "score": 3}), "score", "unknown_field"),
+        (
+            "/api/leads/lead-1/review",
+            json!({"decision": "Verified", "reviewer": "r".repeat(257)}),
+            "reviewer",
+            "too_long",
+        ),
+        (
+            "/api/leads/lead-1/review",
+            json!({"decision": "Verified", "note": "n".repeat(2001)}),
+            "note",
+            "too_long",
+        ),
+        ("/api/leads/lead-1/review", json!(["Verified"]), "review", "invalid_type"),
+    ];
+    for (path, body, field, reason) in cases {
+        let (status, _, answer) = h.post(path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
+        assert_eq!(answer["error"], "invalid_field", "{path} {body}: {answer}");
+        assert_eq!(answer["field"], field, "{path} {body}: {answer}");
+        assert_eq!(answer["details"][0]["reason"], reason, "{path} {body}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(field), "{answer}");
+    }
+    let long_id = format!("/api/leads/{}/review", "a".repeat(129));
+    let (status, _, answer) = h.post(&long_id, json!({"decision": "Verified"})).await;
+    assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("id")));
+
+    let (_, _, answer) = h.post("/api/leads/lead-1/review", json!({"decision": "verified"})).await;
+    assert!(answer["message"].as_str().unwrap().contains("Verified, Rejected"), "{answer}");
+    assert!(h.published().is_empty());
+    assert_eq!(h.metric("gateway_records_rejected_total", &[("reason", "invalid_format")]), 4.0);
+    assert_eq!(h.metric("gateway_http_requests_total", &[("route", REVIEW_ROUTE), ("status", "400")]), 13.0);
+}
+
+#[tokio::test]
+async fn a_review_body_is_checked_like_every_other_post() {
+    let h = Harness::new();
+    let (status, _, body) = h
+        .send(post_request(
+            "/api/leads/lead-1/review",
+            "text/plain",
+            json!({"decision": "Verified"}).to_string(),
+        ))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type"))
+    );
+    let (status, _, body) =
+        h.send(post_request("/api/leads/lead-1/review", "application/json", "{\"decision\":".into())).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
+    let padding = "x".repeat(REVIEW_BODY_LIMIT);
+    let (status, _, body) =
+        h.post("/api/leads/lead-1/review", json!({"decision": "Verified", "note": padding})).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    assert!(h.published().is_empty());
+}
+
+#[tokio::test]
+async fn a_review_route_answers_404_and_405_as_the_router_does_and_an_empty_id_is_400() {
+    let h = Harness::new();
+    // An empty id matches the route, and is a bad id like any other.
+    let (status, _, body) = h.post("/api/leads//review", json!({"decision": "Verified"})).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("id")));
+    assert_eq!(body["details"][0]["reason"], "empty");
+    let (status, _, body) = h.post("/api/leads/lead-1/reviews", json!({"decision": "Verified"})).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, body) = h.get("/api/leads/lead-1/review").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    assert!(h.published().is_empty());
+}
+
+#[tokio::test]
+async fn a_review_while_kafka_is_unavailable_is_503_with_retry_after() {
+    let h = Harness::with(RecordingPublisher {
+        failure: Mutex::new(Some(PublishError::Unavailable("the producer queue is full".into()))),
+        ..Default::default()
+    });
+    let (status, headers, body) = h.post("/api/leads/lead-1/review", json!({"decision": "Rejected"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "2");
+    assert_eq!(body["error"], "unavailable");
+    assert!(body["message"].as_str().unwrap().contains("queue is full"), "{body}");
+    assert!(h.published().is_empty());
+    assert_eq!(h.metric("gateway_records_published_total", &[("topic", "leads.reviews.v1")]), 0.0);
+}
+
+#[tokio::test]
+async fn a_review_that_outlives_the_timeout_is_503() {
+    let h = Harness::with(RecordingPublisher { stall: true, ..Default::default() });
+    let (status, headers, body) = h.post("/api/leads/lead-1/review", json!({"decision": "Verified"})).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("timeout")));
+    assert_eq!(headers[header::RETRY_AFTER], "2");
+}

@@ -1,3 +1,4 @@
+use leadflow_core::records::{LeadReviewed, ReviewDecision};
 use serde_json::json;
 use time::macros::datetime;
 
@@ -179,6 +180,136 @@ fn errors_nest_under_their_batch_item() {
     assert_eq!(error.field, "events[3].leadId");
 }
 
+/// The (field, reason) of every error, or the record when the review is valid.
+fn review(id: &str, body: Value) -> Result<LeadReviewed, Vec<(String, &'static str)>> {
+    validate_review(id, &body, NOW)
+        .map_err(|errors| errors.into_iter().map(|e| (e.field, e.reason)).collect())
+}
+
+#[test]
+fn a_valid_review_becomes_a_lead_reviewed_stamped_now() {
+    let record = review(
+        "lead-ada",
+        json!({"decision": "Verified", "reviewer": "  grace@example.com\t", "note": "  checked by phone "}),
+    )
+    .unwrap();
+    assert_eq!(
+        record,
+        LeadReviewed {
+            lead_id: "lead-ada".into(),
+            decision: ReviewDecision::Verified,
+            reviewer: Some("grace@example.com".into()),
+            note: Some("  checked by phone ".into()),
+            reviewed_at: NOW,
+        }
+    );
+    let minimal = review("a.b_c:d@e-f", json!({"decision": "Rejected"})).unwrap();
+    assert_eq!(
+        (minimal.decision, minimal.reviewer, minimal.note, minimal.reviewed_at),
+        (ReviewDecision::Rejected, None, None, NOW)
+    );
+    let nulls = review("lead-1", json!({"decision": "Verified", "reviewer": null, "note": null})).unwrap();
+    assert_eq!((nulls.reviewer, nulls.note), (None, None));
+    let blank = review("lead-1", json!({"decision": "Verified", "reviewer": " \t\n "})).unwrap();
+    assert_eq!(blank.reviewer, None, "a blank reviewer is no reviewer");
+}
+
+#[test]
+fn review_rules_table() {
+    let (max_id, long_id) = ("a".repeat(MAX_ID_CHARS), "a".repeat(MAX_ID_CHARS + 1));
+    let reviewer_at_limit = format!("  {}  ", "é".repeat(256));
+    type Case<'a> = (&'a str, &'a str, Value, Option<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        ("id empty", "", json!({"decision": "Verified"}), Some(("id", "empty"))),
+        ("id with space", "lead 1", json!({"decision": "Verified"}), Some(("id", "invalid_format"))),
+        ("id with slash", "a/b", json!({"decision": "Verified"}), Some(("id", "invalid_format"))),
+        ("id unicode", "léad", json!({"decision": "Verified"}), Some(("id", "invalid_format"))),
+        ("id 128 chars", &max_id, json!({"decision": "Verified"}), None),
+        ("id 129 chars", &long_id, json!({"decision": "Verified"}), Some(("id", "too_long"))),
+        ("decision missing", "l", json!({"reviewer": "grace"}), Some(("decision", "required"))),
+        ("decision null", "l", json!({"decision": null}), Some(("decision", "required"))),
+        ("decision lower case", "l", json!({"decision": "verified"}), Some(("decision", "invalid_value"))),
+        ("decision To Check", "l", json!({"decision": "To Check"}), Some(("decision", "invalid_value"))),
+        ("decision not a string", "l", json!({"decision": true}), Some(("decision", "invalid_type"))),
+        (
+            "reviewer not a string",
+            "l",
+            json!({"decision": "Verified", "reviewer": 7}),
+            Some(("reviewer", "invalid_type")),
+        ),
+        (
+            "reviewer 256 chars after trimming",
+            "l",
+            json!({"decision": "Verified", "reviewer": reviewer_at_limit}),
+            None,
+        ),
+        (
+            "reviewer 257 chars",
+            "l",
+            json!({"decision": "Verified", "reviewer": "r".repeat(257)}),
+            Some(("reviewer", "too_long")),
+        ),
+        (
+            "note not a string",
+            "l",
+            json!({"decision": "Rejected", "note": ["x"]}),
+            Some(("note", "invalid_type")),
+        ),
+        ("note 2000 chars", "l", json!({"decision": "Rejected", "note": "🙂".repeat(2000)}), None),
+        (
+            "note 2001 chars",
+            "l",
+            json!({"decision": "Rejected", "note": "n".repeat(2001)}),
+            Some(("note", "too_long")),
+        ),
+        (
+            "unknown field",
+            "l",
+            json!({"decision": "Verified", "reason": "x"}),
+            Some(("reason", "unknown_field")),
+        ),
+        ("not an object", "l", json!("Verified"), Some(("review", "invalid_type"))),
+    ];
+    for (name, id, body, expected) in cases {
+        let got = review(id, body).err().map(|errors| errors[0].clone());
+        let expected = expected.map(|(f, r)| (f.to_owned(), r));
+        assert_eq!(got, expected, "case {name:?}");
+    }
+}
+
+#[test]
+fn a_review_reports_every_broken_rule_with_the_id_first() {
+    let body = json!({"decision": "Maybe", "reviewer": 1, "note": "n".repeat(2001), "extra": 1});
+    let fields = review("bad id", body).unwrap_err();
+    let expected = [
+        ("id", "invalid_format"),
+        ("extra", "unknown_field"),
+        ("decision", "invalid_value"),
+        ("reviewer", "invalid_type"),
+        ("note", "too_long"),
+    ];
+    assert_eq!(fields, expected.map(|(f, r)| (f.to_owned(), r)));
+    let not_object = review("", json!([])).unwrap_err();
+    assert_eq!(not_object, [("id".to_owned(), "empty"), ("review".to_owned(), "invalid_type")]);
+}
+
+#[test]
+fn every_decision_error_lists_the_allowed_values() {
+    for body in [json!({}), json!({"decision": "verified"}), json!({"decision": 1})] {
+        let errors = validate_review("lead-1", &body, NOW).unwrap_err();
+        assert_eq!(errors[0].field, "decision");
+        assert!(errors[0].message.contains("Verified, Rejected"), "{body}: {}", errors[0].message);
+    }
+}
+
+#[test]
+fn an_unknown_review_field_names_the_known_ones() {
+    let errors = validate_review("lead-1", &json!({"decision": "Verified", "notes": "x"}), NOW).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "notes");
+    assert!(errors[0].message.contains("decision, reviewer, note"), "{}", errors[0].message);
+}
+
 fn seeds_json() -> Value {
     serde_json::to_value(ScoringRules::seeds()).unwrap()
 }
@@ -247,6 +378,7 @@ mod properties {
             let _ = validate_event(&value, NOW);
             let _ = validate_lead(&value, NOW);
             let _ = validate_scoring_rules(&value);
+            let _ = validate_review("lead-1", &value, NOW);
         }
 
         /// The shape check is exactly as strict as the core's own reading of the rules (serde,

@@ -9,6 +9,8 @@ pub const MAX_INPUTS: usize = 100;
 pub const ID_PROPERTY: &str = "leadflow_id";
 /// The property whose integer value orders writes to one contact.
 pub const VERSION_PROPERTY: &str = "leadflow_version";
+/// The property HubSpot checks is an email address.
+pub const EMAIL_PROPERTY: &str = "email";
 
 const INPUT_FIELDS: [&str; 4] = ["idProperty", "id", "properties", "idempotencyKey"];
 
@@ -108,6 +110,9 @@ fn parse_input(
             for (name, value) in properties {
                 if !(value.is_string() || value.is_number()) {
                     fail(&format!("properties.{name}"), "must be a string or a number");
+                } else if name == EMAIL_PROPERTY && !value.as_str().is_some_and(plausible_email) {
+                    // The value stays out of the message: it is personal data, and clients log it.
+                    fail(&format!("properties.{name}"), "is not a valid email address");
                 }
             }
             version = match properties.get(VERSION_PROPERTY) {
@@ -132,6 +137,15 @@ fn parse_input(
 
 fn non_empty(value: Option<&Value>) -> Option<String> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// A loose check, like HubSpot's: a non-empty local part, then `@`, then a domain (after the last
+/// `@`) with a `.` somewhere other than its ends, and no whitespace anywhere.
+fn plausible_email(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && domain.char_indices().any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
+        && !address.chars().any(char::is_whitespace)
 }
 
 /// HubSpot stores every property as text, so `"7"` is as good as `7`.
@@ -186,6 +200,48 @@ mod tests {
         assert_eq!(locations(&json!({"inputs": []}), None), ["inputs"]);
         assert_eq!(locations(&json!({}), None), ["inputs"]);
         assert_eq!(locations(&json!([1]), None), ["body"]);
+    }
+
+    #[test]
+    fn a_plausible_email_passes_and_anything_else_is_a_field_error() {
+        let with_email = |email: Value| {
+            let mut input = input(json!(1));
+            input["properties"]["email"] = email;
+            json!({"inputs": [input]})
+        };
+        for good in ["ada@example.com", "a.b+tag@mail.example.co.uk", "x@y.z", "zoë@bücher.de", "a@b@c.de"]
+        {
+            let upserts = parse(with_email(json!(good)).to_string().as_bytes(), None).unwrap();
+            assert_eq!(upserts[0].properties["email"], good);
+        }
+        let bad = [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@.com",
+            "ada@example.",
+            "ada @example.com",
+            "ada@exam\tple.com",
+        ];
+        for bad in bad {
+            let body = with_email(json!(bad));
+            let errors = parse(body.to_string().as_bytes(), None).unwrap_err();
+            assert_eq!(
+                errors,
+                [FieldError {
+                    message: "inputs[0].properties.email is not a valid email address".into(),
+                    location: "inputs[0].properties.email".into(),
+                }],
+                "{bad:?}"
+            );
+        }
+        assert_eq!(locations(&with_email(json!(42)), None), ["inputs[0].properties.email"]);
+        let mut array = with_email(json!(["a@b.c"]));
+        assert_eq!(locations(&array, None), ["inputs[0].properties.email"], "one error, not two");
+        array["inputs"][0]["properties"].as_object_mut().unwrap().remove("email");
+        assert!(parse(array.to_string().as_bytes(), None).is_ok(), "email is optional");
     }
 
     #[test]

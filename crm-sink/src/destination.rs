@@ -1,0 +1,51 @@
+//! Where delivered leads go: the CRM over HTTP, or the original system's log line.
+
+use leadflow_core::exactly_once::PauseSignal;
+
+use crate::config::DestinationKind;
+use crate::contact;
+use crate::http_destination::{ContactOutcome, ContactUpsert, DeliveryError, HttpDestination};
+use crate::read_model::LeadView;
+
+pub enum Destination {
+    Http(HttpDestination),
+    Log,
+}
+
+impl Destination {
+    pub fn kind(&self) -> DestinationKind {
+        match self {
+            Destination::Http(_) => DestinationKind::Http,
+            Destination::Log => DestinationKind::Log,
+        }
+    }
+
+    /// Delivers each lead's current version; one outcome per lead, in order.
+    pub async fn deliver(
+        &self,
+        leads: &[&LeadView],
+        pause: &PauseSignal,
+    ) -> Result<Vec<ContactOutcome>, DeliveryError> {
+        match self {
+            Destination::Http(http) => {
+                let contacts: Vec<ContactUpsert> = leads
+                    .iter()
+                    .map(|lead| ContactUpsert {
+                        lead_id: lead.lead_id.clone(),
+                        version: lead.version,
+                        properties: contact::properties(lead),
+                    })
+                    .collect();
+                http.upsert(&contacts, pause).await
+            }
+            Destination::Log => Ok(leads
+                .iter()
+                .map(|lead| {
+                    let name = lead.enrichment.as_ref().map_or("", |e| e.name.as_str());
+                    tracing::info!(lead_id = %lead.lead_id, version = lead.version, "[CRM Sync] Sending verified lead {name} to Sales Team...");
+                    ContactOutcome::Delivered
+                })
+                .collect()),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The crm-sink's own metrics; every label is a fixed set. The CRM client's request metrics
+//! live with it (`crm_requests_total`, `crm_request_duration_seconds`, `crm_retries_total`), and
+//! consumer lag with the stage (`kafka_consumer_lag_records`).
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct SinkMetrics {
+    pub records_applied: IntCounterVec,
+    pub deliveries: IntCounterVec,
+    pub dlq_records: IntCounterVec,
+    pub leads_out_of_sync: IntGauge,
+    pub resync_requests: prometheus::IntCounter,
+}
+
+impl SinkMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = SinkMetrics {
+            records_applied: IntCounterVec::new(
+                Opts::new(
+                    "crm_sink_records_applied_total",
+                    "Records folded into the read model, by topic and effect (changed: a CRM-visible field; updated; ignored: older or repeated).",
+                ),
+                &["topic", "effect"],
+            )?,
+            deliveries: IntCounterVec::new(
+                Opts::new(
+                    "crm_sink_deliveries_total",
+                    "Lead versions sent to the CRM, by outcome (delivered, dead_lettered) and destination (http, log); counted again when a batch is redone.",
+                ),
+                &["destination", "outcome"],
+            )?,
+            dlq_records: IntCounterVec::new(
+                Opts::new("crm_sink_dlq_records_total", "Dead letters written, by error kind."),
+                &["error_kind"],
+            )?,
+            leads_out_of_sync: IntGauge::new(
+                "crm_sink_leads_out_of_sync",
+                "Verified leads whose current version the CRM has not acknowledged (counted periodically).",
+            )?,
+            resync_requests: prometheus::IntCounter::new(
+                "crm_sink_resync_requests_total",
+                "Re-delivery requests the periodic reconcile wrote to crm.resync.v1.",
+            )?,
+        };
+        registry.register(Box::new(metrics.records_applied.clone()))?;
+        registry.register(Box::new(metrics.deliveries.clone()))?;
+        registry.register(Box::new(metrics.dlq_records.clone()))?;
+        registry.register(Box::new(metrics.leads_out_of_sync.clone()))?;
+        registry.register(Box::new(metrics.resync_requests.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,159 @@
+//! Shared by the crm-sink's stack tests: the project's CRM stand-in served in-process, the
+//! crm-sink binary in a consumer group and MongoDB database of the test's own, lead records
+//! written to the topics and receipts read back.
+
+#![allow(dead_code)] // each test binary uses part of this
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crm_sink::read_model::LeadView;
+use crm_sink::store::LeadStore;
+use leadflow_core::config::MongoConfig;
+use leadflow_core::records::{CrmDelivery, DeadLetter, EnrichmentStatus, LeadEnriched};
+use leadflow_core::topics;
+use leadflow_testkit::kafka::{Published, end_offsets, new_group_at_end_of, read_from_within};
+#[allow(unused_imports)] // each test binary uses part of these
+pub use leadflow_testkit::kafka::{codec, decode_all, produce_records};
+use leadflow_testkit::stand_in::StandInServer;
+use leadflow_testkit::{ServiceProcess, Stack, unique};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// Every crm-sink started here reads every lead record written after its start, so two tests
+/// at once would deliver each other's leads: they take turns.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The CRM stand-in on a port of the OS's choosing, stopped when dropped.
+pub struct CrmStandIn(StandInServer);
+
+impl CrmStandIn {
+    pub async fn start(faults: Value) -> CrmStandIn {
+        let faults = serde_json::from_value(faults).unwrap();
+        CrmStandIn(StandInServer::start(|listener, stop| stand_ins::crm::serve(listener, faults, stop)).await)
+    }
+
+    pub async fn contacts(&self) -> Map<String, Value> {
+        self.get("/__admin/contacts").await["contacts"].as_object().unwrap().clone()
+    }
+}
+
+impl std::ops::Deref for CrmStandIn {
+    type Target = StandInServer;
+    fn deref(&self) -> &StandInServer {
+        &self.0
+    }
+}
+
+/// A crm-sink in its own consumer group, which starts at the current end of its topics, with
+/// its own MongoDB database.
+pub struct SinkRun {
+    pub group: String,
+    pub database: String,
+    pub deliveries_from: HashMap<i32, i64>,
+    pub dlq_from: HashMap<i32, i64>,
+}
+
+impl SinkRun {
+    pub fn new(stack: &Stack) -> SinkRun {
+        SinkRun {
+            group: new_group_at_end_of(stack, "crm-sink-test", &crm_sink::INPUT_TOPICS),
+            database: unique("crm_sink_test").replace('-', "_"),
+            deliveries_from: end_offsets(stack, topics::CRM_DELIVERIES),
+            dlq_from: end_offsets(stack, topics::DLQ),
+        }
+    }
+
+    pub fn env(&self, stack: &Stack, instance: &str, crm: &CrmStandIn) -> Vec<(&'static str, String)> {
+        vec![
+            ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
+            ("LEADFLOW_MONGO__DATABASE", self.database.clone()),
+            ("LEADFLOW_CONSUMER__GROUP_ID", self.group.clone()),
+            ("LEADFLOW_CONSUMER__INSTANCE_ID", instance.to_owned()),
+            ("LEADFLOW_CRM__HTTP__BASE_URL", crm.base_url.clone()),
+        ]
+    }
+
+    pub async fn start(
+        &self,
+        stack: &Stack,
+        instance: &str,
+        crm: &CrmStandIn,
+        extra: &[(&'static str, String)],
+    ) -> ServiceProcess {
+        let mut env = self.env(stack, instance, crm);
+        env.extend(extra.iter().cloned());
+        let (mut process, _ops) =
+            ServiceProcess::spawn_against(stack, env!("CARGO_BIN_EXE_crm-sink"), &env).await.unwrap();
+        process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
+        process
+    }
+
+    pub async fn store(&self, stack: &Stack) -> LeadStore {
+        let config = MongoConfig { uri: stack.mongodb_uri.clone(), database: self.database.clone() };
+        LeadStore::new(leadflow_core::mongo::client(&config, "test").await.unwrap(), &self.database)
+    }
+
+    pub async fn lead(&self, stack: &Stack, lead_id: &str) -> Option<LeadView> {
+        self.store(stack).await.lead(lead_id).await.unwrap()
+    }
+
+    /// Reads receipts of leads whose id starts with `prefix` until `done` says enough.
+    pub async fn read_receipts(
+        &self,
+        stack: &Stack,
+        prefix: &str,
+        deadline: Duration,
+        done: impl Fn(&[Published]) -> bool,
+    ) -> Vec<CrmDelivery> {
+        let records =
+            read_from_within(stack, topics::CRM_DELIVERIES, &self.deliveries_from, deadline, |records| {
+                done(records)
+            })
+            .await;
+        decode_all(stack, records.iter().filter(|r| r.key.starts_with(prefix))).await
+    }
+
+    /// Reads dead letters of keys starting with `prefix` until `expected` of them are there.
+    pub async fn read_dead_letters(&self, stack: &Stack, prefix: &str, expected: usize) -> Vec<DeadLetter> {
+        let records =
+            read_from_within(stack, topics::DLQ, &self.dlq_from, Duration::from_secs(60), |records| {
+                records.iter().filter(|r| r.key.starts_with(prefix)).count() >= expected
+            })
+            .await;
+        decode_all(stack, records.iter().filter(|r| r.key.starts_with(prefix))).await
+    }
+}
+
+/// Whether `records` hold at least `expected` distinct keys starting with `prefix`. Cheap
+/// enough to call on every record read.
+pub fn distinct_keys_at_least(records: &[Published], prefix: &str, expected: usize) -> bool {
+    records.iter().filter(|r| r.key.starts_with(prefix)).map(|r| r.key.as_str()).collect::<HashSet<_>>().len()
+        >= expected
+}
+
+pub fn run_id() -> String {
+    unique("cs").replace('-', "")
+}
+
+pub fn enriched(
+    lead_id: &str,
+    name: &str,
+    status: EnrichmentStatus,
+    enriched_at: OffsetDateTime,
+) -> LeadEnriched {
+    let verified = status == EnrichmentStatus::Verified;
+    LeadEnriched {
+        lead_id: lead_id.to_owned(),
+        name: name.to_owned(),
+        email: Some(format!("{}@example.com", lead_id.to_lowercase())),
+        company: Some("Analytical Engines".into()),
+        country_code: Some("GB".into()),
+        country_name: Some("United Kingdom".into()),
+        probability: Some(if verified { 0.82 } else { 0.31 }),
+        status,
+        reason: (!verified).then(|| "low_probability".to_owned()),
+        provider: "nationalize".into(),
+        enriched_at,
+    }
+}
