@@ -13,7 +13,7 @@ pub mod http_destination;
 pub mod metrics;
 pub mod processor;
 pub mod rate_limit;
-pub mod read_model;
+pub use leadflow_core::read_model;
 pub mod reconcile;
 pub mod store;
 

@@ -10,6 +10,7 @@ pub mod exactly_once;
 pub mod kafka;
 pub mod mongo;
 pub mod ops_server;
+pub mod read_model;
 pub mod records;
 pub mod rules_feed;
 pub mod scoring;
