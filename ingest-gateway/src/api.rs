@@ -1,5 +1,6 @@
-//! The write API: routes, handlers and the request middleware (timeout and metrics), reviews of
-//! leads, and the scoring rules: read the rules in force, publish a new rule set.
+//! The API's routes and the request middleware (timeout and metrics); the write API's handlers:
+//! events, leads, reviews of leads, and the scoring rules (read the rules in force, publish a new
+//! rule set). The read API's handlers are in [`crate::read_api`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ use crate::error::AppError;
 use crate::json_body::JsonBody;
 use crate::metrics::GatewayMetrics;
 use crate::publisher::{PublishError, Publisher};
+use crate::read_api;
+use crate::read_store::ReadStore;
 use crate::validation::{self, FieldError, MAX_EVENTS_PER_BATCH, MAX_NAMES_PER_BATCH};
 
 pub const EVENT_BODY_LIMIT: usize = 64 * 1024;
@@ -37,7 +40,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/events"),
     ("post", "/api/events/batch"),
     ("post", "/api/leads"),
+    ("get", "/api/leads"),
+    ("get", "/api/leads/{id}"),
+    ("get", "/api/leads/{id}/history"),
+    ("get", "/api/leads/{id}/intelligence"),
     ("post", "/api/leads/{id}/review"),
+    ("get", "/api/leaderboard"),
+    ("get", "/api/stream"),
     ("get", "/api/scoring-rules"),
     ("put", "/api/scoring-rules"),
 ];
@@ -50,14 +59,25 @@ pub struct AppState<P> {
     /// The scoring rules in force, as `leadflow_core::rules_feed::follow` reads them from
     /// `scoring.rules.v1` (the scorer reads them the same way).
     pub rules: watch::Receiver<RulesInForce>,
+    /// The read model in MongoDB, for the read API only.
+    pub reads: ReadStore,
+    /// Lead updates for `GET /api/stream`.
+    pub live: Arc<crate::live_updates::LiveUpdates>,
+    /// Cancelled at shutdown: ends the live streams, which would otherwise hold the server open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub fn router<P: Publisher>(state: Arc<AppState<P>>) -> Router {
     Router::new()
         .route("/api/events", post(post_event::<P>))
         .route("/api/events/batch", post(post_event_batch::<P>))
-        .route("/api/leads", post(post_leads::<P>))
+        .route("/api/leads", post(post_leads::<P>).get(read_api::list_leads::<P>))
+        .route("/api/leads/{id}", get(read_api::get_lead::<P>))
+        .route("/api/leads/{id}/history", get(read_api::get_history::<P>))
+        .route("/api/leads/{id}/intelligence", get(read_api::get_intelligence::<P>))
         .route("/api/leads/{id}/review", post(post_review::<P>))
+        .route("/api/leaderboard", get(read_api::get_leaderboard::<P>))
+        .route("/api/stream", get(crate::stream::stream::<P>))
         .route("/api/scoring-rules", get(get_scoring_rules::<P>).put(put_scoring_rules::<P>))
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
@@ -277,8 +297,9 @@ pub struct ReviewAccepted {
 /// `reviewedAt` with the gateway's clock; 202 once Kafka has acknowledged it. It reaches the
 /// lead's state only through Kafka (the crm-sink consumes it), never as a direct write.
 ///
-/// The gateway does not check that the lead exists: it has no read model of leads. A review of a
-/// lead not seen yet waits in the crm-sink's read model until the lead arrives.
+/// The gateway does not check that the lead exists (the read model may not have caught up with
+/// it yet). A review of a lead not seen yet waits in the crm-sink's read model until the lead
+/// arrives.
 async fn post_review<P: Publisher>(
     State(state): State<Arc<AppState<P>>>,
     path: Result<Path<String>, PathRejection>,

@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use leadflow_core::config::{KafkaConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig};
+use leadflow_core::config::{
+    KafkaConfig, MongoConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig,
+};
 use leadflow_core::service::ServiceConfig;
 
 /// This service's defaults, layered over the shared ones.
@@ -14,6 +16,8 @@ pub struct GatewayConfig {
     pub http: HttpConfig,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
+    /// The read model the read API serves (the crm-sink's `leads`, the scorer's `lead_scores`).
+    pub mongo: MongoConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
 }

@@ -80,6 +80,17 @@ impl AppError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     }
 
+    /// 404 for a resource that does not exist, naming the field that names it (e.g. `id`).
+    pub fn no_such(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::NOT_FOUND, "not_found", message);
+        error.body.field = Some(field.into());
+        error
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -2,14 +2,22 @@
 //! where people post their reviews of leads (Verified or Rejected). It validates them and
 //! publishes them to Kafka keyed by lead id, answering 202 only once Kafka has acknowledged each
 //! record. It also serves the scoring rules: the rules in force, read from
-//! `scoring.rules.v1` as the scorer reads them, and publishing a new rule set there.
+//! `scoring.rules.v1` as the scorer reads them, and publishing a new rule set there. And it
+//! serves the read API (leads, a lead's history and intelligence, the leaderboard) from the
+//! MongoDB read model that the crm-sink and the scorer write.
 
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod intelligence;
 pub mod json_body;
+pub mod live_updates;
 pub mod metrics;
 pub mod publisher;
+pub mod read_api;
+pub mod read_query;
+pub mod read_store;
+pub mod stream;
 pub mod validation;
 
 use std::sync::Arc;
@@ -25,8 +33,10 @@ use tokio::sync::{oneshot, watch};
 pub use config::{DEFAULTS, GatewayConfig as Config};
 
 use crate::api::AppState;
+use crate::live_updates::LiveUpdates;
 use crate::metrics::GatewayMetrics;
 use crate::publisher::KafkaPublisher;
+use crate::read_store::ReadStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -34,6 +44,8 @@ pub enum GatewayError {
     Startup(#[from] service::StartupError),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
+    #[error("cannot set up the MongoDB client: {0}")]
+    Mongo(#[from] mongodb::error::Error),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -48,6 +60,14 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     producer_cfg.set("message.timeout.ms", config.http.delivery_timeout_ms.to_string());
     let producer: FutureProducer = producer_cfg.create()?;
 
+    // Only Kafka and the registry decide readiness. MongoDB is deliberately left out: it serves
+    // the read API alone, and the write API must stay available (and the gateway ready) while
+    // MongoDB is down; reads then answer 503 with Retry-After. Building the client connects to
+    // nothing, so a MongoDB outage does not hold up start-up either.
+    let reads = ReadStore::new(
+        leadflow_core::mongo::client(&config.mongo, "ingest-gateway").await?,
+        &config.mongo.database,
+    );
     let readiness = service::kafka_and_registry_readiness(&config.kafka, codec.clone());
     let ops = service::serve_ops(&context, &config.telemetry, readiness)
         .await
@@ -71,12 +91,22 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     }
     tracing::info!(version = %rules.borrow().rules.version, "scoring rules loaded");
 
+    let live = LiveUpdates::new();
+    let live_feed = tokio::spawn(live_updates::follow(
+        config.kafka.clone(),
+        codec.clone(),
+        live.clone(),
+        context.shutdown.clone(),
+    ));
     let state = Arc::new(AppState {
         publisher: KafkaPublisher::new(producer, codec),
         metrics: GatewayMetrics::register(&context.metrics)?,
         request_timeout: Duration::from_millis(config.http.request_timeout_ms),
         retry_after: Duration::from_secs(config.http.retry_after_s),
         rules,
+        reads,
+        live: live.clone(),
+        shutdown: context.shutdown.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -95,6 +125,9 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     context.shutdown.cancel();
     if tokio::time::timeout(grace, feed).await.is_err() {
         tracing::warn!("the scoring rules reader did not stop within the grace period");
+    }
+    if tokio::time::timeout(grace, live_feed).await.is_err() {
+        tracing::warn!("the live updates reader did not stop within the grace period");
     }
     let _ = ops.await;
     served.map_err(GatewayError::Serve)

@@ -187,6 +187,19 @@ impl LeadView {
         }
     }
 
+    /// The newest of the lead's known instants: its newest scored event, its enrichment and its
+    /// review. `None` for a view that holds none of them yet.
+    pub fn last_activity_at(&self) -> Option<OffsetDateTime> {
+        [
+            self.scoring.as_ref().map(|s| s.last_event_at),
+            self.enrichment.as_ref().map(|e| e.enriched_at),
+            self.review.as_ref().map(|r| r.reviewed_at),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
     pub fn crm_fields(&self) -> CrmFields {
         let e = self.enrichment.as_ref();
         CrmFields {
@@ -489,6 +502,17 @@ mod tests {
         assert_eq!((view.synced_version, view.synced_at), (2, Some(T0)));
         let receipt = view.receipt().unwrap();
         assert_eq!((receipt.version, receipt.status), (2, DeliveryStatus::Delivered));
+    }
+
+    #[test]
+    fn the_last_activity_is_the_newest_of_scoring_enrichment_and_review() {
+        let mut view = LeadView::new("lead-1", 0);
+        assert_eq!(view.last_activity_at(), None);
+        view.apply_enriched(&enriched(EnrichmentStatus::ToCheck, 0.4, T0 + time::Duration::hours(2)));
+        view.apply_scored(&scored(1, 5.0, Stage::Cold, T0));
+        assert_eq!(view.last_activity_at(), Some(T0 + time::Duration::hours(2)));
+        view.apply_reviewed(&review(ReviewDecision::Verified, T0 + time::Duration::hours(3)));
+        assert_eq!(view.last_activity_at(), Some(T0 + time::Duration::hours(3)));
     }
 
     proptest! {

@@ -15,7 +15,13 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(stack: &Stack) -> Gateway {
-        let env = [("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+        Self::start_with(stack, &[]).await
+    }
+
+    /// With more environment, e.g. the MongoDB database of the read model.
+    pub async fn start_with(stack: &Stack, extra_env: &[(&'static str, String)]) -> Gateway {
+        let mut env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+        env.extend(extra_env.iter().cloned());
         let (mut process, ops) =
             ServiceProcess::spawn_against(stack, env!("CARGO_BIN_EXE_ingest-gateway"), &env).await.unwrap();
         process.wait_http_ok(&format!("http://{ops}/readyz"), Duration::from_secs(60)).await.unwrap();

@@ -1,0 +1,398 @@
+//! The read API, from the MongoDB read model: leads (filtered, sorted, paged by cursor), one
+//! lead in full, its score history, its intelligence, and the leaderboard. Handlers are thin:
+//! they check the request ([`crate::read_query`]) before any query, read through
+//! [`crate::read_store`], and shape the answer with the pure functions here.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use leadflow_core::read_model::{CrmFields, Enrichment, LeadView, Review, Scoring};
+use leadflow_core::records::{DeliveryStatus, Stage};
+use leadflow_core::scoring::{self, ScoringEvent, ScoringRules};
+
+use crate::api::AppState;
+use crate::error::AppError;
+use crate::intelligence::{self, NextAction, Risk};
+use crate::publisher::Publisher;
+use crate::read_query::{self, ListQuery};
+use crate::read_store::{ReadError, ScoreState, StageCounts, StoredEvent, StoredLead};
+use crate::validation::{self, FieldError};
+
+/// A lead in lists: who, how it stands, and whether the CRM has it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadSummary {
+    pub lead_id: String,
+    /// Profile, country, status (the review's decision when a person decided, else the
+    /// enrichment's) and stage: what the CRM shows.
+    #[serde(flatten)]
+    pub shown: CrmFields,
+    /// As of the newest event; null until scored.
+    pub score: Option<f64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_activity_at: Option<OffsetDateTime>,
+    pub version: u64,
+    pub synced_version: u64,
+    pub in_crm: bool,
+}
+
+pub fn summary(view: &LeadView) -> LeadSummary {
+    LeadSummary {
+        lead_id: view.lead_id.clone(),
+        shown: view.crm_fields(),
+        score: view.scoring.as_ref().map(|s| s.score),
+        last_activity_at: view.last_activity_at(),
+        version: view.version,
+        synced_version: view.synced_version,
+        in_crm: view.synced_version > 0,
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadPage {
+    pub leads: Vec<LeadSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page from up to `limit + 1` leads read: the extra one only says that more follow.
+pub fn page(mut found: Vec<StoredLead>, query: &ListQuery) -> LeadPage {
+    let more = found.len() > query.limit as usize;
+    found.truncate(query.limit as usize);
+    let next_cursor = if more { found.last().map(|l| l.cursor(query.sort).encode()) } else { None };
+    LeadPage { leads: found.iter().map(|l| summary(&l.view)).collect(), next_cursor }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScoringDetail {
+    #[serde(flatten)]
+    pub scoring: Scoring,
+    /// The score decayed to the time of the request under the rules in force.
+    pub effective_score: f64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDetail {
+    pub version: u64,
+    pub destination: String,
+    pub status: DeliveryStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrmSync {
+    pub version: u64,
+    pub synced_version: u64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub synced_at: Option<OffsetDateTime>,
+    pub last_delivery: Option<DeliveryDetail>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadDetail {
+    #[serde(flatten)]
+    pub summary: LeadSummary,
+    pub enrichment: Option<Enrichment>,
+    pub scoring: Option<ScoringDetail>,
+    pub review: Option<Review>,
+    pub crm: CrmSync,
+}
+
+/// The score at `now` under `rules`: recomputed from the lead's events when the scorer's state
+/// is known, else the read model's score decayed since its newest event.
+pub fn effective_score(
+    rules: &ScoringRules,
+    scoring: &Scoring,
+    events: Option<&[ScoringEvent]>,
+    now: OffsetDateTime,
+) -> f64 {
+    match events {
+        Some(events) if !events.is_empty() => scoring::effective_score(rules, events, now),
+        _ => {
+            let decayed = scoring.score * scoring::decay_factor(now - scoring.last_event_at, &rules.decay);
+            (decayed * 1e6).round() / 1e6
+        }
+    }
+}
+
+pub fn detail(
+    view: &LeadView,
+    state: Option<&ScoreState>,
+    rules: &ScoringRules,
+    now: OffsetDateTime,
+) -> LeadDetail {
+    let events = state.map(ScoreState::scoring_events);
+    LeadDetail {
+        summary: summary(view),
+        enrichment: view.enrichment.clone(),
+        scoring: view.scoring.as_ref().map(|s| ScoringDetail {
+            effective_score: effective_score(rules, s, events.as_deref(), now),
+            scoring: s.clone(),
+        }),
+        review: view.review.clone(),
+        crm: CrmSync {
+            version: view.version,
+            synced_version: view.synced_version,
+            synced_at: view.synced_at,
+            last_delivery: view.last_delivery.as_ref().map(|d| DeliveryDetail {
+                version: d.version,
+                destination: d.destination.clone(),
+                status: d.status,
+                at: d.at,
+                error: d.error.clone(),
+            }),
+        },
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    pub event_id: String,
+    pub event_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    /// What the event itself added: its rule's points, 0 when `reason` says why not.
+    pub points: f64,
+    /// The change of the running total: the previous total's decay over the gap, plus `points`.
+    pub delta: f64,
+    /// The running total after this event.
+    pub score: f64,
+    pub stage: Stage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// The event arrived after an event with a later timestamp, and was placed where it belongs.
+    pub late: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryAnswer {
+    pub lead_id: String,
+    pub rules_version: String,
+    pub entries: Vec<HistoryItem>,
+}
+
+/// The chronological history of `events` (in the order they were applied) under `rules`, with
+/// the running total after each.
+pub fn history_items(rules: &ScoringRules, events: &[StoredEvent]) -> Vec<HistoryItem> {
+    let scoring_events: Vec<ScoringEvent> = events.iter().map(StoredEvent::to_scoring).collect();
+    // Late: some event applied before it carries a later timestamp.
+    let mut late = std::collections::HashSet::new();
+    let mut newest: Option<OffsetDateTime> = None;
+    for event in &scoring_events {
+        if newest.is_some_and(|n| event.timestamp < n) {
+            late.insert(event.event_id.clone());
+        }
+        newest = newest.max(Some(event.timestamp));
+    }
+    let mut previous = 0.0;
+    scoring::history(rules, &scoring_events)
+        .into_iter()
+        .map(|entry| {
+            let delta = ((entry.score - previous) * 1e6).round() / 1e6;
+            previous = entry.score;
+            HistoryItem {
+                late: late.contains(&entry.event_id),
+                event_id: entry.event_id,
+                event_type: entry.event_type,
+                timestamp: entry.timestamp,
+                points: entry.points,
+                delta,
+                score: entry.score,
+                stage: entry.stage,
+                reason: entry.reason,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntelligenceAnswer {
+    pub lead_id: String,
+    pub velocity: usize,
+    pub risk: Risk,
+    pub next_action: NextAction,
+    pub stage: Option<Stage>,
+    pub score: Option<f64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_event_at: Option<OffsetDateTime>,
+}
+
+/// The stage and score are the read model's, else the scorer's when the read model has not
+/// caught up; the events are the scorer's.
+pub fn intelligence_of(
+    lead_id: &str,
+    view: Option<&LeadView>,
+    state: Option<&ScoreState>,
+    now: OffsetDateTime,
+) -> IntelligenceAnswer {
+    let scoring = view.and_then(|v| v.scoring.as_ref());
+    let stage = scoring.map(|s| s.stage).or(state.map(|s| s.stage));
+    let score = scoring.map(|s| s.score).or(state.map(|s| s.score));
+    let times: Vec<OffsetDateTime> =
+        state.map(|s| s.scoring_events().into_iter().map(|e| e.timestamp).collect()).unwrap_or_default();
+    let assessment = intelligence::assess(stage, &times, now);
+    IntelligenceAnswer {
+        lead_id: lead_id.to_owned(),
+        velocity: assessment.velocity,
+        risk: assessment.risk,
+        next_action: assessment.next_action,
+        stage,
+        score,
+        last_event_at: assessment.last_event_at,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Leaderboard {
+    pub top: Vec<LeadSummary>,
+    pub stages: StageCounts,
+    pub total: u64,
+}
+
+// Handlers.
+
+fn bad_query(rejection: QueryRejection) -> AppError {
+    AppError::invalid_fields(vec![FieldError {
+        field: "query".to_owned(),
+        reason: "invalid_format",
+        message: format!("the query string cannot be read: {}", rejection.body_text()),
+    }])
+}
+
+fn checked_id(path: Result<Path<String>, PathRejection>) -> Result<String, FieldError> {
+    let id = match path {
+        Ok(Path(id)) => id,
+        Err(rejection) => {
+            return Err(FieldError {
+                field: "id".to_owned(),
+                reason: "invalid_format",
+                message: format!("id is not a valid path segment: {rejection}"),
+            });
+        }
+    };
+    validation::check_lead_id("id", &id)?;
+    Ok(id)
+}
+
+/// The path id and an empty query string, both checked before any read.
+fn checked_lead_request(
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<String, AppError> {
+    let Query(pairs) = query.map_err(bad_query)?;
+    let mut errors = Vec::new();
+    let id = checked_id(path).map_err(|e| errors.push(e)).ok();
+    errors.extend(read_query::parse_no_query(&pairs).err().unwrap_or_default());
+    match id {
+        Some(id) if errors.is_empty() => Ok(id),
+        _ => Err(AppError::invalid_fields(errors)),
+    }
+}
+
+impl<P: Publisher> AppState<P> {
+    fn read_failure(&self, error: ReadError) -> AppError {
+        tracing::warn!(error = %error, "read failed");
+        match error {
+            ReadError::Unavailable(message) => {
+                AppError::unavailable(format!("the read model is unavailable: {message}"), self.retry_after)
+            }
+            ReadError::Corrupt(message) => AppError::internal(message),
+        }
+    }
+
+    fn rules_in_force(&self) -> Arc<ScoringRules> {
+        self.rules.borrow().rules.clone()
+    }
+}
+
+fn lead_not_found(lead_id: &str) -> AppError {
+    AppError::no_such("id", format!("no lead {lead_id:?} in the read model"))
+}
+
+/// `GET /api/leads`.
+pub async fn list_leads<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<LeadPage>, AppError> {
+    let Query(pairs) = query.map_err(bad_query)?;
+    let query = read_query::parse_list_query(&pairs).map_err(AppError::invalid_fields)?;
+    let found = state.reads.list(&query).await.map_err(|e| state.read_failure(e))?;
+    Ok(Json(page(found, &query)))
+}
+
+/// `GET /api/leads/{id}`.
+pub async fn get_lead<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<LeadDetail>, AppError> {
+    let lead_id = checked_lead_request(path, query)?;
+    let (lead, score_state) = tokio::try_join!(state.reads.lead(&lead_id), state.reads.score_state(&lead_id))
+        .map_err(|e| state.read_failure(e))?;
+    let lead = lead.ok_or_else(|| lead_not_found(&lead_id))?;
+    let rules = state.rules_in_force();
+    Ok(Json(detail(&lead.view, score_state.as_ref(), &rules, OffsetDateTime::now_utc())))
+}
+
+/// `GET /api/leads/{id}/history`.
+pub async fn get_history<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<HistoryAnswer>, AppError> {
+    let lead_id = checked_lead_request(path, query)?;
+    let (lead, score_state) = tokio::try_join!(state.reads.lead(&lead_id), state.reads.score_state(&lead_id))
+        .map_err(|e| state.read_failure(e))?;
+    if lead.is_none() && score_state.is_none() {
+        return Err(lead_not_found(&lead_id));
+    }
+    let rules = state.rules_in_force();
+    let entries = score_state.map(|s| history_items(&rules, &s.events)).unwrap_or_default();
+    Ok(Json(HistoryAnswer { lead_id, rules_version: rules.version.clone(), entries }))
+}
+
+/// `GET /api/leads/{id}/intelligence`.
+pub async fn get_intelligence<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<IntelligenceAnswer>, AppError> {
+    let lead_id = checked_lead_request(path, query)?;
+    let (lead, score_state) = tokio::try_join!(state.reads.lead(&lead_id), state.reads.score_state(&lead_id))
+        .map_err(|e| state.read_failure(e))?;
+    if lead.is_none() && score_state.is_none() {
+        return Err(lead_not_found(&lead_id));
+    }
+    let view = lead.map(|l| l.view);
+    Ok(Json(intelligence_of(&lead_id, view.as_ref(), score_state.as_ref(), OffsetDateTime::now_utc())))
+}
+
+/// `GET /api/leaderboard`.
+pub async fn get_leaderboard<P: Publisher>(
+    State(state): State<Arc<AppState<P>>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Leaderboard>, AppError> {
+    let Query(pairs) = query.map_err(bad_query)?;
+    let limit = read_query::parse_leaderboard_query(&pairs).map_err(AppError::invalid_fields)?;
+    let (top, (stages, total)) = tokio::try_join!(state.reads.top(limit), state.reads.stage_counts())
+        .map_err(|e| state.read_failure(e))?;
+    Ok(Json(Leaderboard { top: top.iter().map(|l| summary(&l.view)).collect(), stages, total }))
+}
+
+#[cfg(test)]
+mod tests;

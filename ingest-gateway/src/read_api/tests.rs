@@ -1,0 +1,312 @@
+//! The read API's pure shaping (summaries, pages, history, intelligence) and its handlers
+//! through `oneshot`: every 400 answers before MongoDB is asked (the harness's MongoDB never
+//! answers), and an unreachable MongoDB is a 503 with Retry-After.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use prometheus::Registry;
+use serde_json::{Value, json};
+use time::macros::datetime;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use leadflow_core::read_model::{DeliveryAttempt, RecordPosition};
+use leadflow_core::records::{EnrichmentStatus, ReviewDecision, TopicRecord};
+use leadflow_core::rules_feed::RulesInForce;
+
+use super::*;
+use crate::api::router;
+use crate::metrics::GatewayMetrics;
+use crate::publisher::PublishError;
+use crate::read_query::{Cursor, SortOrder};
+
+const T0: OffsetDateTime = datetime!(2026-01-16 10:00 UTC);
+
+struct NoPublisher;
+
+impl Publisher for NoPublisher {
+    async fn publish_all<R: TopicRecord>(&self, _records: &[R]) -> Vec<Result<(), PublishError>> {
+        panic!("the read API publishes nothing")
+    }
+
+    fn queue_depth(&self) -> u64 {
+        0
+    }
+}
+
+async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let registry = Registry::new();
+    let (_rules, rules_rx) = watch::channel(RulesInForce::seeds());
+    let state = Arc::new(AppState {
+        publisher: NoPublisher,
+        metrics: GatewayMetrics::register(&registry).unwrap(),
+        request_timeout: Duration::from_secs(5),
+        retry_after: Duration::from_secs(2),
+        rules: rules_rx,
+        reads: crate::read_store::ReadStore::unreachable(),
+        live: crate::live_updates::LiveUpdates::new(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    });
+    let response = router(state).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, headers, serde_json::from_slice(&bytes).expect("every answer is JSON"))
+}
+
+async fn bad_request_naming(path: &str, field: &str) -> Value {
+    let (status, _, body) = get(path).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+    assert_eq!(body["error"], "invalid_field", "{path}");
+    assert_eq!(body["field"], field, "{path}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_400_naming_the_parameter_before_any_read() {
+    let body = bad_request_naming("/api/leads?status=verified", "status").await;
+    assert!(body["message"].as_str().unwrap().contains("Verified, To Check, Rejected"), "{body}");
+    let body = bad_request_naming("/api/leads?stage=boiling", "stage").await;
+    assert!(body["message"].as_str().unwrap().contains("cold, warm, hot, qualified"), "{body}");
+    bad_request_naming("/api/leads?sort=name", "sort").await;
+    bad_request_naming("/api/leads?limit=0", "limit").await;
+    bad_request_naming("/api/leads?limit=101", "limit").await;
+    bad_request_naming(&format!("/api/leads?q={}", "a".repeat(101)), "q").await;
+    bad_request_naming("/api/leads?cursor=not-a-cursor", "cursor").await;
+    bad_request_naming("/api/leads?offset=10", "offset").await;
+    let score_cursor = Cursor::after_score(3.0, "a").encode();
+    bad_request_naming(&format!("/api/leads?sort=recent&cursor={score_cursor}"), "cursor").await;
+    let body = bad_request_naming("/api/leads?status=x&stage=y", "status").await;
+    assert_eq!(body["details"].as_array().unwrap().len(), 2, "every bad parameter is listed: {body}");
+}
+
+#[tokio::test]
+async fn bad_lead_ids_and_parameters_are_400_on_every_lead_route() {
+    for suffix in ["", "/history", "/intelligence"] {
+        bad_request_naming(&format!("/api/leads/bad%20id{suffix}"), "id").await;
+        bad_request_naming(&format!("/api/leads/{}{suffix}", "a".repeat(129)), "id").await;
+        bad_request_naming(&format!("/api/leads/%FF{suffix}"), "id").await;
+        bad_request_naming(&format!("/api/leads/lead-1{suffix}?verbose=1"), "verbose").await;
+    }
+    bad_request_naming("/api/leaderboard?limit=1000", "limit").await;
+    bad_request_naming("/api/leaderboard?stage=hot", "stage").await;
+}
+
+#[tokio::test]
+async fn an_unreachable_read_model_is_503_with_retry_after_on_every_read_route() {
+    for path in [
+        "/api/leads",
+        "/api/leads?status=Verified&sort=score&limit=5",
+        "/api/leads/lead-1",
+        "/api/leads/lead-1/history",
+        "/api/leads/lead-1/intelligence",
+        "/api/leaderboard",
+    ] {
+        let (status, headers, body) = get(path).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(headers[header::RETRY_AFTER], "2", "{path}");
+        assert_eq!(body["error"], "unavailable", "{path}");
+    }
+}
+
+fn view() -> LeadView {
+    let mut view = LeadView::new("lead-1", 3);
+    view.enrichment = Some(Enrichment {
+        name: "Ada Lovelace".into(),
+        email: Some("ada@example.com".into()),
+        company: None,
+        country_code: Some("GB".into()),
+        country_name: Some("United Kingdom".into()),
+        probability: Some(0.4),
+        status: EnrichmentStatus::ToCheck,
+        reason: Some("low probability".into()),
+        enriched_at: T0,
+    });
+    view.scoring = Some(Scoring {
+        score: 60.0,
+        stage: Stage::Hot,
+        last_event_at: T0 + time::Duration::hours(1),
+        lead_version: 2,
+        processed_at: T0 + time::Duration::hours(1),
+        rules_version: "v1".into(),
+    });
+    view.version = 3;
+    view
+}
+
+#[test]
+fn a_summary_takes_the_reviewed_status_and_the_newest_activity() {
+    let mut view = view();
+    let s = summary(&view);
+    assert_eq!(s.shown.status, Some(leadflow_core::read_model::LeadStatus::ToCheck));
+    assert_eq!((s.shown.stage, s.score, s.in_crm), (Some(Stage::Hot), Some(60.0), false));
+    assert_eq!(s.last_activity_at, Some(T0 + time::Duration::hours(1)));
+    view.review = Some(Review {
+        decision: ReviewDecision::Verified,
+        reviewer: None,
+        note: None,
+        reviewed_at: T0 + time::Duration::hours(5),
+    });
+    view.synced_version = 3;
+    let s = summary(&view);
+    assert_eq!((s.shown.status, s.in_crm), (Some(leadflow_core::read_model::LeadStatus::Verified), true));
+    assert_eq!(s.last_activity_at, Some(T0 + time::Duration::hours(5)));
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["status"], "Verified");
+    assert_eq!(json["lastActivityAt"], "2026-01-16T15:00:00Z");
+    assert_eq!(json["inCrm"], true);
+    assert_eq!(json["countryCode"], "GB");
+    assert_eq!(json["company"], Value::Null);
+}
+
+fn stored(id: &str, score: f64, at: i64) -> StoredLead {
+    let mut view = view();
+    view.lead_id = id.into();
+    StoredLead { view, score, last_activity_ms: at }
+}
+
+#[test]
+fn a_page_has_a_cursor_only_when_more_follow() {
+    let mut query = crate::read_query::parse_list_query(&[]).unwrap();
+    query.limit = 2;
+    query.sort = SortOrder::Score;
+    let full = page(vec![stored("a", 9.0, 1), stored("b", 8.0, 2), stored("c", 7.0, 3)], &query);
+    assert_eq!(full.leads.iter().map(|l| l.lead_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let cursor = Cursor::decode(full.next_cursor.as_deref().unwrap()).unwrap();
+    assert_eq!(cursor, Cursor::after_score(8.0, "b"), "continues after the last lead shown");
+    let last = page(vec![stored("a", 9.0, 1), stored("b", 8.0, 2)], &query);
+    assert_eq!((last.leads.len(), last.next_cursor), (2, None));
+    query.sort = SortOrder::Recent;
+    let recent = page(vec![stored("a", 9.0, 11), stored("b", 8.0, 10), stored("c", 7.0, 3)], &query);
+    assert_eq!(Cursor::decode(&recent.next_cursor.unwrap()).unwrap(), Cursor::after_recent(10, "b"));
+}
+
+fn event(id: &str, event_type: &str, at: OffsetDateTime) -> StoredEvent {
+    StoredEvent {
+        event_id: id.into(),
+        event_type: event_type.into(),
+        timestamp: at.format(&time::format_description::well_known::Rfc3339).unwrap(),
+    }
+}
+
+#[test]
+fn history_is_chronological_with_a_running_total_and_marks_late_events() {
+    let rules = ScoringRules::seeds();
+    // Applied in this order: the demo request first, then an older page view, then a signup.
+    let events = [
+        event("e-demo", "demo_request", T0 + time::Duration::hours(3)),
+        event("e-view", "page_view", T0 + time::Duration::hours(1)),
+        event("e-sign", "signup", T0 + time::Duration::hours(4)),
+        event("e-odd", "tweet", T0 + time::Duration::hours(5)),
+    ];
+    let items = history_items(&rules, &events);
+    let summary: Vec<(&str, f64, f64, f64, Stage, bool)> =
+        items.iter().map(|i| (i.event_id.as_str(), i.points, i.delta, i.score, i.stage, i.late)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("e-view", 5.0, 5.0, 5.0, Stage::Cold, true),
+            ("e-demo", 50.0, 50.0, 55.0, Stage::Hot, false),
+            ("e-sign", 20.0, 20.0, 75.0, Stage::Hot, false),
+            ("e-odd", 0.0, 0.0, 75.0, Stage::Hot, false),
+        ]
+    );
+    assert_eq!(items[3].reason, Some(scoring::REASON_NO_RULE));
+    assert!(history_items(&rules, &[]).is_empty());
+}
+
+#[test]
+fn history_deltas_include_the_decay_over_a_quiet_gap() {
+    let rules = ScoringRules::seeds();
+    let events = [event("a", "demo_request", T0), event("b", "page_view", T0 + time::Duration::days(17))];
+    let items = history_items(&rules, &events);
+    // 10 days past the 7-day grace at 5 %/day: 50 × 0.95^10 = 29.936847, plus 5.
+    assert_eq!(items[1].score, 34.936847);
+    assert_eq!(items[1].delta, -15.063153);
+    assert_eq!(items[1].points, 5.0);
+}
+
+#[test]
+fn the_effective_score_decays_to_now_from_the_events_or_else_from_the_read_model() {
+    let rules = ScoringRules::seeds();
+    let scoring = view().scoring.unwrap();
+    let last = scoring.last_event_at;
+    assert_eq!(effective_score(&rules, &scoring, None, last + time::Duration::days(7)), 60.0, "within grace");
+    assert_eq!(
+        effective_score(&rules, &scoring, None, last + time::Duration::days(8)),
+        57.0,
+        "one day past grace, from the stored score"
+    );
+    let events: Vec<ScoringEvent> = [event("a", "demo_request", last), event("b", "signup", last)]
+        .iter()
+        .map(StoredEvent::to_scoring)
+        .collect();
+    assert_eq!(
+        effective_score(&rules, &scoring, Some(&events), last + time::Duration::days(8)),
+        66.5,
+        "recomputed from the events under the rules in force: 70 × 0.95"
+    );
+}
+
+#[test]
+fn the_detail_carries_the_crm_sync_without_internal_positions() {
+    let mut view = view();
+    view.synced_version = 2;
+    view.synced_at = Some(T0);
+    view.last_delivery = Some(DeliveryAttempt {
+        version: 3,
+        destination: "http".into(),
+        status: DeliveryStatus::DeadLettered,
+        at: T0 + time::Duration::hours(2),
+        trigger: RecordPosition { topic: "leads.enriched.v1".into(), partition: 0, offset: 9 },
+        error: Some("bad email".into()),
+    });
+    let detail = detail(&view, None, &ScoringRules::seeds(), T0 + time::Duration::hours(2));
+    let json = serde_json::to_value(&detail).unwrap();
+    assert_eq!(json["leadId"], "lead-1");
+    assert_eq!(json["scoring"]["score"], 60.0);
+    assert_eq!(json["scoring"]["effectiveScore"], 60.0);
+    assert_eq!(json["scoring"]["lastEventAt"], "2026-01-16T11:00:00Z");
+    assert_eq!(json["enrichment"]["reason"], "low probability");
+    assert_eq!(json["review"], Value::Null);
+    assert_eq!(
+        json["crm"],
+        json!({"version": 3, "syncedVersion": 2, "syncedAt": "2026-01-16T10:00:00Z",
+               "lastDelivery": {"version": 3, "destination": "http", "status": "dead_lettered",
+                                "at": "2026-01-16T12:00:00Z", "error": "bad email"}})
+    );
+    assert!(json["crm"]["lastDelivery"].get("trigger").is_none());
+}
+
+#[test]
+fn intelligence_takes_the_read_model_stage_and_the_scorers_events() {
+    let now = T0 + time::Duration::hours(2);
+    let state = ScoreState {
+        events: vec![
+            event("a", "page_view", now - time::Duration::hours(1)),
+            event("b", "page_view", now - time::Duration::hours(2)),
+            event("c", "demo_request", now - time::Duration::minutes(10)),
+        ],
+        score: 60.0,
+        stage: Stage::Hot,
+    };
+    let answer = intelligence_of("lead-1", Some(&view()), Some(&state), now);
+    assert_eq!(
+        (answer.velocity, answer.risk, answer.next_action),
+        (3, Risk::Low, NextAction::ImmediateOutreach)
+    );
+    assert_eq!(answer.last_event_at, Some(now - time::Duration::minutes(10)));
+    let json = serde_json::to_value(&answer).unwrap();
+    assert_eq!(json["nextAction"], "immediate_outreach");
+    assert_eq!(json["risk"], "low");
+    assert_eq!(json["stage"], "hot");
+
+    let unscored = intelligence_of("lead-1", None, None, now);
+    assert_eq!(
+        (unscored.velocity, unscored.risk, unscored.next_action),
+        (0, Risk::High, NextAction::NurtureCampaign)
+    );
+    assert_eq!((unscored.stage, unscored.score), (None, None));
+}

@@ -1,0 +1,293 @@
+//! Every MongoDB query of the read API, in one place. The gateway only reads: `leads` is the
+//! crm-sink's read model (a `LeadView` plus the derived fields `status`, `score`,
+//! `lastActivityMs` and `nameLower` it stores for these queries, see `crm-sink/src/store.rs`);
+//! `lead_scores` is the scorer's state of each lead (its applied events). The shapes read here
+//! are the minimum the API needs; the stack test writes them through the crm-sink's and the
+//! scorer's own stores, so they cannot drift apart unnoticed.
+//!
+//! MongoDB is not a readiness dependency of the gateway: writes (events, leads, reviews, rules)
+//! go to Kafka and must stay available while MongoDB is down. A read that cannot reach MongoDB
+//! answers 503 with `Retry-After` instead.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::{Client, Collection};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use leadflow_core::read_model::LeadView;
+use leadflow_core::records::Stage;
+use leadflow_core::scoring::ScoringEvent;
+
+use crate::read_query::{Cursor, ListQuery, SortOrder, stage_name};
+
+pub const LEADS: &str = "leads";
+pub const LEAD_SCORES: &str = "lead_scores";
+
+/// A `leads` document: the view and the sort keys the crm-sink stored with it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredLead {
+    #[serde(flatten)]
+    pub view: LeadView,
+    #[serde(default)]
+    pub score: f64,
+    #[serde(rename = "lastActivityMs", default)]
+    pub last_activity_ms: i64,
+}
+
+impl StoredLead {
+    /// The cursor that continues after this lead in `sort` order.
+    pub fn cursor(&self, sort: SortOrder) -> Cursor {
+        match sort {
+            SortOrder::Score => Cursor::after_score(self.score, &self.view.lead_id),
+            SortOrder::Recent => Cursor::after_recent(self.last_activity_ms, &self.view.lead_id),
+        }
+    }
+}
+
+/// One applied event in `lead_scores` (the scorer's `AppliedEvent`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredEvent {
+    #[serde(rename = "eventId")]
+    pub event_id: String,
+    #[serde(rename = "eventType")]
+    pub event_type: String,
+    /// RFC 3339, as the event carried it.
+    pub timestamp: String,
+}
+
+impl StoredEvent {
+    /// As the scorer reads it: an unreadable timestamp (never written by the scorer) is the epoch.
+    pub fn to_scoring(&self) -> ScoringEvent {
+        ScoringEvent {
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            timestamp: OffsetDateTime::parse(&self.timestamp, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        }
+    }
+}
+
+/// A `lead_scores` document, the part the read API uses: its events in the order applied.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScoreState {
+    pub events: Vec<StoredEvent>,
+    pub score: f64,
+    pub stage: Stage,
+}
+
+impl ScoreState {
+    pub fn scoring_events(&self) -> Vec<ScoringEvent> {
+        self.events.iter().map(StoredEvent::to_scoring).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// MongoDB did not answer (down, unreachable, timed out): worth a retry.
+    #[error("the read model is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored document does not have the shape this gateway reads: not worth a retry.
+    #[error("a stored document cannot be read: {0}")]
+    Corrupt(String),
+}
+
+impl From<mongodb::error::Error> for ReadError {
+    fn from(error: mongodb::error::Error) -> Self {
+        match *error.kind {
+            mongodb::error::ErrorKind::BsonDeserialization(_) => ReadError::Corrupt(error.to_string()),
+            _ => ReadError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+/// Counts of leads by stage, every stage present.
+pub type StageCounts = BTreeMap<&'static str, u64>;
+
+#[derive(Clone)]
+pub struct ReadStore {
+    leads: Collection<StoredLead>,
+    scores: Collection<ScoreState>,
+}
+
+impl ReadStore {
+    /// Creating the store connects to nothing; each query does, and fails within the client's
+    /// server-selection timeout when MongoDB is away.
+    pub fn new(client: Client, database: &str) -> Self {
+        let database = client.database(database);
+        ReadStore { leads: database.collection(LEADS), scores: database.collection(LEAD_SCORES) }
+    }
+
+    /// A store whose MongoDB never answers (nothing listens on port 1) and whose queries fail
+    /// fast as unavailable: for handler tests, which must answer a bad request before any query.
+    #[cfg(test)]
+    pub fn unreachable() -> Self {
+        let options = mongodb::options::ClientOptions::builder()
+            .hosts(vec![mongodb::options::ServerAddress::Tcp { host: "127.0.0.1".into(), port: Some(1) }])
+            .server_selection_timeout(std::time::Duration::from_millis(50))
+            .connect_timeout(std::time::Duration::from_millis(50))
+            .build();
+        Self::new(Client::with_options(options).expect("a client from fixed options"), "unreachable")
+    }
+
+    /// One page of leads: at most `query.limit + 1`, so the caller knows whether more follow.
+    pub async fn list(&self, query: &ListQuery) -> Result<Vec<StoredLead>, ReadError> {
+        let found = self
+            .leads
+            .find(list_filter(query))
+            .sort(sort_keys(query.sort))
+            .limit(i64::from(query.limit) + 1)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found)
+    }
+
+    pub async fn lead(&self, lead_id: &str) -> Result<Option<StoredLead>, ReadError> {
+        Ok(self.leads.find_one(doc! { "_id": lead_id }).await?)
+    }
+
+    pub async fn score_state(&self, lead_id: &str) -> Result<Option<ScoreState>, ReadError> {
+        Ok(self.scores.find_one(doc! { "_id": lead_id }).await?)
+    }
+
+    /// The `limit` scored leads with the highest scores, ties by id.
+    pub async fn top(&self, limit: u32) -> Result<Vec<StoredLead>, ReadError> {
+        let found = self
+            .leads
+            .find(doc! { "scoring": { "$ne": Bson::Null } })
+            .sort(sort_keys(SortOrder::Score))
+            .limit(i64::from(limit))
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found)
+    }
+
+    /// Scored leads per stage (every stage, 0 when none), and all leads in the read model.
+    pub async fn stage_counts(&self) -> Result<(StageCounts, u64), ReadError> {
+        let pipeline = [
+            doc! { "$match": { "scoring": { "$ne": Bson::Null } } },
+            doc! { "$group": { "_id": "$scoring.stage", "n": { "$sum": 1 } } },
+        ];
+        let groups: Vec<Document> = self.leads.aggregate(pipeline).await?.try_collect().await?;
+        let mut counts: StageCounts = crate::read_query::STAGES.iter().map(|s| (stage_name(*s), 0)).collect();
+        for group in groups {
+            let stage = group.get_str("_id").unwrap_or_default();
+            let n = match group.get("n") {
+                Some(Bson::Int32(n)) => *n as u64,
+                Some(Bson::Int64(n)) => *n as u64,
+                _ => 0,
+            };
+            if let Some(count) = counts.iter_mut().find(|(name, _)| **name == stage).map(|(_, c)| c) {
+                *count = n;
+            }
+        }
+        let total = self.leads.count_documents(doc! {}).await?;
+        Ok((counts, total))
+    }
+}
+
+/// The sort of each order: newest or highest first, ties by lead id ascending, so that the
+/// order is total and a page boundary is exact.
+pub fn sort_keys(sort: SortOrder) -> Document {
+    match sort {
+        SortOrder::Score => doc! { "score": -1, "_id": 1 },
+        SortOrder::Recent => doc! { "lastActivityMs": -1, "_id": 1 },
+    }
+}
+
+/// The filter of a page: the query's filters and, after a cursor, the keyset condition
+/// "strictly after the cursor's (key desc, id asc)".
+pub fn list_filter(query: &ListQuery) -> Document {
+    let mut clauses: Vec<Document> = Vec::new();
+    if let Some(status) = query.status {
+        clauses.push(doc! { "status": status.as_str() });
+    }
+    if let Some(stage) = query.stage {
+        clauses.push(doc! { "scoring.stage": stage_name(stage) });
+    }
+    if let Some(q) = &query.name_contains {
+        clauses.push(doc! { "nameLower": { "$regex": escape_regex(q) } });
+    }
+    if let Some(cursor) = &query.after {
+        let (field, key, id): (&str, Bson, &str) = match cursor {
+            Cursor::Score { id, .. } => ("score", Bson::Double(cursor.score().unwrap_or(0.0)), id),
+            Cursor::Recent { at, id } => ("lastActivityMs", Bson::Int64(*at), id),
+        };
+        clauses.push(doc! { "$or": [
+            { field: { "$lt": key.clone() } },
+            { field: key, "_id": { "$gt": id } },
+        ] });
+    }
+    match clauses.len() {
+        0 => doc! {},
+        1 => clauses.remove(0),
+        _ => doc! { "$and": clauses },
+    }
+}
+
+/// `text` as a regular expression that matches it literally.
+pub fn escape_regex(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}-/#".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadflow_core::read_model::LeadStatus;
+
+    fn query() -> ListQuery {
+        crate::read_query::parse_list_query(&[]).unwrap()
+    }
+
+    #[test]
+    fn no_filters_is_an_empty_filter() {
+        assert_eq!(list_filter(&query()), doc! {});
+        assert_eq!(sort_keys(SortOrder::Recent), doc! { "lastActivityMs": -1, "_id": 1 });
+    }
+
+    #[test]
+    fn filters_and_the_keyset_condition_combine() {
+        let mut q = query();
+        q.status = Some(LeadStatus::ToCheck);
+        q.stage = Some(Stage::Warm);
+        q.name_contains = Some("a.b".into());
+        q.sort = SortOrder::Score;
+        q.after = Some(Cursor::after_score(12.5, "lead-9"));
+        assert_eq!(
+            list_filter(&q),
+            doc! { "$and": [
+                { "status": "To Check" },
+                { "scoring.stage": "warm" },
+                { "nameLower": { "$regex": "a\\.b" } },
+                { "$or": [ { "score": { "$lt": 12.5 } }, { "score": 12.5, "_id": { "$gt": "lead-9" } } ] },
+            ] }
+        );
+        let mut recent = query();
+        recent.after = Some(Cursor::after_recent(1_700_000_000_000, "x"));
+        assert_eq!(
+            list_filter(&recent),
+            doc! { "$or": [
+                { "lastActivityMs": { "$lt": 1_700_000_000_000i64 } },
+                { "lastActivityMs": 1_700_000_000_000i64, "_id": { "$gt": "x" } },
+            ] }
+        );
+    }
+
+    #[test]
+    fn searches_match_literally() {
+        assert_eq!(escape_regex("o'neil (jr.) *+?"), "o'neil \\(jr\\.\\) \\*\\+\\?");
+        assert_eq!(escape_regex("a\\b[c]{d}^$|"), "a\\\\b\\[c\\]\\{d\\}\\^\\$\\|");
+        assert_eq!(escape_regex("josé"), "josé");
+    }
+}
