@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use crate::read_model::{LeadStatus, LeadView};
 
 pub const LEADS: &str = "leads";
-const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct LeadDoc {
@@ -72,14 +71,7 @@ pub struct StoredLead {
     pub revision: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Another writer changed a lead since it was read: re-read and redo the batch.
-    #[error("a lead changed under this batch: {0}")]
-    Conflict(String),
-    #[error(transparent)]
-    Mongo(#[from] mongodb::error::Error),
-}
+pub use leadflow_core::mongo::StoreError;
 
 #[derive(Clone)]
 pub struct LeadStore {
@@ -142,20 +134,13 @@ impl LeadStore {
                 }
             })
             .collect();
-        let expected = updates.len() as i64;
+        let expected = updates.len();
         let reply = self
             .database
             .run_command(doc! { "update": LEADS, "updates": updates, "ordered": false })
             .await
-            .map_err(classify)?;
-        let matched = reply.get_i32("n").map(i64::from).or_else(|_| reply.get_i64("n")).unwrap_or(-1);
-        let write_errors = reply.get_array("writeErrors").map(|a| a.len()).unwrap_or(0);
-        if matched != expected || write_errors > 0 {
-            return Err(StoreError::Conflict(format!(
-                "{matched} of {expected} leads matched their revision, {write_errors} write errors"
-            )));
-        }
-        Ok(())
+            .map_err(StoreError::classify)?;
+        leadflow_core::mongo::expect_all_matched(&reply, expected, "revision")
     }
 
     /// Leads the CRM lacks the current version of, as `(leadId, version)`: on `partitions`
@@ -179,17 +164,6 @@ impl LeadStore {
     pub async fn count_out_of_sync(&self) -> mongodb::error::Result<u64> {
         self.leads.count_documents(doc! { "outOfSync": true }).await
     }
-}
-
-fn classify(error: mongodb::error::Error) -> StoreError {
-    let duplicate = match error.kind.as_ref() {
-        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => {
-            e.code == DUPLICATE_KEY
-        }
-        mongodb::error::ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
-        _ => false,
-    };
-    if duplicate { StoreError::Conflict(error.to_string()) } else { StoreError::Mongo(error) }
 }
 
 #[cfg(test)]

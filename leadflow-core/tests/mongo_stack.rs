@@ -3,27 +3,14 @@
 
 use leadflow_testkit::{Stack, unique};
 use mongodb::bson::{Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
-
-const DUPLICATE_KEY: i32 = 11000;
 
 async fn collection() -> (Client, mongodb::Collection<Document>) {
     let stack = Stack::get();
     let client = Client::with_uri_str(&stack.mongodb_uri).await.unwrap();
     let collection = client.database("leadflow_test").collection(&unique("wire"));
     (client, collection)
-}
-
-fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
-    match err.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
-        ErrorKind::InsertMany(e) => {
-            e.write_errors.as_ref().is_some_and(|w| w.iter().any(|e| e.code == DUPLICATE_KEY))
-        }
-        _ => false,
-    }
 }
 
 #[tokio::test]
@@ -37,7 +24,7 @@ async fn a_unique_index_rejects_a_duplicate_with_code_11000() {
     coll.insert_one(doc! {"leadId": "l1", "eventId": "e1"}).await.unwrap();
     coll.insert_one(doc! {"leadId": "l1", "eventId": "e2"}).await.unwrap();
     let err = coll.insert_one(doc! {"leadId": "l1", "eventId": "e1"}).await.unwrap_err();
-    assert!(is_duplicate_key(&err), "{err:?}");
+    assert!(leadflow_core::mongo::is_duplicate_key(&err), "{err:?}");
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
 }
 

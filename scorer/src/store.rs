@@ -18,7 +18,6 @@ use time::format_description::well_known::Rfc3339;
 
 const LEADS: &str = "lead_scores";
 const HISTORY: &str = "score_history";
-const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedEvent {
@@ -97,15 +96,7 @@ pub struct HistoryDoc {
     pub record: LeadScored,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Another writer changed a lead since it was read (a zombie instance, or a rebalance
-    /// race): re-read and redo the batch.
-    #[error("a lead changed under this batch: {0}")]
-    Conflict(String),
-    #[error(transparent)]
-    Mongo(#[from] mongodb::error::Error),
-}
+pub use leadflow_core::mongo::StoreError;
 
 #[derive(Clone)]
 pub struct LeadStore {
@@ -187,7 +178,7 @@ impl LeadStore {
                 }
             })
             .collect();
-        let expected = updates.len() as i64;
+        let expected = updates.len();
         let mut session = self.client.start_session().await?;
         session.start_transaction().await?;
         let written = async {
@@ -206,18 +197,14 @@ impl LeadStore {
             Ok(reply) => reply,
             Err(e) => {
                 let _ = session.abort_transaction().await;
-                return Err(classify(e));
+                return Err(StoreError::classify(e));
             }
         };
-        let matched = reply.get_i32("n").map(i64::from).or_else(|_| reply.get_i64("n")).unwrap_or(-1);
-        let write_errors = reply.get_array("writeErrors").map(|a| a.len()).unwrap_or(0);
-        if matched != expected || write_errors > 0 {
+        if let Err(conflict) = leadflow_core::mongo::expect_all_matched(&reply, expected, "version") {
             let _ = session.abort_transaction().await;
-            return Err(StoreError::Conflict(format!(
-                "{matched} of {expected} leads matched their version, {write_errors} write errors"
-            )));
+            return Err(conflict);
         }
-        session.commit_transaction().await.map_err(classify)
+        session.commit_transaction().await.map_err(StoreError::classify)
     }
 
     /// Leads on `partitions` whose newest event is older than `before`, and whose stage is
@@ -249,18 +236,4 @@ impl LeadStore {
             .await?;
         Ok(result.matched_count == 1)
     }
-}
-
-fn classify(error: mongodb::error::Error) -> StoreError {
-    let duplicate = match error.kind.as_ref() {
-        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => {
-            e.code == DUPLICATE_KEY
-        }
-        mongodb::error::ErrorKind::InsertMany(e) => {
-            e.write_errors.as_ref().is_some_and(|errors| errors.iter().any(|w| w.code == DUPLICATE_KEY))
-        }
-        mongodb::error::ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
-        _ => false,
-    };
-    if duplicate { StoreError::Conflict(error.to_string()) } else { StoreError::Mongo(error) }
 }
