@@ -4,17 +4,17 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crm_sink::read_model::LeadView;
 use crm_sink::store::LeadStore;
 use leadflow_core::config::MongoConfig;
-use leadflow_core::records::{CrmDelivery, DeadLetter, EnrichmentStatus, LeadEnriched};
+use leadflow_core::records::{DeadLetter, EnrichmentStatus, LeadEnriched};
 use leadflow_core::topics;
-use leadflow_testkit::kafka::{Published, end_offsets, new_group_at_end_of, read_from_within};
 #[allow(unused_imports)] // each test binary uses part of these
 pub use leadflow_testkit::kafka::{codec, decode_all, produce_records};
+use leadflow_testkit::kafka::{end_offsets, new_group_at_end_of, read_from_within};
 use leadflow_testkit::stand_in::StandInServer;
 use leadflow_testkit::{ServiceProcess, Stack, unique};
 use serde_json::{Map, Value};
@@ -98,22 +98,6 @@ impl SinkRun {
         self.store(stack).await.lead(lead_id).await.unwrap()
     }
 
-    /// Reads receipts of leads whose id starts with `prefix` until `done` says enough.
-    pub async fn read_receipts(
-        &self,
-        stack: &Stack,
-        prefix: &str,
-        deadline: Duration,
-        done: impl Fn(&[Published]) -> bool,
-    ) -> Vec<CrmDelivery> {
-        let records =
-            read_from_within(stack, topics::CRM_DELIVERIES, &self.deliveries_from, deadline, |records| {
-                done(records)
-            })
-            .await;
-        decode_all(stack, records.iter().filter(|r| r.key.starts_with(prefix))).await
-    }
-
     /// Reads dead letters of keys starting with `prefix` until `expected` of them are there.
     pub async fn read_dead_letters(&self, stack: &Stack, prefix: &str, expected: usize) -> Vec<DeadLetter> {
         let records =
@@ -123,13 +107,6 @@ impl SinkRun {
             .await;
         decode_all(stack, records.iter().filter(|r| r.key.starts_with(prefix))).await
     }
-}
-
-/// Whether `records` hold at least `expected` distinct keys starting with `prefix`. Cheap
-/// enough to call on every record read.
-pub fn distinct_keys_at_least(records: &[Published], prefix: &str, expected: usize) -> bool {
-    records.iter().filter(|r| r.key.starts_with(prefix)).map(|r| r.key.as_str()).collect::<HashSet<_>>().len()
-        >= expected
 }
 
 pub fn run_id() -> String {
