@@ -79,6 +79,8 @@ pub fn router<P: Publisher>(state: Arc<AppState<P>>) -> Router {
         .route("/api/leaderboard", get(read_api::get_leaderboard::<P>))
         .route("/api/stream", get(crate::stream::stream::<P>))
         .route("/api/scoring-rules", get(get_scoring_rules::<P>).put(put_scoring_rules::<P>))
+        .route("/", get(crate::dashboard::index))
+        .route("/dashboard/{file}", get(crate::dashboard::asset))
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
         .layer(middleware::from_fn_with_state(state.clone(), track::<P>))

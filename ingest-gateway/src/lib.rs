@@ -4,10 +4,11 @@
 //! record. It also serves the scoring rules: the rules in force, read from
 //! `scoring.rules.v1` as the scorer reads them, and publishing a new rule set there. And it
 //! serves the read API (leads, a lead's history and intelligence, the leaderboard) from the
-//! MongoDB read model that the crm-sink and the scorer write.
+//! MongoDB read model that the crm-sink and the scorer write, and the dashboard at `/` over it.
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod intelligence;
 pub mod json_body;

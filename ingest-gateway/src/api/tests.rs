@@ -754,3 +754,30 @@ async fn the_stream_resumes_after_the_last_event_id_and_ends_at_shutdown() {
     let (rest, ended) = read_stream_until(&mut body, |_| false).await;
     assert!(ended, "the stream ends at shutdown; it sent {rest:?}");
 }
+
+#[tokio::test]
+async fn the_dashboard_is_served_at_the_root_with_its_modules_and_nothing_else() {
+    let harness = Harness::new();
+    let fetch = |path: &str| {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        router(harness.state.clone()).oneshot(request)
+    };
+    let page = fetch("/").await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
+    let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.unwrap();
+    assert!(std::str::from_utf8(&html).unwrap().contains(r#"<script type="module" src="/dashboard/app.mjs">"#));
+
+    let module = fetch("/dashboard/app.mjs").await.unwrap();
+    assert_eq!(module.status(), StatusCode::OK);
+    assert_eq!(module.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(module.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+
+    // The modules' tests live beside them but are not served; nor is anything outside the list.
+    for path in ["/dashboard/model.test.mjs", "/dashboard/..%2Fsrc%2Flib.rs", "/dashboard/"] {
+        let (status, body) = harness.get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["error"], "not_found", "{path}");
+    }
+}

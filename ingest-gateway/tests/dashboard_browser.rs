@@ -1,0 +1,177 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium`, driven by npm's
+//! `playwright-core`; `scripts/install-browser-test` installs both). The whole pipeline runs on
+//! the real stack: the gateway serving the dashboard, the enricher against the nationalize
+//! stand-in, the scorer, and the crm-sink delivering to the CRM stand-in, sharing one MongoDB
+//! database of this test's own. `tests/browser/dashboard.mjs` then submits names in the page and
+//! watches them turn Verified or To Check (as the stand-in's deterministic predictions say),
+//! reach the CRM, score, filter and chart, live; then a person verifies a To Check lead in the
+//! page and it reaches the CRM too. Screenshots: `target/dashboard-screenshots/`.
+//!
+//! Uses the services' binaries from `target/debug` (`cargo test --workspace` builds them).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use enricher::rules::{CountryProbability, lookup_key, verdict};
+use leadflow_core::records::EnrichmentStatus;
+use leadflow_core::topics;
+use leadflow_testkit::kafka::{new_group_at_end, new_group_at_end_of};
+use leadflow_testkit::stand_in::StandInServer;
+use leadflow_testkit::{ServiceProcess, Stack, repo_root, unique, workspace_binary};
+use serde_json::{Value, json};
+
+const CANDIDATE_NAMES: [&str; 12] =
+    ["Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Donald", "Frances", "Radia", "Linus", "Hedy", "Anita"];
+
+/// The status the enricher gives `name` against the stand-in, computed as the enricher does.
+fn expected_status(name: &str) -> EnrichmentStatus {
+    let prediction = stand_ins::nationalize::predict(&lookup_key(name).unwrap());
+    let countries: Vec<CountryProbability> = prediction
+        .country
+        .iter()
+        .map(|c| CountryProbability { country_id: c.country_id.clone(), probability: c.probability })
+        .collect();
+    verdict(&countries, 0.6).status
+}
+
+/// Three Verified names and two To Check ones, with a surname of this run's.
+fn leads_to_submit(run: &str) -> Vec<Value> {
+    let (mut verified, mut to_check) = (Vec::new(), Vec::new());
+    for first in CANDIDATE_NAMES {
+        let name = format!("{first} {run}");
+        match expected_status(&name) {
+            EnrichmentStatus::Verified if verified.len() < 3 => verified.push(name),
+            EnrichmentStatus::ToCheck if to_check.len() < 2 => to_check.push(name),
+            _ => {}
+        }
+    }
+    assert_eq!((verified.len(), to_check.len()), (3, 2), "the candidate names must give both outcomes");
+    let email = |name: &str| format!("{}@example.com", name.split(' ').next().unwrap().to_lowercase());
+    verified
+        .iter()
+        .map(|name| json!({"name": name, "email": email(name), "expected": "Verified"}))
+        .chain(to_check.iter().map(|name| json!({"name": name, "email": email(name), "expected": "To Check"})))
+        .collect()
+}
+
+/// The browser and the driver, installed by `scripts/install-browser-test`: missing is a failure,
+/// never a skip.
+fn browser_tools() -> (String, PathBuf) {
+    let chromium = std::env::var("LEADFLOW_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let driver_dir = repo_root().join("ingest-gateway/tests/browser");
+    assert!(
+        Path::new(&chromium).exists() && driver_dir.join("node_modules/playwright-core").exists(),
+        "Chromium ({chromium}) or playwright-core is missing: run scripts/install-browser-test"
+    );
+    (chromium, driver_dir)
+}
+
+#[tokio::test]
+async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
+    let (chromium, driver_dir) = browser_tools();
+    let stack = Stack::get();
+    let run = unique("dash").replace('-', "");
+    let database = ("LEADFLOW_MONGO__DATABASE", run.clone());
+    let mongo = ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone());
+
+    let nationalize = StandInServer::start(|listener, stop| {
+        stand_ins::nationalize::serve(listener, Default::default(), stop)
+    })
+    .await;
+    let crm = StandInServer::start(|listener, stop| stand_ins::crm::serve(listener, Default::default(), stop)).await;
+
+    // Each consumer in a group of its own that starts at the end of its topics: the records
+    // other tests left behind are not this test's.
+    let mut services = Vec::new();
+    for (binary, env) in [
+        (
+            "enricher",
+            vec![
+                mongo.clone(),
+                database.clone(),
+                ("LEADFLOW_NATIONALIZE__BASE_URL", nationalize.base_url.clone()),
+                ("LEADFLOW_NATIONALIZE__REQUESTS_PER_SECOND", "1000".to_owned()),
+                ("LEADFLOW_CONSUMER__GROUP_ID", new_group_at_end(&stack, "dashboard-enricher", topics::NAMES)),
+            ],
+        ),
+        (
+            "scorer",
+            vec![
+                mongo.clone(),
+                database.clone(),
+                ("LEADFLOW_CONSUMER__GROUP_ID", new_group_at_end(&stack, "dashboard-scorer", topics::EVENTS)),
+            ],
+        ),
+        (
+            "crm-sink",
+            vec![
+                mongo.clone(),
+                database.clone(),
+                ("LEADFLOW_CRM__HTTP__BASE_URL", crm.base_url.clone()),
+                (
+                    "LEADFLOW_CONSUMER__GROUP_ID",
+                    new_group_at_end_of(&stack, "dashboard-crm-sink", &crm_sink::INPUT_TOPICS),
+                ),
+            ],
+        ),
+    ] {
+        let (mut process, _) = ServiceProcess::spawn_against(&stack, &workspace_binary(binary), &env).await.unwrap();
+        process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
+        services.push(process);
+    }
+    let (mut gateway, _) = ServiceProcess::spawn_against(
+        &stack,
+        &workspace_binary("ingest-gateway"),
+        &[("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned()), mongo.clone(), database.clone()],
+    )
+    .await
+    .unwrap();
+    let api = gateway.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
+
+    let leads = leads_to_submit(&run);
+    let screenshots = repo_root().join("target/dashboard-screenshots");
+    // The screenshots checked below are this run's.
+    let _ = std::fs::remove_dir_all(&screenshots);
+    let output = tokio::process::Command::new("node")
+        .arg("dashboard.mjs")
+        .current_dir(&driver_dir)
+        .env("DASHBOARD_URL", format!("http://{api}/"))
+        .env("CHROMIUM", &chromium)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("LEADS", serde_json::to_string(&leads).unwrap())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(600), output).await.expect("the browser run hung").unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{printed}");
+    assert!(output.status.success(), "the browser run failed:\n{printed}\n--- gateway log ---\n{}", gateway.logs());
+
+    // What the page showed is what the CRM holds: the Verified leads, the one a person verified
+    // in the page, and no others.
+    let contacts = crm.get("/__admin/contacts").await["contacts"].as_object().unwrap().clone();
+    let mut emails_in_crm: Vec<&str> = contacts.values().map(|c| c["properties"]["email"].as_str().unwrap()).collect();
+    let reviewed = leads.iter().find(|l| l["expected"] == "To Check").unwrap();
+    let mut verified_emails: Vec<&str> = leads
+        .iter()
+        .filter(|l| l["expected"] == "Verified")
+        .chain([reviewed])
+        .map(|l| l["email"].as_str().unwrap())
+        .collect();
+    emails_in_crm.sort_unstable();
+    verified_emails.sort_unstable();
+    assert_eq!(emails_in_crm, verified_emails);
+    for shot in ["submitted", "enriched-and-synced", "scored", "lead-chart", "leaderboard", "reviewed"] {
+        let found = std::fs::read_dir(&screenshots)
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|entry| entry.file_name().to_string_lossy().ends_with(&format!("-{shot}.png")));
+        assert!(found, "no screenshot of {shot} in {}", screenshots.display());
+    }
+
+    for process in services.iter_mut().chain([&mut gateway]) {
+        process.signal(libc::SIGTERM).unwrap();
+        assert_eq!(process.wait_exit(Duration::from_secs(30)).await.unwrap().code(), Some(0), "{}", process.logs());
+    }
+}
