@@ -92,9 +92,8 @@ export class LeadsView {
     const after = applyUpdate(before, update);
     if (!after || after === before) return;
     if (!matches(after, this.filters())) {
-      if (before && !before.pending) this.rows.delete(update.leadId);
-      else if (before) this.rows.set(update.leadId, after); // keep a pending lead until it settles
-      else return;
+      if (!before) return;
+      this.rows.delete(update.leadId);
     } else if (before) {
       this.rows.set(update.leadId, after);
     } else {

@@ -4,8 +4,8 @@
 //! stand-in, the scorer, and the crm-sink delivering to the CRM stand-in, sharing one MongoDB
 //! database of this test's own. `tests/browser/dashboard.mjs` then submits names in the page and
 //! watches them turn Verified or To Check (as the stand-in's deterministic predictions say),
-//! reach the CRM, score, filter and chart, live; then a person verifies a To Check lead in the
-//! page and it reaches the CRM too. Screenshots: `target/dashboard-screenshots/`.
+//! reach the CRM, score, filter and chart, live; resume after a dropped connection with
+//! `Last-Event-ID`; then a person verifies a To Check lead in the page and it reaches the CRM. Screenshots: `target/dashboard-screenshots/`.
 //!
 //! Uses the services' binaries from `target/debug` (`cargo test --workspace` builds them).
 

@@ -1,7 +1,8 @@
 // Drives the dashboard in a real headless Chromium, as a person would: submit names, watch them
 // appear and turn Verified (or To Check) without reloading, watch the Verified ones reach the
-// CRM, fire two events and watch the score move, filter, open a lead's chart, look at the
-// leaderboard, and verify a To Check lead from its page. Screenshots of each step go to $SCREENSHOT_DIR.
+// CRM, fire two events and watch the score move, lose the connection and get the missed update
+// on reconnecting (Last-Event-ID), filter, open a lead's chart, look at the leaderboard, and
+// verify a To Check lead from its page. Screenshots of each step go to $SCREENSHOT_DIR.
 //
 // Run by ingest-gateway/tests/dashboard_browser.rs, which starts the pipeline and passes:
 //   DASHBOARD_URL   the gateway, e.g. http://127.0.0.1:41234/
@@ -12,10 +13,11 @@
 // Exits 0 when every step held, 1 with the failed step otherwise.
 
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const url = required('DASHBOARD_URL');
+const gateway = required('DASHBOARD_URL');
 const leads = JSON.parse(required('LEADS'));
 const screenshots = required('SCREENSHOT_DIR');
 const STEP_MS = 90_000; // enrichment, scoring and delivery through real Kafka on two cores
@@ -31,6 +33,9 @@ function log(message) {
 }
 
 mkdirSync(screenshots, { recursive: true });
+// The page reaches the gateway through a proxy this script can cut, to drop its live connection.
+const proxy = await startProxy(new URL(gateway));
+const url = proxy.url;
 const browser = await chromium.launch({ executablePath: required('CHROMIUM') });
 const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
 const pageErrors = [];
@@ -91,7 +96,7 @@ try {
 
   // Two events for the first Verified lead, from the form; the score moves live.
   const star = verified[0];
-  const { rules } = await (await page.request.get(new URL('/api/scoring-rules', url).toString())).json();
+  const { rules } = await (await page.request.get(new URL('/api/scoring-rules', gateway).toString())).json();
   const expectedScore = rules.points.page_view + rules.points.demo_request;
   for (const type of ['page_view', 'demo_request']) {
     await page.fill('#event-lead', ids[star.name]);
@@ -104,6 +109,34 @@ try {
   await expectText(rowOf(star.name).locator('td[data-field=score]'), String(expectedScore), `${star.name}'s score`);
   log(`${star.name} scored ${expectedScore} live from page_view + demo_request`);
   await screenshot('scored');
+
+  // The connection drops, an update happens meanwhile, the connection comes back: the browser
+  // resumes with Last-Event-ID and the gateway replays what was missed, with no re-read.
+  const seen = [];
+  page.on('request', (request) => seen.push(request));
+  const errorsBeforeCut = pageErrors.length;
+  proxy.cut();
+  await page.waitForSelector('#live-status:not([data-state="live"])', { timeout: 30_000 });
+  log(`connection cut: the page says "${await page.locator('#live-status').textContent()}"`);
+  const resumedScore = expectedScore + rules.points.signup;
+  // Watch the gateway directly, so the page is let back in only once the update has happened.
+  const happened = nextUpdate(gateway, (u) => u.kind === 'scored' && u.leadId === ids[star.name] && u.score === resumedScore);
+  await happened.ready;
+  const missed = await page.request.post(new URL('/api/events', gateway).toString(), {
+    data: { leadId: ids[star.name], eventType: 'signup' },
+  });
+  if (missed.status() !== 202) throw new Error(`the signup event got ${missed.status()}`);
+  await happened.update;
+  proxy.restore();
+  await expectText(rowOf(star.name).locator('td[data-field=score]'), String(resumedScore), `${star.name}'s score after the reconnect`);
+  const streams = seen.filter((r) => r.url().endsWith('/api/stream'));
+  const resumedWith = (await Promise.all(streams.map((r) => r.allHeaders()))).map((h) => h['last-event-id']).filter(Boolean);
+  const reads = seen.filter((r) => new URL(r.url()).pathname === '/api/leads');
+  if (!resumedWith.length) throw new Error(`none of the ${streams.length} reconnects sent Last-Event-ID`);
+  if (reads.length) throw new Error(`the page re-read the leads ${reads.length} times instead of resuming`);
+  // The browser reports the connections the cut broke; those errors are the point here.
+  pageErrors.splice(errorsBeforeCut, Infinity, ...pageErrors.slice(errorsBeforeCut).filter((e) => !/net::ERR_/.test(e)));
+  log(`reconnected with Last-Event-ID ${resumedWith[0]}: the missed signup arrived (score ${resumedScore}), no re-read`);
 
   // The status filter: only To Check leads, then everyone again.
   if (toCheck.length) {
@@ -121,13 +154,18 @@ try {
 
   // The lead's page: chart, history and intelligence.
   await rowOf(star.name).locator('td[data-field=name] a').click();
-  await expectCount(page.locator('#score-chart svg circle'), (n) => n === 2, "points on the lead's chart");
-  await expectCount(page.locator('#history-table tbody tr'), (n) => n === 2, 'history rows');
-  await expectText(page.locator('[data-fact=velocity]'), '2 events in the last 24 h', 'velocity');
-  const action = await page.locator('[data-fact=next-action]').textContent();
+  // page_view, demo_request, signup: three points, each higher than the last.
+  await expectCount(page.locator('#score-chart svg circle'), (n) => n === 3, "points on the lead's chart");
+  await expectCount(page.locator('#history-table tbody tr'), (n) => n === 3, 'history rows');
+  await expectText(page.locator('[data-fact=velocity]'), '3 events in the last 24 h', 'velocity');
+  // Hot (75) with three events in a day: the intelligence rules say reach out now.
+  await expectText(page.locator('[data-fact=next-action]'), 'Immediate outreach', 'next action');
   const path = await page.locator('#score-chart svg path.score-line').getAttribute('d');
-  if (!/^M[\d.]+,[\d.]+ L[\d.]+,[\d.]+$/.test(path)) throw new Error(`the score line is ${path}`);
-  log(`${star.name}'s page: a 2-point chart (${path}), 2 history rows, next action "${action}"`);
+  const heights = [...path.matchAll(/[ML][\d.]+,([\d.]+)/g)].map((m) => Number(m[1]));
+  if (heights.length !== 3 || !(heights[0] > heights[1] && heights[1] > heights[2])) {
+    throw new Error(`the score line should climb through 3 points: ${path}`);
+  }
+  log(`${star.name}'s page: a 3-point rising chart (${path}), 3 history rows, next action "Immediate outreach"`);
   await screenshot('lead-chart');
 
   await page.click('[data-nav=leaderboard]');
@@ -158,6 +196,7 @@ try {
   process.exit(1);
 }
 await browser.close();
+proxy.close();
 
 async function expectText(locator, expected, what) {
   const deadline = Date.now() + STEP_MS;
@@ -179,4 +218,80 @@ async function expectCount(locator, ok, what) {
     await page.waitForTimeout(100);
   }
   throw new Error(`${what}: ${count} after ${STEP_MS / 1000} s`);
+}
+
+// A TCP proxy to `target` on a port of the OS's choosing. `cut()` closes every connection and
+// refuses new ones until `restore()`.
+async function startProxy(target) {
+  const open = new Set();
+  let refusing = false;
+  const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(target.port), target.hostname);
+    const pair = [client, upstream];
+    for (const socket of pair) {
+      open.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        for (const s of pair) {
+          s.destroy();
+          open.delete(s);
+        }
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    cut() {
+      refusing = true;
+      for (const socket of open) socket.destroy();
+    },
+    restore() {
+      refusing = false;
+    },
+    close() {
+      server.close();
+      for (const socket of open) socket.destroy();
+    },
+  };
+}
+
+// The first `lead` update on the gateway's stream that satisfies `wanted`: `ready` settles once
+// the stream is open (it holds only what happens after that), `update` with the update.
+function nextUpdate(base, wanted) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), STEP_MS);
+  let opened;
+  const ready = new Promise((resolve) => (opened = resolve));
+  const update = (async () => {
+    const response = await fetch(new URL('/api/stream', base), { signal: controller.signal });
+    opened();
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the stream ended');
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split('\n').filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trim()).join('');
+          if (block.includes('event: lead') && wanted(JSON.parse(data))) return JSON.parse(data);
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+    }
+  })();
+  update.catch(() => opened());
+  return { ready, update };
 }
