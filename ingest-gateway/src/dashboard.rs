@@ -79,7 +79,8 @@ mod tests {
                 }
             }
         }
-        let served: std::collections::BTreeSet<String> = ASSETS.iter().map(|(name, _, _)| name.to_string()).collect();
+        let served: std::collections::BTreeSet<String> =
+            ASSETS.iter().map(|(name, _, _)| name.to_string()).collect();
         assert_eq!(referenced, served);
     }
 }

@@ -318,6 +318,26 @@ impl<P: Publisher> AppState<P> {
     fn rules_in_force(&self) -> Arc<ScoringRules> {
         self.rules.borrow().rules.clone()
     }
+
+    /// The lead's view and the scorer's state of it, read together.
+    async fn lead_and_score_state(
+        &self,
+        lead_id: &str,
+    ) -> Result<(Option<StoredLead>, Option<ScoreState>), AppError> {
+        tokio::try_join!(self.reads.lead(lead_id), self.reads.score_state(lead_id))
+            .map_err(|e| self.read_failure(e))
+    }
+
+    /// As [`Self::lead_and_score_state`], for answers that need either: a 404 when neither is known.
+    async fn lead_or_score_state(
+        &self,
+        lead_id: &str,
+    ) -> Result<(Option<StoredLead>, Option<ScoreState>), AppError> {
+        match self.lead_and_score_state(lead_id).await? {
+            (None, None) => Err(lead_not_found(lead_id)),
+            found => Ok(found),
+        }
+    }
 }
 
 fn lead_not_found(lead_id: &str) -> AppError {
@@ -342,8 +362,7 @@ pub async fn get_lead<P: Publisher>(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<LeadDetail>, AppError> {
     let lead_id = checked_lead_request(path, query)?;
-    let (lead, score_state) = tokio::try_join!(state.reads.lead(&lead_id), state.reads.score_state(&lead_id))
-        .map_err(|e| state.read_failure(e))?;
+    let (lead, score_state) = state.lead_and_score_state(&lead_id).await?;
     let lead = lead.ok_or_else(|| lead_not_found(&lead_id))?;
     let rules = state.rules_in_force();
     Ok(Json(detail(&lead.view, score_state.as_ref(), &rules, OffsetDateTime::now_utc())))
@@ -356,11 +375,7 @@ pub async fn get_history<P: Publisher>(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<HistoryAnswer>, AppError> {
     let lead_id = checked_lead_request(path, query)?;
-    let (lead, score_state) = tokio::try_join!(state.reads.lead(&lead_id), state.reads.score_state(&lead_id))
-        .map_err(|e| state.read_failure(e))?;
-    if lead.is_none() && score_state.is_none() {
-        return Err(lead_not_found(&lead_id));
-    }
+    let (_, score_state) = state.lead_or_score_state(&lead_id).await?;
     let rules = state.rules_in_force();
     let entries = score_state.map(|s| history_items(&rules, &s.events)).unwrap_or_default();
     Ok(Json(HistoryAnswer { lead_id, rules_version: rules.version.clone(), entries }))
@@ -373,11 +388,7 @@ pub async fn get_intelligence<P: Publisher>(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<IntelligenceAnswer>, AppError> {
     let lead_id = checked_lead_request(path, query)?;
-    let (lead, score_state) = tokio::try_join!(state.reads.lead(&lead_id), state.reads.score_state(&lead_id))
-        .map_err(|e| state.read_failure(e))?;
-    if lead.is_none() && score_state.is_none() {
-        return Err(lead_not_found(&lead_id));
-    }
+    let (lead, score_state) = state.lead_or_score_state(&lead_id).await?;
     let view = lead.map(|l| l.view);
     Ok(Json(intelligence_of(&lead_id, view.as_ref(), score_state.as_ref(), OffsetDateTime::now_utc())))
 }

@@ -21,8 +21,20 @@ use leadflow_testkit::stand_in::StandInServer;
 use leadflow_testkit::{ServiceProcess, Stack, repo_root, unique, workspace_binary};
 use serde_json::{Value, json};
 
-const CANDIDATE_NAMES: [&str; 12] =
-    ["Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Donald", "Frances", "Radia", "Linus", "Hedy", "Anita"];
+const CANDIDATE_NAMES: [&str; 12] = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Katherine",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Radia",
+    "Linus",
+    "Hedy",
+    "Anita",
+];
 
 /// The status the enricher gives `name` against the stand-in, computed as the enricher does.
 fn expected_status(name: &str) -> EnrichmentStatus {
@@ -51,7 +63,9 @@ fn leads_to_submit(run: &str) -> Vec<Value> {
     verified
         .iter()
         .map(|name| json!({"name": name, "email": email(name), "expected": "Verified"}))
-        .chain(to_check.iter().map(|name| json!({"name": name, "email": email(name), "expected": "To Check"})))
+        .chain(
+            to_check.iter().map(|name| json!({"name": name, "email": email(name), "expected": "To Check"})),
+        )
         .collect()
 }
 
@@ -79,7 +93,9 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
         stand_ins::nationalize::serve(listener, Default::default(), stop)
     })
     .await;
-    let crm = StandInServer::start(|listener, stop| stand_ins::crm::serve(listener, Default::default(), stop)).await;
+    let crm =
+        StandInServer::start(|listener, stop| stand_ins::crm::serve(listener, Default::default(), stop))
+            .await;
 
     // Each consumer in a group of its own that starts at the end of its topics: the records
     // other tests left behind are not this test's.
@@ -92,7 +108,10 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
                 database.clone(),
                 ("LEADFLOW_NATIONALIZE__BASE_URL", nationalize.base_url.clone()),
                 ("LEADFLOW_NATIONALIZE__REQUESTS_PER_SECOND", "1000".to_owned()),
-                ("LEADFLOW_CONSUMER__GROUP_ID", new_group_at_end(&stack, "dashboard-enricher", topics::NAMES)),
+                (
+                    "LEADFLOW_CONSUMER__GROUP_ID",
+                    new_group_at_end(&stack, "dashboard-enricher", topics::NAMES),
+                ),
             ],
         ),
         (
@@ -116,7 +135,8 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
             ],
         ),
     ] {
-        let (mut process, _) = ServiceProcess::spawn_against(&stack, &workspace_binary(binary), &env).await.unwrap();
+        let (mut process, _) =
+            ServiceProcess::spawn_against(&stack, &workspace_binary(binary), &env).await.unwrap();
         process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
         services.push(process);
     }
@@ -143,15 +163,22 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(600), output).await.expect("the browser run hung").unwrap();
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let output =
+        tokio::time::timeout(Duration::from_secs(600), output).await.expect("the browser run hung").unwrap();
+    let printed =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     println!("{printed}");
-    assert!(output.status.success(), "the browser run failed:\n{printed}\n--- gateway log ---\n{}", gateway.logs());
+    assert!(
+        output.status.success(),
+        "the browser run failed:\n{printed}\n--- gateway log ---\n{}",
+        gateway.logs()
+    );
 
     // What the page showed is what the CRM holds: the Verified leads, the one a person verified
     // in the page, and no others.
     let contacts = crm.get("/__admin/contacts").await["contacts"].as_object().unwrap().clone();
-    let mut emails_in_crm: Vec<&str> = contacts.values().map(|c| c["properties"]["email"].as_str().unwrap()).collect();
+    let mut emails_in_crm: Vec<&str> =
+        contacts.values().map(|c| c["properties"]["email"].as_str().unwrap()).collect();
     let reviewed = leads.iter().find(|l| l["expected"] == "To Check").unwrap();
     let mut verified_emails: Vec<&str> = leads
         .iter()
@@ -172,6 +199,11 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
 
     for process in services.iter_mut().chain([&mut gateway]) {
         process.signal(libc::SIGTERM).unwrap();
-        assert_eq!(process.wait_exit(Duration::from_secs(30)).await.unwrap().code(), Some(0), "{}", process.logs());
+        assert_eq!(
+            process.wait_exit(Duration::from_secs(30)).await.unwrap().code(),
+            Some(0),
+            "{}",
+            process.logs()
+        );
     }
 }

@@ -767,7 +767,9 @@ async fn the_dashboard_is_served_at_the_root_with_its_modules_and_nothing_else()
     assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
     assert!(page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
     let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.unwrap();
-    assert!(std::str::from_utf8(&html).unwrap().contains(r#"<script type="module" src="/dashboard/app.mjs">"#));
+    assert!(
+        std::str::from_utf8(&html).unwrap().contains(r#"<script type="module" src="/dashboard/app.mjs">"#)
+    );
 
     let module = fetch("/dashboard/app.mjs").await.unwrap();
     assert_eq!(module.status(), StatusCode::OK);
