@@ -14,28 +14,9 @@ use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, run_id};
 use crm_sink::read_model::{LeadStatus, LeadView};
 use leadflow_core::topics;
 use leadflow_testkit::kafka::new_group_at_end;
-use leadflow_testkit::stand_in::StandInServer;
+use leadflow_testkit::stand_in::{FIRST_NAMES, StandInServer};
 use leadflow_testkit::{ServiceProcess, Stack, eventually, unique, workspace_binary};
 use serde_json::{Value, json};
-
-const FIRST_NAMES: [&str; 16] = [
-    "Ada",
-    "Grace",
-    "Alan",
-    "Katherine",
-    "Edsger",
-    "Barbara",
-    "Donald",
-    "Frances",
-    "Ken",
-    "Radia",
-    "Tim",
-    "Margaret",
-    "Linus",
-    "Hedy",
-    "Dennis",
-    "Anita",
-];
 
 #[tokio::test]
 async fn names_posted_to_the_gateway_reach_the_crm_when_verified() {

@@ -17,24 +17,9 @@ use enricher::rules::{CountryProbability, lookup_key, verdict};
 use leadflow_core::records::EnrichmentStatus;
 use leadflow_core::topics;
 use leadflow_testkit::kafka::{new_group_at_end, new_group_at_end_of};
-use leadflow_testkit::stand_in::StandInServer;
+use leadflow_testkit::stand_in::{FIRST_NAMES, StandInServer};
 use leadflow_testkit::{ServiceProcess, Stack, repo_root, unique, workspace_binary};
 use serde_json::{Value, json};
-
-const CANDIDATE_NAMES: [&str; 12] = [
-    "Ada",
-    "Grace",
-    "Alan",
-    "Katherine",
-    "Edsger",
-    "Barbara",
-    "Donald",
-    "Frances",
-    "Radia",
-    "Linus",
-    "Hedy",
-    "Anita",
-];
 
 /// The status the enricher gives `name` against the stand-in, computed as the enricher does.
 fn expected_status(name: &str) -> EnrichmentStatus {
@@ -50,7 +35,7 @@ fn expected_status(name: &str) -> EnrichmentStatus {
 /// Three Verified names and two To Check ones, with a surname of this run's.
 fn leads_to_submit(run: &str) -> Vec<Value> {
     let (mut verified, mut to_check) = (Vec::new(), Vec::new());
-    for first in CANDIDATE_NAMES {
+    for first in FIRST_NAMES {
         let name = format!("{first} {run}");
         match expected_status(&name) {
             EnrichmentStatus::Verified if verified.len() < 3 => verified.push(name),

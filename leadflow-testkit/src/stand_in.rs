@@ -8,6 +8,27 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+/// First names for leads in end-to-end tests. Against the nationalize stand-in's deterministic
+/// predictions they give both outcomes, Verified and To Check, and the first seven already do.
+pub const FIRST_NAMES: [&str; 16] = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Katherine",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Margaret",
+    "Linus",
+    "Hedy",
+    "Dennis",
+    "Anita",
+];
+
 /// Stopped when dropped.
 pub struct StandInServer {
     pub base_url: String,
