@@ -14,7 +14,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{CrmStandIn, SinkRun, enriched, produce_records, run_id};
-use leadflow_core::records::EnrichmentStatus;
+use leadflow_core::contract::records::EnrichmentStatus;
 use leadflow_testkit::{Stack, eventually};
 use serde_json::json;
 use time::OffsetDateTime;

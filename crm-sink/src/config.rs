@@ -1,10 +1,11 @@
 use serde::Deserialize;
 
-use leadflow_core::config::{
-    KafkaConfig, MongoConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig,
-};
-use leadflow_core::exactly_once::ExactlyOnceConfig;
-use leadflow_core::service::ServiceConfig;
+use leadflow_core::contract::codec::SchemaRegistryConfig;
+use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
+use leadflow_core::runtime::service::ServiceConfig;
+use leadflow_core::stage::config::ExactlyOnceConfig;
+use leadflow_core::stage::kafka::KafkaConfig;
+use leadflow_core::store::mongo::MongoConfig;
 
 use crate::http_destination::HttpDestinationConfig;
 

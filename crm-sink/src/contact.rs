@@ -40,8 +40,8 @@ fn split_name(name: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn stage_name(stage: leadflow_core::records::Stage) -> &'static str {
-    use leadflow_core::records::Stage;
+fn stage_name(stage: leadflow_core::contract::records::Stage) -> &'static str {
+    use leadflow_core::contract::records::Stage;
     match stage {
         Stage::Cold => "cold",
         Stage::Warm => "warm",
@@ -54,7 +54,7 @@ fn stage_name(stage: leadflow_core::records::Stage) -> &'static str {
 mod tests {
     use super::*;
     use crate::read_model::Enrichment;
-    use leadflow_core::records::{EnrichmentStatus, Stage};
+    use leadflow_core::contract::records::{EnrichmentStatus, Stage};
     use serde_json::json;
     use time::macros::datetime;
 

@@ -1,6 +1,6 @@
 //! Where delivered leads go: the CRM over HTTP, or the original system's log line.
 
-use leadflow_core::exactly_once::PauseSignal;
+use leadflow_core::stage::pause::PauseSignal;
 
 use crate::config::DestinationKind;
 use crate::contact;

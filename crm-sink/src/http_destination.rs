@@ -37,8 +37,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use leadflow_core::backoff::Backoff;
-use leadflow_core::exactly_once::{PauseGuard, PauseSignal};
+use leadflow_core::runtime::backoff::Backoff;
+use leadflow_core::stage::pause::{PauseGuard, PauseSignal};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};

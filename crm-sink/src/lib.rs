@@ -13,15 +13,17 @@ pub mod http_destination;
 pub mod metrics;
 pub mod processor;
 pub mod rate_limit;
-pub use leadflow_core::read_model;
+pub use leadflow_core::model::read_model;
 pub mod reconcile;
 pub mod store;
 
 use std::time::Duration;
 
-use leadflow_core::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError, StageMetrics};
-use leadflow_core::service::{self, ServiceContext, StartupError};
-use leadflow_core::topics;
+use leadflow_core::contract::topics;
+use leadflow_core::runtime::service::ServiceContext;
+use leadflow_core::stage::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError};
+use leadflow_core::stage::metrics::StageMetrics;
+use leadflow_core::stage::startup::{self, StartupError};
 
 pub use config::{CrmSinkConfig as Config, DEFAULTS};
 
@@ -54,7 +56,7 @@ pub enum CrmSinkError {
 
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkError> {
     let (codec, ops) =
-        service::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
+        startup::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
             .await?;
     let metrics = SinkMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
@@ -66,7 +68,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
         DestinationKind::Log => Destination::Log,
     };
     let store = LeadStore::new(
-        leadflow_core::mongo::client(&config.mongo, "leadflow-crm-sink").await?,
+        leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-sink").await?,
         &config.mongo.database,
     );
     store.ensure_indexes().await?;
@@ -75,7 +77,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
     let reconcile = PeriodicReconcile {
         store: store.clone(),
         codec: codec.clone(),
-        producer: leadflow_core::kafka::producer_config(&config.kafka).create()?,
+        producer: leadflow_core::stage::kafka::producer_config(&config.kafka).create()?,
         assigned: assigned.clone(),
         interval: Duration::from_secs(config.crm.reconcile_interval_s),
         gauge_refresh: Duration::from_secs(config.crm.out_of_sync_refresh_s),

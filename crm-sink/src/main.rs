@@ -12,13 +12,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        [] => leadflow_core::service::run_main("crm-sink", crm_sink::DEFAULTS, crm_sink::run),
+        [] => leadflow_core::runtime::service::run_main("crm-sink", crm_sink::DEFAULTS, crm_sink::run),
         ["reconcile", options @ ..] => match reconcile_options(options) {
-            Ok(options) => {
-                leadflow_core::service::run_main("crm-sink", crm_sink::DEFAULTS, move |config, context| {
-                    reconcile::run_once(config, context, options)
-                })
-            }
+            Ok(options) => leadflow_core::runtime::service::run_main(
+                "crm-sink",
+                crm_sink::DEFAULTS,
+                move |config, context| reconcile::run_once(config, context, options),
+            ),
             Err(message) => usage_error(&message),
         },
         ["--help" | "-h"] => {

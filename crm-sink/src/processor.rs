@@ -16,13 +16,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use leadflow_core::codec::{CodecError, SchemaCodec};
-use leadflow_core::exactly_once::{BatchProcessor, InputRecord, OutputRecord, PauseSignal, ProcessError};
-use leadflow_core::records::{
+use leadflow_core::contract::codec::{CodecError, SchemaCodec};
+use leadflow_core::contract::records::{
     CrmDelivery, CrmResyncRequested, DeadLetter, DeliveryStatus, LeadEnriched, LeadReviewed, LeadScored,
     PipelineStage, TopicRecord,
 };
-use leadflow_core::topics;
+use leadflow_core::contract::topics;
+use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord, ProcessError};
+use leadflow_core::stage::pause::PauseSignal;
 use time::OffsetDateTime;
 
 use crate::contact;

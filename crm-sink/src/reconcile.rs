@@ -16,10 +16,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leadflow_core::codec::SchemaCodec;
-use leadflow_core::exactly_once::AssignedPartitions;
-use leadflow_core::records::{CrmResyncRequested, DeliveryStatus, TopicRecord};
-use leadflow_core::service::{ServiceContext, register_schemas};
+use leadflow_core::contract::codec::SchemaCodec;
+use leadflow_core::contract::records::{CrmResyncRequested, DeliveryStatus, TopicRecord};
+use leadflow_core::runtime::service::ServiceContext;
+use leadflow_core::stage::exactly_once::AssignedPartitions;
+use leadflow_core::stage::startup::register_schemas;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -35,9 +36,9 @@ pub enum ReconcileError {
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
-    Codec(#[from] leadflow_core::codec::CodecError),
+    Codec(#[from] leadflow_core::contract::codec::CodecError),
     #[error(transparent)]
-    Startup(#[from] leadflow_core::service::StartupError),
+    Startup(#[from] leadflow_core::stage::startup::StartupError),
     #[error("{unsettled} of {requested} leads were neither delivered nor refused within {waited:?}")]
     Unsettled { requested: usize, unsettled: usize, waited: Duration },
 }
@@ -137,10 +138,10 @@ pub async fn run_once(
     let codec = SchemaCodec::new(&config.schema_registry)?;
     register_schemas(&codec, &context.shutdown).await?;
     let store = LeadStore::new(
-        leadflow_core::mongo::client(&config.mongo, "leadflow-crm-reconcile").await?,
+        leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-reconcile").await?,
         &config.mongo.database,
     );
-    let producer: FutureProducer = leadflow_core::kafka::producer_config(&config.kafka).create()?;
+    let producer: FutureProducer = leadflow_core::stage::kafka::producer_config(&config.kafka).create()?;
     let requested_at = OffsetDateTime::now_utc();
     let leads = request_resync(&store, &codec, &producer, None, true).await?;
     if leads.is_empty() {

@@ -71,7 +71,7 @@ pub struct StoredLead {
     pub revision: u64,
 }
 
-pub use leadflow_core::mongo::StoreError;
+pub use leadflow_core::store::mongo::StoreError;
 
 #[derive(Clone)]
 pub struct LeadStore {
@@ -140,7 +140,7 @@ impl LeadStore {
             .run_command(doc! { "update": LEADS, "updates": updates, "ordered": false })
             .await
             .map_err(StoreError::classify)?;
-        leadflow_core::mongo::expect_all_matched(&reply, expected, "revision")
+        leadflow_core::store::mongo::expect_all_matched(&reply, expected, "revision")
     }
 
     /// Leads the CRM lacks the current version of, as `(leadId, version)`: on `partitions`
@@ -169,7 +169,7 @@ impl LeadStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leadflow_core::records::{EnrichmentStatus, LeadEnriched, LeadReviewed, ReviewDecision};
+    use leadflow_core::contract::records::{EnrichmentStatus, LeadEnriched, LeadReviewed, ReviewDecision};
     use time::macros::datetime;
 
     #[test]

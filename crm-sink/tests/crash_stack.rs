@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, enriched, produce_records, run_id};
-use leadflow_core::records::{CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadScored, Stage};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadScored, Stage};
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::read_to_end;
 use leadflow_testkit::{Stack, eventually};
 use serde_json::{Value, json};

@@ -11,7 +11,7 @@ use crm_sink::http_destination::{
     ContactOutcome, ContactUpsert, DeliveryError, HttpDestination, HttpDestinationConfig,
     HttpDestinationMetrics,
 };
-use leadflow_core::exactly_once::PauseSignal;
+use leadflow_core::stage::pause::PauseSignal;
 use prometheus::Registry;
 use serde_json::{Map, Value, json};
 use stand_ins::crm::{Contact, Faults, Stats};

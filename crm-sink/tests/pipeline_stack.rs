@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, run_id};
 use crm_sink::read_model::{LeadStatus, LeadView};
-use leadflow_core::topics;
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::new_group_at_end;
 use leadflow_testkit::stand_in::{FIRST_NAMES, StandInServer};
 use leadflow_testkit::{ServiceProcess, Stack, eventually, unique, workspace_binary};

@@ -13,20 +13,23 @@ use crm_sink::http_destination::{HttpDestination, HttpDestinationConfig, HttpDes
 use crm_sink::metrics::SinkMetrics;
 use crm_sink::processor::SinkProcessor;
 use crm_sink::store::LeadStore;
-use leadflow_core::config::MongoConfig;
-use leadflow_core::exactly_once::{BatchProcessor, InputRecord, OutputRecord, PauseSignal};
-use leadflow_core::records::{CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, TopicRecord};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{
+    CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, TopicRecord,
+};
+use leadflow_core::contract::topics;
+use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord};
+use leadflow_core::stage::pause::PauseSignal;
+use leadflow_core::store::mongo::MongoConfig;
 use leadflow_testkit::{Stack, unique};
 use serde_json::json;
 use time::OffsetDateTime;
 
 async fn processor(stack: &Stack, crm: &CrmStandIn) -> SinkProcessor {
     let codec = Arc::new(common::codec(stack));
-    leadflow_core::codec::register_all(&codec).await.unwrap();
+    leadflow_core::stage::startup::register_all(&codec).await.unwrap();
     let database = unique("crm_sink_redo").replace('-', "_");
     let mongo = MongoConfig { uri: stack.mongodb_uri.clone(), database: database.clone() };
-    let store = LeadStore::new(leadflow_core::mongo::client(&mongo, "test").await.unwrap(), &database);
+    let store = LeadStore::new(leadflow_core::store::mongo::client(&mongo, "test").await.unwrap(), &database);
     store.ensure_indexes().await.unwrap();
     let config: HttpDestinationConfig = serde_json::from_value(json!({
         "base_url": crm.base_url, "access_token": "", "batch_size": 100, "requests_per_window": 190,

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, enriched, produce_records, run_id};
 use crm_sink::read_model::{LeadStatus, LeadView};
-use leadflow_core::records::{
+use leadflow_core::contract::records::{
     CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadReviewed, LeadScored, PipelineStage, ReviewDecision,
     Stage,
 };
-use leadflow_core::topics;
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{end_offsets, produce, producer, read_to_end};
 use leadflow_testkit::{ServiceProcess, Stack, eventually};
 use serde_json::json;

@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{EnricherRun, StandIn, json_faults, names, run_id};
-use leadflow_core::records::NameSubmitted;
+use leadflow_core::contract::records::NameSubmitted;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -38,7 +38,7 @@ async fn phase(
     enricher: &mut Option<leadflow_testkit::ServiceProcess>,
     concurrency: u64,
 ) -> Phase {
-    let from = leadflow_testkit::kafka::end_offsets(stack, leadflow_core::topics::ENRICHED);
+    let from = leadflow_testkit::kafka::end_offsets(stack, leadflow_core::contract::topics::ENRICHED);
     common::produce_names(stack, leads).await;
     let requests_before = stand_in.requests().await;
     if enricher.is_none() {
@@ -52,7 +52,7 @@ async fn phase(
     }
     let started = Instant::now();
     let counter = common::DistinctKeys::new(&format!("{id}-"));
-    let topic = leadflow_core::topics::ENRICHED;
+    let topic = leadflow_core::contract::topics::ENRICHED;
     leadflow_testkit::kafka::read_from_within(stack, topic, &from, Duration::from_secs(600), |records| {
         counter.count(records) >= leads.len()
     })

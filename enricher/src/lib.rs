@@ -15,9 +15,11 @@ pub mod rules;
 
 use std::time::Duration;
 
-use leadflow_core::exactly_once::{ExactlyOnceStage, StageError, StageMetrics};
-use leadflow_core::service::{self, ServiceContext, StartupError};
-use leadflow_core::topics;
+use leadflow_core::contract::topics;
+use leadflow_core::runtime::service::ServiceContext;
+use leadflow_core::stage::exactly_once::{ExactlyOnceStage, StageError};
+use leadflow_core::stage::metrics::StageMetrics;
+use leadflow_core::stage::startup::{self, StartupError};
 
 pub use config::{DEFAULTS, EnricherConfig as Config};
 
@@ -45,12 +47,12 @@ pub enum EnricherError {
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), EnricherError> {
     config.validate().map_err(EnricherError::Config)?;
     let (codec, ops) =
-        service::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
+        startup::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
             .await?;
 
     let metrics = EnricherMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
-    let database = leadflow_core::mongo::client(&config.mongo, "leadflow-enricher")
+    let database = leadflow_core::store::mongo::client(&config.mongo, "leadflow-enricher")
         .await?
         .database(&config.mongo.database);
     let cache = PredictionCache::new(&database, &config.cache);

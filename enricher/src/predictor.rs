@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use leadflow_core::backoff::Backoff;
-use leadflow_core::exactly_once::{PauseGuard, PauseSignal};
+use leadflow_core::runtime::backoff::Backoff;
+use leadflow_core::stage::pause::{PauseGuard, PauseSignal};
 use time::OffsetDateTime;
 
 use crate::cache::{Countries, PredictionCache};

@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use leadflow_core::codec::{CodecError, SchemaCodec};
-use leadflow_core::exactly_once::{BatchProcessor, InputRecord, OutputRecord, PauseSignal, ProcessError};
-use leadflow_core::records::{LeadEnriched, NameSubmitted, PipelineStage, TopicRecord};
+use leadflow_core::contract::codec::{CodecError, SchemaCodec};
+use leadflow_core::contract::records::{LeadEnriched, NameSubmitted, PipelineStage, TopicRecord};
+use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord, ProcessError};
+use leadflow_core::stage::pause::PauseSignal;
 use time::OffsetDateTime;
 
 use crate::countries::country_name;
@@ -136,7 +137,7 @@ impl EnrichProcessor {
 
 fn status_label(verdict: &Verdict) -> &'static str {
     match verdict.status {
-        leadflow_core::records::EnrichmentStatus::Verified => "verified",
-        leadflow_core::records::EnrichmentStatus::ToCheck => "to_check",
+        leadflow_core::contract::records::EnrichmentStatus::Verified => "verified",
+        leadflow_core::contract::records::EnrichmentStatus::ToCheck => "to_check",
     }
 }

@@ -5,7 +5,7 @@
 //! ("  Zoë-Anne O'Neil " asks about "zoë-anne"). A name whose first token holds no letter or
 //! digit has no key and gets `To Check` with reason `no_prediction`, without a request.
 
-use leadflow_core::records::EnrichmentStatus;
+use leadflow_core::contract::records::EnrichmentStatus;
 
 pub const REASON_LOW_PROBABILITY: &str = "low_probability";
 pub const REASON_NO_PREDICTION: &str = "no_prediction";

@@ -5,7 +5,7 @@ use std::process::Command;
 
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
-    use leadflow_core::topics::NAMES;
+    use leadflow_core::contract::topics::NAMES;
     use leadflow_testkit::kafka::new_group_at_end;
     // A group of its own that starts at the end of the topic: this test is about the process,
     // and names left by other tests must not give it work.

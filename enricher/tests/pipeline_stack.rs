@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::{EnricherRun, StandIn, decode_all, json_faults, names, produce_names, run_id};
-use leadflow_core::records::{DeadLetter, EnrichmentStatus, LeadEnriched, PipelineStage};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{DeadLetter, EnrichmentStatus, LeadEnriched, PipelineStage};
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{committed_offsets, end_offsets, produce, producer, read_from_within};
 use leadflow_testkit::{Stack, eventually};
 
@@ -203,7 +203,7 @@ async fn failures_become_dead_letters_and_the_partition_keeps_moving() {
     let failed =
         letters.iter().find(|l| l.error_kind == "enrichment_failed").expect("the failed name's letter");
     assert!(failed.error.contains("after 2 attempts"), "{}", failed.error);
-    let replayed: leadflow_core::records::NameSubmitted =
+    let replayed: leadflow_core::contract::records::NameSubmitted =
         common::codec(&stack).decode(&base64(&failed.original_value)).await.unwrap();
     assert_eq!(replayed, lead, "the letter holds the original record, ready to replay");
 }

@@ -11,7 +11,7 @@ use enricher::cache::PredictionCache;
 use enricher::config::{CacheConfig, EnricherConfig};
 use enricher::metrics::EnricherMetrics;
 use enricher::predictor::{Lookup, Predictor};
-use leadflow_core::exactly_once::PauseSignal;
+use leadflow_core::stage::pause::PauseSignal;
 use leadflow_testkit::{Stack, unique};
 
 struct Setup {
@@ -21,9 +21,11 @@ struct Setup {
 }
 
 async fn predictor(stack: &Stack, stand_in: &StandIn, database: Option<&str>, max_attempts: u32) -> Setup {
-    let mut config: EnricherConfig =
-        leadflow_core::config::load(&[leadflow_core::config::SHARED_DEFAULTS, enricher::DEFAULTS], None)
-            .unwrap();
+    let mut config: EnricherConfig = leadflow_core::runtime::config::load(
+        &[leadflow_core::runtime::config::SHARED_DEFAULTS, enricher::DEFAULTS],
+        None,
+    )
+    .unwrap();
     config.nationalize.base_url = stand_in.base_url.clone();
     config.nationalize.requests_per_second = 1000.0;
     config.nationalize.daily_quota = 0;
@@ -31,7 +33,7 @@ async fn predictor(stack: &Stack, stand_in: &StandIn, database: Option<&str>, ma
     config.nationalize.backoff_initial_ms = 10;
     config.mongo.uri = stack.mongodb_uri.clone();
     let database = database.map(str::to_owned).unwrap_or_else(|| unique("predictor_test").replace('-', "_"));
-    let db = leadflow_core::mongo::client(&config.mongo, "test").await.unwrap().database(&database);
+    let db = leadflow_core::store::mongo::client(&config.mongo, "test").await.unwrap().database(&database);
     let cache =
         PredictionCache::new(&db, &CacheConfig { collection: "nationalize_cache".into(), ..config.cache });
     cache.ensure_ttl_index().await.unwrap();

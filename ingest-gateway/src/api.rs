@@ -16,9 +16,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use leadflow_core::records::{LeadEvent, NameSubmitted, ReviewDecision, TopicRecord};
-use leadflow_core::rules_feed::RulesInForce;
-use leadflow_core::scoring::ScoringRules;
+use leadflow_core::contract::records::{LeadEvent, NameSubmitted, ReviewDecision, TopicRecord};
+use leadflow_core::model::scoring::ScoringRules;
+use leadflow_core::stage::rules_feed::RulesInForce;
 
 use crate::error::AppError;
 use crate::json_body::JsonBody;
@@ -56,7 +56,7 @@ pub struct AppState<P> {
     pub metrics: GatewayMetrics,
     pub request_timeout: Duration,
     pub retry_after: Duration,
-    /// The scoring rules in force, as `leadflow_core::rules_feed::follow` reads them from
+    /// The scoring rules in force, as `leadflow_core::stage::rules_feed::follow` reads them from
     /// `scoring.rules.v1` (the scorer reads them the same way).
     pub rules: watch::Receiver<RulesInForce>,
     /// The read model in MongoDB, for the read API only.

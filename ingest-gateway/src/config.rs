@@ -2,10 +2,11 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use leadflow_core::config::{
-    KafkaConfig, MongoConfig, SchemaRegistryConfig, ShutdownConfig, TelemetryConfig,
-};
-use leadflow_core::service::ServiceConfig;
+use leadflow_core::contract::codec::SchemaRegistryConfig;
+use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
+use leadflow_core::runtime::service::ServiceConfig;
+use leadflow_core::stage::kafka::KafkaConfig;
+use leadflow_core::store::mongo::MongoConfig;
 
 /// This service's defaults, layered over the shared ones.
 pub const DEFAULTS: &str = include_str!("../config/defaults.toml");

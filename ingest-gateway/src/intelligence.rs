@@ -21,7 +21,7 @@
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use leadflow_core::records::Stage;
+use leadflow_core::contract::records::Stage;
 
 /// Events within this long before now count towards the velocity.
 pub const VELOCITY_WINDOW: Duration = Duration::hours(24);

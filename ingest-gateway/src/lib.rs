@@ -24,10 +24,11 @@ pub mod validation;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leadflow_core::codec::SchemaCodec;
-use leadflow_core::kafka::producer_config;
-use leadflow_core::rules_feed::{self, RulesInForce};
-use leadflow_core::service::{self, ServiceContext};
+use leadflow_core::contract::codec::SchemaCodec;
+use leadflow_core::runtime::service::{self, ServiceContext};
+use leadflow_core::stage::kafka::producer_config;
+use leadflow_core::stage::rules_feed::{self, RulesInForce};
+use leadflow_core::stage::startup::{self, StartupError};
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{oneshot, watch};
 
@@ -42,7 +43,7 @@ use crate::read_store::ReadStore;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error(transparent)]
-    Startup(#[from] service::StartupError),
+    Startup(#[from] StartupError),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
     #[error("cannot set up the MongoDB client: {0}")]
@@ -56,7 +57,7 @@ pub enum GatewayError {
 }
 
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayError> {
-    let codec = Arc::new(SchemaCodec::new(&config.schema_registry).map_err(service::StartupError::from)?);
+    let codec = Arc::new(SchemaCodec::new(&config.schema_registry).map_err(StartupError::from)?);
     let mut producer_cfg = producer_config(&config.kafka);
     producer_cfg.set("message.timeout.ms", config.http.delivery_timeout_ms.to_string());
     let producer: FutureProducer = producer_cfg.create()?;
@@ -66,14 +67,14 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     // MongoDB is down; reads then answer 503 with Retry-After. Building the client connects to
     // nothing, so a MongoDB outage does not hold up start-up either.
     let reads = ReadStore::new(
-        leadflow_core::mongo::client(&config.mongo, "ingest-gateway").await?,
+        leadflow_core::store::mongo::client(&config.mongo, "ingest-gateway").await?,
         &config.mongo.database,
     );
-    let readiness = service::kafka_and_registry_readiness(&config.kafka, codec.clone());
+    let readiness = startup::kafka_and_registry_readiness(&config.kafka, codec.clone());
     let ops = service::serve_ops(&context, &config.telemetry, readiness)
         .await
-        .map_err(|source| service::StartupError::OpsListener { addr: config.telemetry.ops_listen, source })?;
-    service::register_schemas(&codec, &context.shutdown).await?;
+        .map_err(|source| StartupError::OpsListener { addr: config.telemetry.ops_listen, source })?;
+    startup::register_schemas(&codec, &context.shutdown).await?;
 
     // The same reader of `scoring.rules.v1` as the scorer's, so both agree on the rules in force.
     let (rules_tx, rules) = watch::channel(RulesInForce::seeds());
@@ -140,7 +141,7 @@ const RULES_CATCH_UP_WAIT: Duration = Duration::from_secs(15);
 /// Follows `scoring.rules.v1` until shutdown. A reader that fails is logged, not fatal: the
 /// gateway keeps serving events and leads, and the rules routes answer with the rules read so far.
 fn follow_rules(
-    kafka: leadflow_core::config::KafkaConfig,
+    kafka: leadflow_core::stage::kafka::KafkaConfig,
     codec: Arc<SchemaCodec>,
     rules: watch::Sender<RulesInForce>,
     caught_up: oneshot::Sender<()>,

@@ -14,10 +14,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use leadflow_core::codec::SchemaCodec;
-use leadflow_core::config::KafkaConfig;
-use leadflow_core::records::{CrmDelivery, LeadEnriched, LeadReviewed, LeadScored};
-use leadflow_core::topics;
+use leadflow_core::contract::codec::SchemaCodec;
+use leadflow_core::contract::records::{CrmDelivery, LeadEnriched, LeadReviewed, LeadScored};
+use leadflow_core::contract::topics;
+use leadflow_core::stage::kafka::KafkaConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
@@ -169,7 +169,7 @@ async fn tail(
     shutdown: &CancellationToken,
 ) -> Result<(), rdkafka::error::KafkaError> {
     let mut cfg =
-        leadflow_core::kafka::consumer_config(kafka, &format!("gateway-live-{:x}", fastrand::u64(..)));
+        leadflow_core::stage::kafka::consumer_config(kafka, &format!("gateway-live-{:x}", fastrand::u64(..)));
     cfg.set("isolation.level", "read_committed");
     let consumer: StreamConsumer = cfg.create()?;
     let mut assignment = TopicPartitionList::new();

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    leadflow_core::service::run_main("ingest-gateway", ingest_gateway::DEFAULTS, ingest_gateway::run)
+    leadflow_core::runtime::service::run_main("ingest-gateway", ingest_gateway::DEFAULTS, ingest_gateway::run)
 }

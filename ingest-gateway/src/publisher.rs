@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leadflow_core::codec::{CodecError, SchemaCodec};
-use leadflow_core::records::TopicRecord;
+use leadflow_core::contract::codec::{CodecError, SchemaCodec};
+use leadflow_core::contract::records::TopicRecord;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 

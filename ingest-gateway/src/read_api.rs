@@ -11,9 +11,9 @@ use axum::extract::{Path, Query, State};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use leadflow_core::read_model::{CrmFields, Enrichment, LeadView, Review, Scoring};
-use leadflow_core::records::{DeliveryStatus, Stage};
-use leadflow_core::scoring::{self, ScoringEvent, ScoringRules};
+use leadflow_core::contract::records::{DeliveryStatus, Stage};
+use leadflow_core::model::read_model::{CrmFields, Enrichment, LeadView, Review, Scoring};
+use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
 
 use crate::api::AppState;
 use crate::error::AppError;

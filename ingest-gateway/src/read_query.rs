@@ -5,8 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use leadflow_core::read_model::LeadStatus;
-use leadflow_core::records::Stage;
+use leadflow_core::contract::records::Stage;
+use leadflow_core::model::read_model::LeadStatus;
 
 use crate::validation::FieldError;
 

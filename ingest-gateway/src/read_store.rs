@@ -18,9 +18,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use leadflow_core::read_model::LeadView;
-use leadflow_core::records::Stage;
-use leadflow_core::scoring::ScoringEvent;
+use leadflow_core::contract::records::Stage;
+use leadflow_core::model::read_model::LeadView;
+use leadflow_core::model::scoring::ScoringEvent;
 
 use crate::read_query::{Cursor, ListQuery, SortOrder, stage_name};
 
@@ -244,7 +244,7 @@ pub fn escape_regex(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leadflow_core::read_model::LeadStatus;
+    use leadflow_core::model::read_model::LeadStatus;
 
     fn query() -> ListQuery {
         crate::read_query::parse_list_query(&[]).unwrap()

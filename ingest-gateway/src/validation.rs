@@ -6,8 +6,8 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use leadflow_core::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
-use leadflow_core::scoring::ScoringRules;
+use leadflow_core::contract::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
+use leadflow_core::model::scoring::ScoringRules;
 
 pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_PROPERTIES_BYTES: usize = 5 * 1024;

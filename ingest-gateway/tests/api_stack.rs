@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{Gateway, codec, end_offsets, read_from, run_id};
-use leadflow_core::codec::register_all;
+use leadflow_core::stage::startup::register_all;
 
-use leadflow_core::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
-use leadflow_core::scoring::ScoringRules;
+use leadflow_core::contract::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
+use leadflow_core::model::scoring::ScoringRules;
 use leadflow_testkit::{Stack, eventually, unique};
 use serde_json::json;
 

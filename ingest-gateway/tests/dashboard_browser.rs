@@ -14,8 +14,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use enricher::rules::{CountryProbability, lookup_key, verdict};
-use leadflow_core::records::EnrichmentStatus;
-use leadflow_core::topics;
+use leadflow_core::contract::records::EnrichmentStatus;
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{new_group_at_end, new_group_at_end_of};
 use leadflow_testkit::stand_in::{FIRST_NAMES, StandInServer};
 use leadflow_testkit::{ServiceProcess, Stack, repo_root, unique, workspace_binary};

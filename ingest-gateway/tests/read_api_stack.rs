@@ -8,12 +8,12 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{Gateway, run_id};
-use leadflow_core::config::MongoConfig;
-use leadflow_core::read_model::LeadView;
-use leadflow_core::records::{
+use leadflow_core::contract::records::{
     EnrichmentStatus, LeadEnriched, LeadReviewed, LeadScored, ReviewDecision, Stage,
 };
-use leadflow_core::scoring::{self, ScoringEvent, ScoringRules};
+use leadflow_core::model::read_model::LeadView;
+use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
+use leadflow_core::store::mongo::MongoConfig;
 use leadflow_testkit::{Stack, eventually};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -161,7 +161,7 @@ async fn fixture() -> Fixture {
     let stack = Stack::get();
     let database = run_id();
     let mongo = MongoConfig { uri: stack.mongodb_uri.clone(), database: database.clone() };
-    let client = leadflow_core::mongo::client(&mongo, "read-api-test").await.unwrap();
+    let client = leadflow_core::store::mongo::client(&mongo, "read-api-test").await.unwrap();
     let now = OffsetDateTime::now_utc();
     let seed = Seed { now };
 

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Gateway, codec, end_offsets, read_from, run_id};
-use leadflow_core::codec::register_all;
-use leadflow_core::records::LeadEvent;
+use leadflow_core::contract::records::LeadEvent;
+use leadflow_core::stage::startup::register_all;
 use leadflow_testkit::Stack;
 use serde_json::json;
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Gateway, run_id};
-use leadflow_core::records::{LeadScored, Stage};
+use leadflow_core::contract::records::{LeadScored, Stage};
 use leadflow_testkit::Stack;
 use leadflow_testkit::kafka::produce_records;
 use serde_json::{Value, json};

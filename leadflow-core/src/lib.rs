@@ -1,20 +1,18 @@
-//! What the LeadFlow services share: the record types and the topics they travel on, the
-//! schema-registry codec, Kafka client setup, layered config, telemetry (logs, metrics, the ops
-//! endpoints) and the shutdown signal. Domain rules that belong to one service live in that
-//! service's crate; only what two or more services need is here.
+//! What the LeadFlow services share, in layers. Each layer uses only those below it:
+//!
+//! - [`contract`]: the records, the topics they travel on, and the schema-registry codec;
+//! - [`model`]: pure domain logic (scoring, the lead read model), with no I/O;
+//! - [`runtime`]: what every process has (layered config, telemetry, the ops endpoints,
+//!   shutdown, backoff);
+//! - [`store`]: MongoDB, and the document shapes every service reads or writes;
+//! - [`stage`]: Kafka consumer stages (the exactly-once loop, its pause, metrics and config,
+//!   Kafka client setup, start-up, the rules feed).
+//!
+//! Domain rules that belong to one service live in that service's crate; only what two or more
+//! services need is here.
 
-pub mod backoff;
-pub mod codec;
-pub mod config;
-pub mod exactly_once;
-pub mod kafka;
-pub mod mongo;
-pub mod ops_server;
-pub mod read_model;
-pub mod records;
-pub mod rules_feed;
-pub mod scoring;
-pub mod service;
-pub mod shutdown;
-pub mod telemetry;
-pub mod topics;
+pub mod contract;
+pub mod model;
+pub mod runtime;
+pub mod stage;
+pub mod store;

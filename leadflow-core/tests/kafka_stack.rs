@@ -6,9 +6,9 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use leadflow_core::config::KafkaConfig;
-use leadflow_core::kafka::{self, producer_config, transactional_producer_config};
-use leadflow_core::topics::TopicSpec;
+use leadflow_core::contract::topics::TopicSpec;
+use leadflow_core::stage::kafka::KafkaConfig;
+use leadflow_core::stage::kafka::{self, producer_config, transactional_producer_config};
 use leadflow_testkit::{Stack, unique};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};

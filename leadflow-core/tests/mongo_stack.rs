@@ -24,7 +24,7 @@ async fn a_unique_index_rejects_a_duplicate_with_code_11000() {
     coll.insert_one(doc! {"leadId": "l1", "eventId": "e1"}).await.unwrap();
     coll.insert_one(doc! {"leadId": "l1", "eventId": "e2"}).await.unwrap();
     let err = coll.insert_one(doc! {"leadId": "l1", "eventId": "e1"}).await.unwrap_err();
-    assert!(leadflow_core::mongo::is_duplicate_key(&err), "{err:?}");
+    assert!(leadflow_core::store::mongo::is_duplicate_key(&err), "{err:?}");
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
 }
 

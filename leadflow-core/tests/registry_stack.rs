@@ -1,9 +1,10 @@
 //! Against the real schema registry: records round-trip Confluent-framed, plain JSON from the CLI
 //! is accepted and validated, and the registry enforces BACKWARD compatibility.
 
-use leadflow_core::codec::{CodecError, PoisonKind, SchemaCodec, register_all, subject};
-use leadflow_core::config::SchemaRegistryConfig;
-use leadflow_core::records::{LeadEvent, NameSubmitted};
+use leadflow_core::contract::codec::SchemaRegistryConfig;
+use leadflow_core::contract::codec::{CodecError, PoisonKind, SchemaCodec, subject};
+use leadflow_core::contract::records::{LeadEvent, NameSubmitted};
+use leadflow_core::stage::startup::register_all;
 use leadflow_testkit::{Stack, unique};
 use time::macros::datetime;
 
@@ -41,7 +42,7 @@ async fn every_topic_subject_is_registered_with_backward_compatibility() {
     let stack = Stack::get();
     let codec = codec(&stack);
     register_all(&codec).await.unwrap();
-    for topic in leadflow_core::topics::declared_topics() {
+    for topic in leadflow_core::contract::topics::declared_topics() {
         let level = codec.compatibility_level(&subject(&topic.name)).await.unwrap();
         assert_eq!(level.as_deref(), Some("BACKWARD"), "{}", topic.name);
     }

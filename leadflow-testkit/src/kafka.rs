@@ -8,9 +8,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use leadflow_core::codec::SchemaCodec;
-use leadflow_core::config::SchemaRegistryConfig;
-use leadflow_core::records::TopicRecord;
+use leadflow_core::contract::codec::SchemaCodec;
+use leadflow_core::contract::codec::SchemaRegistryConfig;
+use leadflow_core::contract::records::TopicRecord;
 
 use crate::{Stack, unique};
 

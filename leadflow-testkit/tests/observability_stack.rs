@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use leadflow_core::topics;
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{new_group_at_end_of, produce, producer};
 use leadflow_testkit::{ServiceProcess, Stack, repo_root, unique, workspace_binary};
 use serde_json::{Value, json};

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ScorerRun, event, produce_events, run_id};
-use leadflow_core::records::LeadEvent;
-use leadflow_core::topics;
+use leadflow_core::contract::records::LeadEvent;
+use leadflow_core::contract::topics;
 use leadflow_testkit::{ServiceProcess, Stack, repo_root};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -59,7 +59,7 @@ async fn scorer(stack: &Stack, run: &ScorerRun, exactly_once: bool) -> ServicePr
     // Per-batch timings (process, commit) go to the log under target/test-logs/.
     env.push((
         "LEADFLOW_TELEMETRY__LOG_FILTER",
-        "warn,leadflow_core=info,leadflow_core::exactly_once=debug".to_owned(),
+        "warn,leadflow_core=info,leadflow_core::stage::exactly_once=debug".to_owned(),
     ));
     let (mut process, _) =
         ServiceProcess::spawn_against(stack, &release_binary("scorer"), &env).await.unwrap();
@@ -129,7 +129,8 @@ async fn latency(stack: &Stack, rate: u64, seconds: u64) {
                 let Ok(message) = consumer.recv().await else { continue };
                 let at = Instant::now();
                 if let Some(value) = message.payload()
-                    && let Ok(scored) = codec.decode::<leadflow_core::records::LeadScored>(value).await
+                    && let Ok(scored) =
+                        codec.decode::<leadflow_core::contract::records::LeadScored>(value).await
                 {
                     arrivals.lock().unwrap().insert(scored.event_id, at);
                 }

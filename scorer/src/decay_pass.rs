@@ -10,10 +10,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use leadflow_core::codec::SchemaCodec;
-use leadflow_core::records::{LeadScored, TopicRecord};
-use leadflow_core::rules_feed::RulesInForce;
-use leadflow_core::scoring;
+use leadflow_core::contract::codec::SchemaCodec;
+use leadflow_core::contract::records::{LeadScored, TopicRecord};
+use leadflow_core::model::scoring;
+use leadflow_core::stage::rules_feed::RulesInForce;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -98,7 +98,7 @@ impl DecayPass {
     }
 }
 
-fn stage_name(stage: leadflow_core::records::Stage) -> String {
+fn stage_name(stage: leadflow_core::contract::records::Stage) -> String {
     serde_json::to_value(stage).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 

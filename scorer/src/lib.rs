@@ -12,10 +12,12 @@ pub mod store;
 
 use std::time::Duration;
 
-use leadflow_core::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError, StageMetrics};
-use leadflow_core::rules_feed::{self, RulesInForce, RulesUpdate};
-use leadflow_core::service::{self, ServiceContext, StartupError};
-use leadflow_core::topics;
+use leadflow_core::contract::topics;
+use leadflow_core::runtime::service::ServiceContext;
+use leadflow_core::stage::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError};
+use leadflow_core::stage::metrics::StageMetrics;
+use leadflow_core::stage::rules_feed::{self, RulesInForce, RulesUpdate};
+use leadflow_core::stage::startup::{self, StartupError};
 use tokio::sync::{oneshot, watch};
 
 pub use config::{DEFAULTS, ScorerConfig as Config};
@@ -41,13 +43,13 @@ pub enum ScorerError {
 
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerError> {
     let (codec, ops) =
-        service::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
+        startup::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
             .await?;
 
     let metrics = ScorerMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
     let store = LeadStore::new(
-        leadflow_core::mongo::client(&config.mongo, "leadflow-scorer").await?,
+        leadflow_core::store::mongo::client(&config.mongo, "leadflow-scorer").await?,
         &config.mongo.database,
     );
     store.ensure_indexes().await?;
@@ -84,7 +86,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
         let pass = DecayPass {
             store: store.clone(),
             codec: codec.clone(),
-            producer: leadflow_core::kafka::producer_config(&config.kafka).create()?,
+            producer: leadflow_core::stage::kafka::producer_config(&config.kafka).create()?,
             rules: rules.clone(),
             assigned: assigned.clone(),
             interval: Duration::from_secs(config.scoring.decay_pass_interval_s),

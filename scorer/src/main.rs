@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    leadflow_core::service::run_main("scorer", scorer::DEFAULTS, scorer::run)
+    leadflow_core::runtime::service::run_main("scorer", scorer::DEFAULTS, scorer::run)
 }

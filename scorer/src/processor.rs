@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use leadflow_core::codec::{CodecError, SchemaCodec};
-use leadflow_core::exactly_once::{BatchProcessor, InputRecord, OutputRecord, PauseSignal, ProcessError};
-use leadflow_core::records::{LeadEvent, LeadScored, PipelineStage, TopicRecord};
-use leadflow_core::rules_feed::RulesInForce;
-use leadflow_core::scoring::{self, ScoringEvent, ScoringRules};
+use leadflow_core::contract::codec::{CodecError, SchemaCodec};
+use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, TopicRecord};
+use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
+use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord, ProcessError};
+use leadflow_core::stage::pause::PauseSignal;
+use leadflow_core::stage::rules_feed::RulesInForce;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;

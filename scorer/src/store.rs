@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use futures::TryStreamExt;
-use leadflow_core::records::{LeadScored, Stage};
-use leadflow_core::scoring::ScoringEvent;
+use leadflow_core::contract::records::{LeadScored, Stage};
+use leadflow_core::model::scoring::ScoringEvent;
 use mongodb::bson::{self, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
@@ -96,7 +96,7 @@ pub struct HistoryDoc {
     pub record: LeadScored,
 }
 
-pub use leadflow_core::mongo::StoreError;
+pub use leadflow_core::store::mongo::StoreError;
 
 #[derive(Clone)]
 pub struct LeadStore {
@@ -200,7 +200,7 @@ impl LeadStore {
                 return Err(StoreError::classify(e));
             }
         };
-        if let Err(conflict) = leadflow_core::mongo::expect_all_matched(&reply, expected, "version") {
+        if let Err(conflict) = leadflow_core::store::mongo::expect_all_matched(&reply, expected, "version") {
             let _ = session.abort_transaction().await;
             return Err(conflict);
         }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{ONE_AT_A_TIME, ScorerRun, event, produce_events, run_id};
-use leadflow_core::records::{LeadEvent, LeadScored};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{LeadEvent, LeadScored};
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{committed_offsets, end_offsets, read_from_within};
 use leadflow_testkit::{ServiceProcess, Stack, eventually};
 use time::macros::datetime;

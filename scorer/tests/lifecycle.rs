@@ -2,7 +2,7 @@
 
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
-    use leadflow_core::topics::EVENTS;
+    use leadflow_core::contract::topics::EVENTS;
     use leadflow_testkit::kafka::new_group_at_end;
     // A group and a database of its own, starting at the end of the topic: this test is about
     // the process, and events left by other tests must not give it work.

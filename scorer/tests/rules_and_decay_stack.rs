@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{ONE_AT_A_TIME, ScorerRun, event, produce_events, run_id};
-use leadflow_core::records::{LeadScored, SCORING_RULES_KEY, Stage};
-use leadflow_core::rules_feed::RulesInForce;
-use leadflow_core::scoring::ScoringRules;
-use leadflow_core::topics;
+use leadflow_core::contract::records::{LeadScored, SCORING_RULES_KEY, Stage};
+use leadflow_core::contract::topics;
+use leadflow_core::model::scoring::ScoringRules;
+use leadflow_core::stage::rules_feed::RulesInForce;
 use leadflow_testkit::kafka::{produce, producer};
 use leadflow_testkit::{Stack, unique};
 use scorer::decay_pass::DecayPass;

@@ -8,9 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{ONE_AT_A_TIME, ScorerRun, run_id};
-use leadflow_core::records::{DeadLetter, LeadScored, Stage};
-use leadflow_core::scoring::{self, ScoringRules};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{DeadLetter, LeadScored, Stage};
+use leadflow_core::contract::topics;
+use leadflow_core::model::scoring::{self, ScoringRules};
 use leadflow_testkit::kafka::{produce, producer, read_from_within};
 use leadflow_testkit::{ServiceProcess, Stack, workspace_binary};
 use serde_json::json;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crm_sink::read_model::LeadView;
 use crm_sink::store::LeadStore;
-use leadflow_core::config::MongoConfig;
-use leadflow_core::records::{DeadLetter, EnrichmentStatus, LeadEnriched};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{DeadLetter, EnrichmentStatus, LeadEnriched};
+use leadflow_core::contract::topics;
+use leadflow_core::store::mongo::MongoConfig;
 #[allow(unused_imports)] // each test binary uses part of these
 pub use leadflow_testkit::kafka::{codec, decode_all, produce_records};
 use leadflow_testkit::kafka::{end_offsets, new_group_at_end_of, read_from_within};
@@ -91,7 +91,7 @@ impl SinkRun {
 
     pub async fn store(&self, stack: &Stack) -> LeadStore {
         let config = MongoConfig { uri: stack.mongodb_uri.clone(), database: self.database.clone() };
-        LeadStore::new(leadflow_core::mongo::client(&config, "test").await.unwrap(), &self.database)
+        LeadStore::new(leadflow_core::store::mongo::client(&config, "test").await.unwrap(), &self.database)
     }
 
     pub async fn lead(&self, stack: &Stack, lead_id: &str) -> Option<LeadView> {

@@ -7,8 +7,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use leadflow_core::records::{LeadEnriched, NameSubmitted};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{LeadEnriched, NameSubmitted};
+use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{Published, end_offsets, new_group_at_end, read_from_within};
 #[allow(unused_imports)] // each test binary uses part of these
 pub use leadflow_testkit::kafka::{codec, decode_all};

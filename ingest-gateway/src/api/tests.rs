@@ -9,8 +9,8 @@ use prometheus::Registry;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use leadflow_core::rules_feed::RulesInForce;
-use leadflow_core::scoring::ScoringRules;
+use leadflow_core::model::scoring::ScoringRules;
+use leadflow_core::stage::rules_feed::RulesInForce;
 use tokio::sync::watch;
 
 use super::*;
@@ -395,7 +395,7 @@ async fn put_scoring_rules_publishes_one_record_keyed_scoring_rules_and_answers_
     assert_eq!(published.len(), 1);
     assert_eq!(
         (published[0].0.as_str(), published[0].1.as_str()),
-        ("scoring.rules.v1", leadflow_core::records::SCORING_RULES_KEY)
+        ("scoring.rules.v1", leadflow_core::contract::records::SCORING_RULES_KEY)
     );
     assert_eq!(published[0].1, "scoring-rules");
     assert_eq!(published[0].2, body);
@@ -557,7 +557,7 @@ async fn a_review_is_published_as_one_lead_reviewed_keyed_by_the_lead_and_answer
     let published = h.published();
     assert_eq!(published.len(), 1);
     let (topic, key, record) = &published[0];
-    assert_eq!((topic.as_str(), key.as_str()), (leadflow_core::topics::REVIEWS, "lead-ada"));
+    assert_eq!((topic.as_str(), key.as_str()), (leadflow_core::contract::topics::REVIEWS, "lead-ada"));
     assert_eq!(
         *record,
         json!({"leadId": "lead-ada", "decision": "Verified", "reviewer": "grace@example.com", "note": "called her", "reviewedAt": reviewed_at})

@@ -12,9 +12,9 @@ use time::macros::datetime;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use leadflow_core::read_model::{DeliveryAttempt, RecordPosition};
-use leadflow_core::records::{EnrichmentStatus, ReviewDecision, TopicRecord};
-use leadflow_core::rules_feed::RulesInForce;
+use leadflow_core::contract::records::{EnrichmentStatus, ReviewDecision, TopicRecord};
+use leadflow_core::model::read_model::{DeliveryAttempt, RecordPosition};
+use leadflow_core::stage::rules_feed::RulesInForce;
 
 use super::*;
 use crate::api::router;
@@ -140,7 +140,7 @@ fn view() -> LeadView {
 fn a_summary_takes_the_reviewed_status_and_the_newest_activity() {
     let mut view = view();
     let s = summary(&view);
-    assert_eq!(s.shown.status, Some(leadflow_core::read_model::LeadStatus::ToCheck));
+    assert_eq!(s.shown.status, Some(leadflow_core::model::read_model::LeadStatus::ToCheck));
     assert_eq!((s.shown.stage, s.score, s.in_crm), (Some(Stage::Hot), Some(60.0), false));
     assert_eq!(s.last_activity_at, Some(T0 + time::Duration::hours(1)));
     view.review = Some(Review {
@@ -151,7 +151,10 @@ fn a_summary_takes_the_reviewed_status_and_the_newest_activity() {
     });
     view.synced_version = 3;
     let s = summary(&view);
-    assert_eq!((s.shown.status, s.in_crm), (Some(leadflow_core::read_model::LeadStatus::Verified), true));
+    assert_eq!(
+        (s.shown.status, s.in_crm),
+        (Some(leadflow_core::model::read_model::LeadStatus::Verified), true)
+    );
     assert_eq!(s.last_activity_at, Some(T0 + time::Duration::hours(5)));
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["status"], "Verified");

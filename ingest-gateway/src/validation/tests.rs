@@ -1,4 +1,4 @@
-use leadflow_core::records::{LeadReviewed, ReviewDecision};
+use leadflow_core::contract::records::{LeadReviewed, ReviewDecision};
 use serde_json::json;
 use time::macros::datetime;
 

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use leadflow_core::config::MongoConfig;
-use leadflow_core::records::{LeadEvent, LeadScored};
-use leadflow_core::topics;
+use leadflow_core::contract::records::{LeadEvent, LeadScored};
+use leadflow_core::contract::topics;
+use leadflow_core::store::mongo::MongoConfig;
 #[allow(unused_imports)] // each test binary uses part of these
 pub use leadflow_testkit::kafka::{codec, decode_all};
 use leadflow_testkit::kafka::{end_offsets, new_group_at_end, read_from_within};
@@ -84,7 +84,7 @@ impl ScorerRun {
 
     pub async fn store(&self, stack: &Stack) -> LeadStore {
         let config = MongoConfig { uri: stack.mongodb_uri.clone(), database: self.database.clone() };
-        LeadStore::new(leadflow_core::mongo::client(&config, "test").await.unwrap(), &self.database)
+        LeadStore::new(leadflow_core::store::mongo::client(&config, "test").await.unwrap(), &self.database)
     }
 
     /// Reads LeadScored records whose key starts with `prefix` until `expected` of them are there.

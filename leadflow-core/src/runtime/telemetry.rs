@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use prometheus::{IntGauge, Opts, Registry};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, TelemetryConfig};
+use crate::runtime::config::{LogFormat, TelemetryConfig};
 
 pub const METRICS_NAMESPACE: &str = "leadflow";
 

@@ -337,3 +337,11 @@ proptest! {
         prop_assert!(score(&rules, &events) <= score(&uncapped, &events));
     }
 }
+
+#[test]
+fn the_seeds_meet_the_rules_schema() {
+    let schema: serde_json::Value = serde_json::from_str(ScoringRules::SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let value = serde_json::to_value(ScoringRules::seeds()).unwrap();
+    assert!(validator.is_valid(&value), "{:?}", validator.validate(&value).err());
+}

@@ -14,8 +14,8 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use serde_json::Value;
 
-use crate::config::SchemaRegistryConfig;
-use crate::records::TopicRecord;
+use crate::contract::records::TopicRecord;
+use serde::Deserialize;
 
 /// The first byte of a Confluent-framed value; a plain JSON value starts with `{` instead.
 const CONFLUENT_MAGIC_BYTE: u8 = 0;
@@ -75,6 +75,14 @@ impl fmt::Display for PoisonKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Base URL of the Confluent-compatible API, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
+    pub url: String,
+    pub timeout_ms: u64,
 }
 
 pub struct SchemaCodec {
@@ -250,19 +258,4 @@ impl SchemaCodec {
 /// The subject of a topic's values (the topic name strategy).
 pub fn subject(topic: &str) -> String {
     format!("{topic}-value")
-}
-
-/// Registers the schema of every record type.
-pub async fn register_all(codec: &SchemaCodec) -> Result<(), CodecError> {
-    use crate::records::*;
-    codec.register::<NameSubmitted>().await?;
-    codec.register::<LeadEvent>().await?;
-    codec.register::<LeadEnriched>().await?;
-    codec.register::<LeadScored>().await?;
-    codec.register::<LeadReviewed>().await?;
-    codec.register::<CrmResyncRequested>().await?;
-    codec.register::<CrmDelivery>().await?;
-    codec.register::<DeadLetter>().await?;
-    codec.register::<crate::scoring::ScoringRules>().await?;
-    Ok(())
 }

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::topics;
+use crate::contract::topics;
 
 /// A record type with a topic of its own.
 pub trait TopicRecord: Serialize + DeserializeOwned + Send + Sync {
@@ -23,7 +23,7 @@ macro_rules! topic_record {
     ($ty:ty, $topic:expr, $schema_file:literal) => {
         impl TopicRecord for $ty {
             const TOPIC: &'static str = $topic;
-            const SCHEMA: &'static str = include_str!(concat!("../../schemas/", $schema_file));
+            const SCHEMA: &'static str = include_str!(concat!("../../../schemas/", $schema_file));
             fn key(&self) -> &str {
                 &self.lead_id
             }
@@ -178,14 +178,6 @@ topic_record!(CrmDelivery, topics::CRM_DELIVERIES, "CrmDelivery.schema.json");
 /// The one key of `scoring.rules.v1`: compaction keeps the newest rule set.
 pub const SCORING_RULES_KEY: &str = "scoring-rules";
 
-impl TopicRecord for crate::scoring::ScoringRules {
-    const TOPIC: &'static str = topics::SCORING_RULES;
-    const SCHEMA: &'static str = include_str!("../../schemas/ScoringRules.schema.json");
-    fn key(&self) -> &str {
-        SCORING_RULES_KEY
-    }
-}
-
 /// Which pipeline stage gave up on a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -323,7 +315,6 @@ mod tests {
             lead_version: Some(3),
         })
         .unwrap();
-        validate(&crate::scoring::ScoringRules::seeds()).unwrap();
         validate(&LeadReviewed {
             lead_id: "lead-1".into(),
             decision: ReviewDecision::Verified,

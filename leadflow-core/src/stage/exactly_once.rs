@@ -15,76 +15,25 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde::Deserialize;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::KafkaConfig;
-use crate::kafka::{consumer_config, transactional_producer_config};
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExactlyOnceConfig {
-    /// The consumer group; every instance of a stage shares it.
-    pub group_id: String,
-    /// Names this instance among the group's: it is the static group member id
-    /// (`group.instance.id`) and the transactional id is `<group_id>-<instance_id>`. Keep it
-    /// stable across restarts of one instance (a restart then takes the dead instance's
-    /// partitions at once and aborts its open transaction) and distinct between instances.
-    /// Empty means the host name.
-    pub instance_id: String,
-    /// The most records one transaction covers.
-    pub max_batch_records: usize,
-    /// How long a batch waits for more records once it has its first one.
-    pub batch_linger_ms: u64,
-    /// `transaction.timeout.ms`: how long an instance that vanished mid-transaction can hold
-    /// back `read_committed` readers of its output partitions.
-    pub transaction_timeout_ms: u64,
-    /// First wait before a batch is retried after a transient failure (doubling up to 30 s).
-    pub retry_backoff_ms: u64,
-    /// `false` is at-least-once, kept to measure what exactly-once costs: no transaction, the
-    /// offsets are committed once the batch's records are acknowledged, so a crash between the
-    /// two writes the batch's records again. The stage's own state must make repeats harmless.
-    #[serde(default = "exactly_once_by_default")]
-    pub exactly_once: bool,
-}
-
-fn exactly_once_by_default() -> bool {
-    true
-}
+use crate::stage::config::ExactlyOnceConfig;
+use crate::stage::kafka::{KafkaConfig, consumer_config, transactional_producer_config};
+use crate::stage::metrics::StageMetrics;
+use crate::stage::pause::PauseSignal;
 
 /// The partitions this instance holds now, for work that must follow the assignment (e.g. a
 /// periodic pass over the leads of those partitions).
 pub type AssignedPartitions = Arc<std::sync::Mutex<std::collections::BTreeSet<i32>>>;
-
-impl ExactlyOnceConfig {
-    pub fn transactional_id(&self) -> String {
-        format!("{}-{}", self.group_id, self.instance())
-    }
-
-    fn instance(&self) -> String {
-        if self.instance_id.is_empty() { host_name() } else { self.instance_id.clone() }
-    }
-}
-
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "local".to_owned())
-}
 
 /// One consumed record, owned, so a batch outlives the poll that read it.
 #[derive(Debug, Clone)]
@@ -101,13 +50,13 @@ impl InputRecord {
     /// the record's position and original bytes.
     pub async fn dead_letter(
         &self,
-        codec: &crate::codec::SchemaCodec,
-        stage: crate::records::PipelineStage,
+        codec: &crate::contract::codec::SchemaCodec,
+        stage: crate::contract::records::PipelineStage,
         error_kind: &str,
         error: impl Into<String>,
         failed_at: time::OffsetDateTime,
     ) -> Result<OutputRecord, ProcessError> {
-        use crate::records::{DeadLetter, TopicRecord};
+        use crate::contract::records::{DeadLetter, TopicRecord};
         let letter = DeadLetter::for_record(
             stage,
             error_kind,
@@ -163,49 +112,6 @@ pub trait BatchProcessor: Send + Sync {
     ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send;
 }
 
-/// Lets a processor say "I am waiting on something outside (a rate limit)": while any
-/// [`PauseGuard`] lives, the stage pauses its partitions, so waiting records show up as lag.
-#[derive(Clone)]
-pub struct PauseSignal {
-    holders: Arc<AtomicUsize>,
-    paused: Arc<watch::Sender<bool>>,
-}
-
-impl Default for PauseSignal {
-    fn default() -> Self {
-        PauseSignal { holders: Arc::new(AtomicUsize::new(0)), paused: Arc::new(watch::Sender::new(false)) }
-    }
-}
-
-impl PauseSignal {
-    pub fn hold(&self) -> PauseGuard {
-        if self.holders.fetch_add(1, Ordering::SeqCst) == 0 {
-            self.paused.send_replace(true);
-        }
-        PauseGuard { signal: self.clone() }
-    }
-
-    pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
-    }
-
-    fn subscribe(&self) -> watch::Receiver<bool> {
-        self.paused.subscribe()
-    }
-}
-
-pub struct PauseGuard {
-    signal: PauseSignal,
-}
-
-impl Drop for PauseGuard {
-    fn drop(&mut self) {
-        if self.signal.holders.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.signal.paused.send_replace(false);
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error("cannot create the Kafka client: {0}")]
@@ -225,61 +131,6 @@ enum BatchInterrupt {
     /// Rewind to the batch's first offsets and try again after a backoff.
     Retry(String),
     Fatal(String),
-}
-
-#[derive(Clone)]
-pub struct StageMetrics {
-    consumer_lag: IntGaugeVec,
-    transactions: IntCounterVec,
-    records_consumed: prometheus::IntCounter,
-    batch_duration: prometheus::HistogramVec,
-    paused: IntGauge,
-    rebalances: IntCounterVec,
-}
-
-impl StageMetrics {
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let metrics = StageMetrics {
-            consumer_lag: IntGaugeVec::new(
-                Opts::new(
-                    "kafka_consumer_lag_records",
-                    "Records in the partition after this consumer's position (from librdkafka statistics).",
-                ),
-                &["topic", "partition"],
-            )?,
-            transactions: IntCounterVec::new(
-                Opts::new("kafka_transactions_total", "Batch transactions, by outcome (committed, aborted)."),
-                &["outcome"],
-            )?,
-            batch_duration: prometheus::HistogramVec::new(
-                prometheus::HistogramOpts::new(
-                    "kafka_batch_duration_seconds",
-                    "Time per batch, by phase: process (the stage's own work) and commit (writes, offsets, transaction).",
-                )
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-                &["phase"],
-            )?,
-            records_consumed: prometheus::IntCounter::new(
-                "kafka_records_committed_total",
-                "Input records whose batch committed.",
-            )?,
-            paused: IntGauge::new(
-                "kafka_consumption_paused",
-                "1 while consumption is paused for an outside limit (e.g. an API's rate limit).",
-            )?,
-            rebalances: IntCounterVec::new(
-                Opts::new("kafka_rebalances_total", "Rebalance events, by kind (assign, revoke)."),
-                &["kind"],
-            )?,
-        };
-        registry.register(Box::new(metrics.consumer_lag.clone()))?;
-        registry.register(Box::new(metrics.transactions.clone()))?;
-        registry.register(Box::new(metrics.records_consumed.clone()))?;
-        registry.register(Box::new(metrics.batch_duration.clone()))?;
-        registry.register(Box::new(metrics.paused.clone()))?;
-        registry.register(Box::new(metrics.rebalances.clone()))?;
-        Ok(metrics)
-    }
 }
 
 /// Counts rebalances, so that the loop can tell that a batch it holds belongs to an assignment
@@ -394,7 +245,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             cfg.set("transaction.timeout.ms", self.config.transaction_timeout_ms.to_string());
             cfg
         } else {
-            crate::kafka::producer_config(self.kafka)
+            crate::stage::kafka::producer_config(self.kafka)
         };
         let producer: FutureProducer = producer_cfg.create().map_err(StageError::Client)?;
 
@@ -760,34 +611,5 @@ mod tests {
                 ("u".into(), 0, Offset::Offset(3))
             ]
         );
-    }
-
-    #[test]
-    fn the_signal_is_paused_while_any_guard_lives() {
-        let signal = PauseSignal::default();
-        assert!(!signal.is_paused());
-        let first = signal.hold();
-        let second = signal.hold();
-        drop(first);
-        assert!(signal.is_paused(), "one guard still holds the pause");
-        drop(second);
-        assert!(!signal.is_paused());
-    }
-
-    #[test]
-    fn the_transactional_id_names_the_group_and_instance() {
-        let config = ExactlyOnceConfig {
-            group_id: "enricher".into(),
-            instance_id: "a".into(),
-            max_batch_records: 1,
-            batch_linger_ms: 0,
-            transaction_timeout_ms: 10_000,
-            retry_backoff_ms: 100,
-            exactly_once: true,
-        };
-        assert_eq!(config.transactional_id(), "enricher-a");
-        let unnamed = ExactlyOnceConfig { instance_id: String::new(), ..config };
-        assert!(unnamed.transactional_id().starts_with("enricher-"));
-        assert!(unnamed.transactional_id().len() > "enricher-".len());
     }
 }

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::SchemaCodec;
-use crate::config::KafkaConfig;
-use crate::scoring::ScoringRules;
-use crate::topics;
+use crate::contract::codec::SchemaCodec;
+use crate::contract::topics;
+use crate::model::scoring::ScoringRules;
+use crate::stage::kafka::KafkaConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{oneshot, watch};
@@ -46,7 +46,7 @@ pub async fn follow(
     on_update: impl Fn(RulesUpdate<'_>) + Send,
     shutdown: CancellationToken,
 ) -> Result<(), rdkafka::error::KafkaError> {
-    let mut config = crate::kafka::consumer_config(&kafka, "scoring-rules-reader");
+    let mut config = crate::stage::kafka::consumer_config(&kafka, "scoring-rules-reader");
     // Offsets are never committed: every instance reads the topic from the start.
     config.set("enable.auto.commit", "false");
     let consumer: StreamConsumer = config.create()?;

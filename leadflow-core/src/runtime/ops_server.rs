@@ -134,7 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_serves_the_registry_in_text_format() {
-        let registry = crate::telemetry::metrics_registry("scorer");
+        let registry = crate::runtime::telemetry::metrics_registry("scorer");
         let (status, body) = get_status(router(registry, ReadinessChecks::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("leadflow_build_info"), "{body}");

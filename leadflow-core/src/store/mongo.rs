@@ -2,7 +2,14 @@
 
 use std::time::Duration;
 
-use crate::config::MongoConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoConfig {
+    pub uri: String,
+    pub database: String,
+}
 
 /// A client that gives up on an unreachable server within seconds, not the driver's default
 /// 30 s, so that an outage shows up as a prompt error (and, where the caller can, a retry).

@@ -1,6 +1,7 @@
 //! Kafka client setup shared by every service, so that producers agree on partitioning and
 //! durability and consumers agree on isolation and offset ownership.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -9,8 +10,19 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::config::KafkaConfig;
-use crate::topics::TopicSpec;
+use serde::Deserialize;
+
+use crate::contract::topics::TopicSpec;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    /// librdkafka properties applied last, for tuning without a code change,
+    /// e.g. `[kafka.client] "linger.ms" = "10"`.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+}
 
 /// The Java client's default partitioner (murmur2 of the key, random for a null key).
 /// librdkafka's own default (`consistent_random`, CRC32) would put a key produced by a service

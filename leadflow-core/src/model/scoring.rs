@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::records::Stage;
+use crate::contract::records::{SCORING_RULES_KEY, Stage, TopicRecord};
 
 /// The event type has no points rule, so it scores 0.
 pub const REASON_NO_RULE: &str = "no_rule";
@@ -324,6 +324,15 @@ fn round6(x: f64) -> f64 {
     }
     // Adding 0.0 turns -0.0 into 0.0, so that a score that rounds to zero is written as `0.0`.
     (x * 1e6).round() / 1e6 + 0.0
+}
+
+
+impl TopicRecord for ScoringRules {
+    const TOPIC: &'static str = crate::contract::topics::SCORING_RULES;
+    const SCHEMA: &'static str = include_str!("../../../schemas/ScoringRules.schema.json");
+    fn key(&self) -> &str {
+        SCORING_RULES_KEY
+    }
 }
 
 #[cfg(test)]

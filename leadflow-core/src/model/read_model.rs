@@ -12,7 +12,7 @@
 //! - `version` counts changes to what the CRM sees (profile, country, probability, status,
 //!   stage), not every score change, so the CRM hears of a lead when something it shows changes.
 
-use crate::records::{
+use crate::contract::records::{
     CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, LeadReviewed, LeadScored, ReviewDecision,
     Stage,
 };

@@ -14,7 +14,7 @@ pub const DLQ: &str = "leads.dlq.v1";
 pub const SCORING_RULES: &str = "scoring.rules.v1";
 
 /// The declarations: one line per topic, `name partitions [key=value ...]`, `#` comments.
-pub const TOPICS_CONF: &str = include_str!("../../deploy/topics.conf");
+pub const TOPICS_CONF: &str = include_str!("../../../deploy/topics.conf");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {

@@ -1,0 +1,5 @@
+//! The ground floor: what travels on the topics and how it is framed.
+
+pub mod codec;
+pub mod records;
+pub mod topics;

@@ -1,0 +1,4 @@
+//! Pure domain logic over the contract's records: no I/O and no clock.
+
+pub mod read_model;
+pub mod scoring;

@@ -1,0 +1,8 @@
+//! What every LeadFlow process has around its own work.
+
+pub mod backoff;
+pub mod config;
+pub mod ops_server;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;

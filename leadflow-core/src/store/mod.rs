@@ -1,0 +1,3 @@
+//! MongoDB: the client, its errors, and the documents kept there.
+
+pub mod mongo;
