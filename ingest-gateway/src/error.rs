@@ -1,4 +1,5 @@
-//! Every error the API answers with is JSON: `{"error": code, "message", "field"?, "details"?}`.
+//! Every error the API answers with is JSON: `{"error": code, "message", "field"?, "details"?}`,
+//! where `details` lists each [`FieldError`] of a request that broke the input rules.
 
 use std::time::Duration;
 
@@ -7,7 +8,29 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::validation::FieldError;
+/// One rule broken by one field. `field` is a path such as `leadId` or `events[3].timestamp`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    /// A short, bounded reason, also used as a metric label: `required`, `invalid_type`,
+    /// `invalid_format`, `too_long`, `too_large`, `too_deep`, `in_future`, `unknown_field`, `empty`,
+    /// `too_many`, `invalid_value` (a scoring rule out of its range, or a value outside a fixed set
+    /// such as a review's `decision`).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: &'static str, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), reason, message: message.into() }
+    }
+
+    /// The same error, its field placed under `prefix` (e.g. `events[3]`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.field = format!("{prefix}.{}", self.field);
+        self
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {

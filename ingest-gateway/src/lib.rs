@@ -5,26 +5,29 @@
 //! `scoring.rules.v1` as the scorer reads them, and publishing a new rule set there. And it
 //! serves the read API (leads, a lead's history and intelligence, the leaderboard) from the
 //! MongoDB read model that the crm-sink and the scorer write, and the dashboard at `/` over it.
+//!
+//! By layer: [`write`], [`read`] and [`live`] (the stream of lead updates) each own their
+//! handlers and the state they take; [`state`] composes that state and [`routes`] the router.
 
-pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod error;
-pub mod intelligence;
-pub mod json_body;
-pub mod live_updates;
+pub mod ids;
+pub mod live;
 pub mod metrics;
-pub mod publisher;
-pub mod read_api;
-pub mod read_query;
-pub mod read_store;
-pub mod stream;
-pub mod validation;
+pub mod read;
+pub mod routes;
+pub mod state;
+pub mod write;
+
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use leadflow_core::contract::codec::SchemaCodec;
+use leadflow_core::runtime::ops_server::ReadinessChecks;
 use leadflow_core::runtime::service::{self, ServiceContext};
 use leadflow_core::stage::kafka::producer_config;
 use leadflow_core::stage::rules_feed::{self, RulesInForce};
@@ -34,11 +37,14 @@ use tokio::sync::{oneshot, watch};
 
 pub use config::{DEFAULTS, GatewayConfig as Config};
 
-use crate::api::AppState;
-use crate::live_updates::LiveUpdates;
+use crate::live::LiveState;
+use crate::live::tail::{self, LiveUpdates};
 use crate::metrics::GatewayMetrics;
-use crate::publisher::KafkaPublisher;
-use crate::read_store::ReadStore;
+use crate::read::ReadState;
+use crate::read::read_store::ReadStore;
+use crate::state::AppState;
+use crate::write::WriteState;
+use crate::write::publisher::KafkaPublisher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -62,15 +68,20 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     producer_cfg.set("message.timeout.ms", config.http.delivery_timeout_ms.to_string());
     let producer: FutureProducer = producer_cfg.create()?;
 
-    // Only Kafka and the registry decide readiness. MongoDB is deliberately left out: it serves
-    // the read API alone, and the write API must stay available (and the gateway ready) while
-    // MongoDB is down; reads then answer 503 with Retry-After. Building the client connects to
-    // nothing, so a MongoDB outage does not hold up start-up either.
+    // Kafka, the registry and the API's own listener decide readiness (see `with_api_listener`).
+    // MongoDB is deliberately left out: it serves the read API alone, and the write API must stay
+    // available (and the gateway ready) while MongoDB is down; reads then answer 503 with
+    // Retry-After. Building the client connects to nothing, so a MongoDB outage does not hold up
+    // start-up either.
     let reads = ReadStore::new(
         leadflow_core::store::mongo::client(&config.mongo, "ingest-gateway").await?,
         &config.mongo.database,
     );
-    let readiness = startup::kafka_and_registry_readiness(&config.kafka, codec.clone());
+    let (api_listening, api_listening_rx) = watch::channel(false);
+    let readiness = with_api_listener(
+        startup::kafka_and_registry_readiness(&config.kafka, codec.clone()),
+        api_listening_rx,
+    );
     let ops = service::serve_ops(&context, &config.telemetry, readiness)
         .await
         .map_err(|source| StartupError::OpsListener { addr: config.telemetry.ops_listen, source })?;
@@ -93,35 +104,40 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     }
     tracing::info!(version = %rules.borrow().rules.version, "scoring rules loaded");
 
-    let live = LiveUpdates::new();
-    let live_feed = tokio::spawn(live_updates::follow(
+    let updates = LiveUpdates::new();
+    let live_feed = tokio::spawn(tail::follow(
         config.kafka.clone(),
         codec.clone(),
-        live.clone(),
+        updates.clone(),
         context.shutdown.clone(),
     ));
-    let state = Arc::new(AppState {
+    let retry_after = Duration::from_secs(config.http.retry_after_s);
+    let write = Arc::new(WriteState {
         publisher: KafkaPublisher::new(producer, codec),
         metrics: GatewayMetrics::register(&context.metrics)?,
-        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-        retry_after: Duration::from_secs(config.http.retry_after_s),
-        rules,
-        reads,
-        live: live.clone(),
-        shutdown: context.shutdown.clone(),
+        retry_after,
+        rules: rules.clone(),
     });
+    let state = AppState {
+        write: write.clone(),
+        read: Arc::new(ReadState { reads, rules, retry_after }),
+        live: Arc::new(LiveState { updates, shutdown: context.shutdown.clone() }),
+        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| GatewayError::Listen { addr: config.http.listen, source })?;
     tracing::info!(addr = %listener.local_addr().map_err(GatewayError::Serve)?, "API listening");
+    // Only now: a client that waits for `/readyz` and then posts must find the port listening.
+    api_listening.send_replace(true);
 
     // Graceful: stop accepting, let in-flight requests finish (each waits for its records'
     // acknowledgements, bounded by the request timeout), then flush what is left.
-    let served = axum::serve(listener, api::router(state.clone()))
+    let served = axum::serve(listener, routes::router(state))
         .with_graceful_shutdown(context.shutdown.clone().cancelled_owned())
         .await;
     let grace = Duration::from_millis(config.shutdown.grace_period_ms);
-    if let Err(e) = state.publisher.flush(grace) {
+    if let Err(e) = write.publisher.flush(grace) {
         tracing::error!(error = %e, "records left unacknowledged at shutdown");
     }
     context.shutdown.cancel();
@@ -133,6 +149,17 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     }
     let _ = ops.await;
     served.map_err(GatewayError::Serve)
+}
+
+/// Adds `/readyz`'s `api_listener` check: failing until `listening` turns true, once the API
+/// port is bound. Kafka and the registry answering is not enough: start-up reads the rules
+/// topic before it binds the API, and a POST in between would be refused.
+fn with_api_listener(checks: ReadinessChecks, listening: watch::Receiver<bool>) -> ReadinessChecks {
+    checks.add("api_listener", move || {
+        let answer =
+            if *listening.borrow() { Ok(()) } else { Err("the API port is not listening yet".to_owned()) };
+        std::future::ready(answer)
+    })
 }
 
 /// How long start-up waits for the rules topic to be read to its end before serving anyway.
@@ -152,5 +179,36 @@ fn follow_rules(
         if let Err(e) = rules_feed::follow(kafka, codec, rules, caught_up, |_| {}, shutdown).await {
             tracing::error!(error = %e, "cannot follow the scoring rules topic; serving the rules read so far");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use leadflow_core::runtime::ops_server;
+    use prometheus::Registry;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn readyz(checks: &ReadinessChecks) -> (StatusCode, String) {
+        let ops = ops_server::router(Registry::new(), checks.clone());
+        let response = ops.oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_fails_naming_the_api_listener_until_the_api_port_listens() {
+        let (listening, listening_rx) = watch::channel(false);
+        let checks =
+            with_api_listener(ReadinessChecks::default().add("kafka", || async { Ok(()) }), listening_rx);
+        let (status, body) = readyz(&checks).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("api_listener: the API port is not listening yet"), "{body}");
+        listening.send_replace(true);
+        assert_eq!(readyz(&checks).await, (StatusCode::OK, "ready\n".to_owned()));
     }
 }

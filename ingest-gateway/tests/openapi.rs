@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use ingest_gateway::api::ROUTES;
+use ingest_gateway::routes::ROUTES;
 
 const OPS_ROUTES: &[(&str, &str)] = &[("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")];
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch"];

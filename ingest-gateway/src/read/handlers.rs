@@ -1,13 +1,13 @@
-//! The read API, from the MongoDB read model: leads (filtered, sorted, paged by cursor), one
-//! lead in full, its score history, its intelligence, and the leaderboard. Handlers are thin:
-//! they check the request ([`crate::read_query`]) before any query, read through
-//! [`crate::read_store`], and shape the answer with the pure functions here.
+//! The read API's handlers and the routes they serve. Handlers are thin: they check the request
+//! ([`crate::read::read_query`]) before any query, read through [`crate::read::read_store`], and
+//! shape the answer with the pure functions here.
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -15,13 +15,26 @@ use leadflow_core::contract::records::{DeliveryStatus, Stage};
 use leadflow_core::model::read_model::{CrmFields, Enrichment, LeadView, Review, Scoring};
 use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
 
-use crate::api::AppState;
-use crate::error::AppError;
-use crate::intelligence::{self, NextAction, Risk};
-use crate::publisher::Publisher;
-use crate::read_query::{self, ListQuery};
-use crate::read_store::{ReadError, ScoreState, StageCounts, StoredEvent, StoredLead};
-use crate::validation::{self, FieldError};
+use crate::error::{AppError, FieldError};
+use crate::ids;
+use crate::read::ReadState;
+use crate::read::intelligence::{self, NextAction, Risk};
+use crate::read::read_query::{self, ListQuery};
+use crate::read::read_store::{ReadError, ScoreState, StageCounts, StoredEvent, StoredLead};
+
+/// The read API's routes, for a router whose state holds a [`ReadState`].
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<ReadState>: FromRef<S>,
+{
+    Router::new()
+        .route("/api/leads", get(list_leads))
+        .route("/api/leads/{id}", get(get_lead))
+        .route("/api/leads/{id}/history", get(get_history))
+        .route("/api/leads/{id}/intelligence", get(get_intelligence))
+        .route("/api/leaderboard", get(get_leaderboard))
+}
 
 /// A lead in lists: who, how it stands, and whether the CRM has it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -285,7 +298,7 @@ fn checked_id(path: Result<Path<String>, PathRejection>) -> Result<String, Field
             });
         }
     };
-    validation::check_lead_id("id", &id)?;
+    ids::check_lead_id("id", &id)?;
     Ok(id)
 }
 
@@ -304,7 +317,7 @@ fn checked_lead_request(
     }
 }
 
-impl<P: Publisher> AppState<P> {
+impl ReadState {
     fn read_failure(&self, error: ReadError) -> AppError {
         tracing::warn!(error = %error, "read failed");
         match error {
@@ -345,8 +358,8 @@ fn lead_not_found(lead_id: &str) -> AppError {
 }
 
 /// `GET /api/leads`.
-pub async fn list_leads<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+pub async fn list_leads(
+    State(state): State<Arc<ReadState>>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<LeadPage>, AppError> {
     let Query(pairs) = query.map_err(bad_query)?;
@@ -356,8 +369,8 @@ pub async fn list_leads<P: Publisher>(
 }
 
 /// `GET /api/leads/{id}`.
-pub async fn get_lead<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+pub async fn get_lead(
+    State(state): State<Arc<ReadState>>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<LeadDetail>, AppError> {
@@ -369,8 +382,8 @@ pub async fn get_lead<P: Publisher>(
 }
 
 /// `GET /api/leads/{id}/history`.
-pub async fn get_history<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+pub async fn get_history(
+    State(state): State<Arc<ReadState>>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<HistoryAnswer>, AppError> {
@@ -382,8 +395,8 @@ pub async fn get_history<P: Publisher>(
 }
 
 /// `GET /api/leads/{id}/intelligence`.
-pub async fn get_intelligence<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+pub async fn get_intelligence(
+    State(state): State<Arc<ReadState>>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<IntelligenceAnswer>, AppError> {
@@ -394,8 +407,8 @@ pub async fn get_intelligence<P: Publisher>(
 }
 
 /// `GET /api/leaderboard`.
-pub async fn get_leaderboard<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+pub async fn get_leaderboard(
+    State(state): State<Arc<ReadState>>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Leaderboard>, AppError> {
     let Query(pairs) = query.map_err(bad_query)?;

@@ -1,32 +1,25 @@
-//! The API's routes and the request middleware (timeout and metrics); the write API's handlers:
-//! events, leads, reviews of leads, and the scoring rules (read the rules in force, publish a new
-//! rule set). The read API's handlers are in [`crate::read_api`].
+//! The write API's handlers: events (one or a batch), leads, reviews of leads, and the scoring
+//! rules (read the rules in force, publish a new rule set), with the routes they serve.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::watch;
 
 use leadflow_core::contract::records::{LeadEvent, NameSubmitted, ReviewDecision, TopicRecord};
 use leadflow_core::model::scoring::ScoringRules;
-use leadflow_core::stage::rules_feed::RulesInForce;
 
-use crate::error::AppError;
-use crate::json_body::JsonBody;
-use crate::metrics::GatewayMetrics;
-use crate::publisher::{PublishError, Publisher};
-use crate::read_api;
-use crate::read_store::ReadStore;
-use crate::validation::{self, FieldError, MAX_EVENTS_PER_BATCH, MAX_NAMES_PER_BATCH};
+use crate::error::{AppError, ErrorBody, FieldError};
+use crate::write::WriteState;
+use crate::write::json_body::JsonBody;
+use crate::write::publisher::{PublishError, Publisher};
+use crate::write::validation::{self, MAX_EVENTS_PER_BATCH, MAX_NAMES_PER_BATCH};
 
 pub const EVENT_BODY_LIMIT: usize = 64 * 1024;
 pub const EVENTS_BATCH_BODY_LIMIT: usize = 1024 * 1024;
@@ -35,75 +28,19 @@ pub const RULES_BODY_LIMIT: usize = 64 * 1024;
 /// Roomy: a 2000-character note of escaped astral characters alone is about 24 KB of JSON.
 pub const REVIEW_BODY_LIMIT: usize = 64 * 1024;
 
-/// Every route of the API, as (method, path); the OpenAPI document is checked against it.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("post", "/api/events"),
-    ("post", "/api/events/batch"),
-    ("post", "/api/leads"),
-    ("get", "/api/leads"),
-    ("get", "/api/leads/{id}"),
-    ("get", "/api/leads/{id}/history"),
-    ("get", "/api/leads/{id}/intelligence"),
-    ("post", "/api/leads/{id}/review"),
-    ("get", "/api/leaderboard"),
-    ("get", "/api/stream"),
-    ("get", "/api/scoring-rules"),
-    ("put", "/api/scoring-rules"),
-];
-
-pub struct AppState<P> {
-    pub publisher: P,
-    pub metrics: GatewayMetrics,
-    pub request_timeout: Duration,
-    pub retry_after: Duration,
-    /// The scoring rules in force, as `leadflow_core::stage::rules_feed::follow` reads them from
-    /// `scoring.rules.v1` (the scorer reads them the same way).
-    pub rules: watch::Receiver<RulesInForce>,
-    /// The read model in MongoDB, for the read API only.
-    pub reads: ReadStore,
-    /// Lead updates for `GET /api/stream`.
-    pub live: Arc<crate::live_updates::LiveUpdates>,
-    /// Cancelled at shutdown: ends the live streams, which would otherwise hold the server open.
-    pub shutdown: tokio_util::sync::CancellationToken,
-}
-
-pub fn router<P: Publisher>(state: Arc<AppState<P>>) -> Router {
+/// The write API's routes, for a router whose state holds a [`WriteState`].
+pub fn routes<P, S>() -> Router<S>
+where
+    P: Publisher,
+    S: Clone + Send + Sync + 'static,
+    Arc<WriteState<P>>: FromRef<S>,
+{
     Router::new()
         .route("/api/events", post(post_event::<P>))
         .route("/api/events/batch", post(post_event_batch::<P>))
-        .route("/api/leads", post(post_leads::<P>).get(read_api::list_leads::<P>))
-        .route("/api/leads/{id}", get(read_api::get_lead::<P>))
-        .route("/api/leads/{id}/history", get(read_api::get_history::<P>))
-        .route("/api/leads/{id}/intelligence", get(read_api::get_intelligence::<P>))
+        .route("/api/leads", post(post_leads::<P>))
         .route("/api/leads/{id}/review", post(post_review::<P>))
-        .route("/api/leaderboard", get(read_api::get_leaderboard::<P>))
-        .route("/api/stream", get(crate::stream::stream::<P>))
         .route("/api/scoring-rules", get(get_scoring_rules::<P>).put(put_scoring_rules::<P>))
-        .route("/", get(crate::dashboard::index))
-        .route("/dashboard/{file}", get(crate::dashboard::asset))
-        .fallback(|| async { AppError::not_found() })
-        .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
-        .layer(middleware::from_fn_with_state(state.clone(), track::<P>))
-        .with_state(state)
-}
-
-/// Bounds every request by the server-side timeout and records its route, status and latency.
-async fn track<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let started = Instant::now();
-    let response = match tokio::time::timeout(state.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => AppError::timeout(state.request_timeout, state.retry_after).into_response(),
-    };
-    let metrics = &state.metrics;
-    metrics.requests.with_label_values(&[&route, response.status().as_str()]).inc();
-    metrics.request_duration.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
-    metrics.producer_queue_depth.set(state.publisher.queue_depth() as i64);
-    response
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -113,7 +50,7 @@ pub struct EventAccepted {
     pub lead_id: String,
 }
 
-impl<P: Publisher> AppState<P> {
+impl<P: Publisher> WriteState<P> {
     fn count_rejected(&self, errors: &[FieldError]) {
         for error in errors {
             self.metrics.records_rejected.with_label_values(&[error.reason]).inc();
@@ -134,12 +71,7 @@ impl<P: Publisher> AppState<P> {
             PublishError::Unavailable(message) => AppError::unavailable(message.clone(), self.retry_after),
             PublishError::Contract(message) => AppError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: crate::error::ErrorBody {
-                    error: "internal",
-                    message: message.clone(),
-                    field: None,
-                    details: vec![],
-                },
+                body: ErrorBody { error: "internal", message: message.clone(), field: None, details: vec![] },
                 retry_after: None,
             },
         }
@@ -147,7 +79,7 @@ impl<P: Publisher> AppState<P> {
 }
 
 async fn post_event<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+    State(state): State<Arc<WriteState<P>>>,
     JsonBody(body): JsonBody<EVENT_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<EventAccepted>), AppError> {
     let event = validation::validate_event(&body, OffsetDateTime::now_utc()).map_err(|errors| {
@@ -185,7 +117,7 @@ pub struct BatchOutcome {
 /// Publishes every valid item and reports on each in input order: 202 when every valid item
 /// was acknowledged, 503 with `Retry-After` when some were not, 400 when none was valid.
 async fn post_event_batch<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+    State(state): State<Arc<WriteState<P>>>,
     JsonBody(body): JsonBody<EVENTS_BATCH_BODY_LIMIT>,
 ) -> Result<Response, AppError> {
     let items = validation::batch_items(&body, "events", MAX_EVENTS_PER_BATCH)
@@ -248,7 +180,7 @@ pub struct LeadAccepted {
 /// One lead (`{"name", …}`) or a batch (`{"names": [...]}`); all or nothing: any invalid item
 /// rejects the request, naming the item, and nothing is published.
 async fn post_leads<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+    State(state): State<Arc<WriteState<P>>>,
     JsonBody(body): JsonBody<LEADS_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<Vec<LeadAccepted>>), AppError> {
     let now = OffsetDateTime::now_utc();
@@ -303,7 +235,7 @@ pub struct ReviewAccepted {
 /// it yet). A review of a lead not seen yet waits in the crm-sink's read model until the lead
 /// arrives.
 async fn post_review<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+    State(state): State<Arc<WriteState<P>>>,
     path: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<REVIEW_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<ReviewAccepted>), AppError> {
@@ -356,7 +288,7 @@ pub struct RulesAnswer {
 }
 
 /// The rules in force as this gateway has read them from the topic.
-async fn get_scoring_rules<P: Publisher>(State(state): State<Arc<AppState<P>>>) -> Json<RulesAnswer> {
+async fn get_scoring_rules<P: Publisher>(State(state): State<Arc<WriteState<P>>>) -> Json<RulesAnswer> {
     let in_force = state.rules.borrow().clone();
     Json(RulesAnswer {
         rules: ScoringRules::clone(&in_force.rules),
@@ -376,7 +308,7 @@ pub struct RulesPublished {
 /// set: reusing the version in force for other content is a 409; resending the rules in force
 /// publishes them again, which changes nothing.
 async fn put_scoring_rules<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+    State(state): State<Arc<WriteState<P>>>,
     JsonBody(body): JsonBody<RULES_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<RulesPublished>), AppError> {
     let rules = validation::validate_scoring_rules(&body).map_err(|errors| {

@@ -1,5 +1,5 @@
 //! `GET /api/stream`: Server-Sent Events of lead updates as they happen (see
-//! [`crate::live_updates`] for where they come from and how `Last-Event-ID` resumes).
+//! [`crate::live::tail`] for where they come from and how `Last-Event-ID` resumes).
 //!
 //! Events: `lead` (data: one update, JSON, with `kind` enriched | scored | reviewed | crm_sync and
 //! `leadId`), and `reset` (data `{}`): the client may have missed updates that this gateway
@@ -10,23 +10,33 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::Router;
+use axum::extract::{FromRef, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 
-use crate::api::AppState;
-use crate::live_updates::{LiveUpdates, Update};
-use crate::publisher::Publisher;
+use crate::live::LiveState;
+use crate::live::tail::{LiveUpdates, Update};
 
-pub async fn stream<P: Publisher>(
-    State(state): State<Arc<AppState<P>>>,
+/// The stream's route, for a router whose state holds a [`LiveState`].
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<LiveState>: FromRef<S>,
+{
+    Router::new().route("/api/stream", get(stream))
+}
+
+pub async fn stream(
+    State(state): State<Arc<LiveState>>,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let (resume, receiver) = state.live.subscribe(last_event_id);
-    let live = state.live.clone();
+    let (resume, receiver) = state.updates.subscribe(last_event_id);
+    let live = state.updates.clone();
     let reset = resume.reset.then(|| Event::default().event("reset").data("{}"));
     let missed: Vec<Event> = resume.missed.iter().map(|u| lead_event(&live, u)).collect();
     let first = futures::stream::iter(reset.into_iter().chain(missed).map(Ok));
@@ -47,3 +57,6 @@ pub async fn stream<P: Publisher>(
 fn lead_event(live: &LiveUpdates, update: &Update) -> Event {
     Event::default().id(live.event_id(update)).event("lead").data(update.data.to_string())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! The gateway's input rules, pure: JSON values in, records or field errors out. The clock is a
+//! The write API's input rules, pure: JSON values in, records or field errors out. The clock is a
 //! parameter, so every rule (including "not more than 5 minutes in the future") is testable.
 
 use serde_json::{Map, Value};
@@ -9,7 +9,9 @@ use uuid::Uuid;
 use leadflow_core::contract::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
 use leadflow_core::model::scoring::ScoringRules;
 
-pub const MAX_ID_CHARS: usize = 128;
+use crate::error::FieldError;
+use crate::ids::{MAX_ID_CHARS, check_lead_id};
+
 pub const MAX_PROPERTIES_BYTES: usize = 5 * 1024;
 /// `properties` may hold containers, and those containers may hold containers, but no deeper.
 pub const MAX_PROPERTIES_DEPTH: usize = 2;
@@ -21,30 +23,6 @@ pub const MAX_REVIEWER_CHARS: usize = 256;
 pub const MAX_NOTE_CHARS: usize = 2000;
 pub const MAX_EVENTS_PER_BATCH: usize = 500;
 pub const MAX_NAMES_PER_BATCH: usize = 100;
-
-/// One rule broken by one field. `field` is a path such as `leadId` or `events[3].timestamp`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    pub field: String,
-    /// A short, bounded reason, also used as a metric label: `required`, `invalid_type`,
-    /// `invalid_format`, `too_long`, `too_large`, `too_deep`, `in_future`, `unknown_field`, `empty`,
-    /// `too_many`, `invalid_value` (a scoring rule out of its range, or a value outside a fixed set
-    /// such as a review's `decision`).
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: impl Into<String>, reason: &'static str, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), reason, message: message.into() }
-    }
-
-    /// The same error, its field placed under `prefix` (e.g. `events[3]`).
-    pub fn under(mut self, prefix: &str) -> Self {
-        self.field = format!("{prefix}.{}", self.field);
-        self
-    }
-}
 
 /// Reads a value that must be a JSON object, naming `what` in the error.
 pub fn expect_object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, FieldError> {
@@ -91,30 +69,10 @@ fn required_string<'a>(
     value
 }
 
-fn is_lead_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-')
-}
-
 /// At most `max` characters (not bytes: a name in any script counts what a person sees).
 fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     if value.chars().count() > max {
         return Err(FieldError::new(field, "too_long", format!("{field} must be at most {max} characters")));
-    }
-    Ok(())
-}
-
-/// `leadId`: 1–128 characters from `[A-Za-z0-9._:@-]`.
-pub fn check_lead_id(field: &str, lead_id: &str) -> Result<(), FieldError> {
-    if lead_id.is_empty() {
-        return Err(FieldError::new(field, "empty", format!("{field} must not be empty")));
-    }
-    check_max_chars(field, lead_id, MAX_ID_CHARS)?;
-    if let Some(bad) = lead_id.chars().find(|c| !is_lead_id_char(*c)) {
-        return Err(FieldError::new(
-            field,
-            "invalid_format",
-            format!("{field} may hold only A-Z a-z 0-9 . _ : @ -; found {bad:?}"),
-        ));
     }
     Ok(())
 }

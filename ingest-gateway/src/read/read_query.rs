@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use leadflow_core::contract::records::Stage;
 use leadflow_core::model::read_model::LeadStatus;
 
-use crate::validation::FieldError;
+use crate::error::FieldError;
 
 pub const DEFAULT_LIST_LIMIT: u32 = 25;
 pub const DEFAULT_LEADERBOARD_LIMIT: u32 = 10;

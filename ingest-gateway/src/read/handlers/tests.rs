@@ -1,55 +1,36 @@
 //! The read API's pure shaping (summaries, pages, history, intelligence) and its handlers
-//! through `oneshot`: every 400 answers before MongoDB is asked (the harness's MongoDB never
-//! answers), and an unreachable MongoDB is a 503 with Retry-After.
+//! through `oneshot`, on a router of the read routes alone (no publisher exists here): every 400
+//! answers before MongoDB is asked (the harness's MongoDB never answers), and an unreachable
+//! MongoDB is a 503 with Retry-After.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use prometheus::Registry;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use leadflow_core::contract::records::{EnrichmentStatus, ReviewDecision, TopicRecord};
+use leadflow_core::contract::records::{EnrichmentStatus, ReviewDecision};
 use leadflow_core::model::read_model::{DeliveryAttempt, RecordPosition};
 use leadflow_core::stage::rules_feed::RulesInForce;
 
 use super::*;
-use crate::api::router;
-use crate::metrics::GatewayMetrics;
-use crate::publisher::PublishError;
-use crate::read_query::{Cursor, SortOrder};
+use crate::read::read_query::{Cursor, SortOrder};
+use crate::read::read_store::ReadStore;
 
 const T0: OffsetDateTime = datetime!(2026-01-16 10:00 UTC);
 
-struct NoPublisher;
-
-impl Publisher for NoPublisher {
-    async fn publish_all<R: TopicRecord>(&self, _records: &[R]) -> Vec<Result<(), PublishError>> {
-        panic!("the read API publishes nothing")
-    }
-
-    fn queue_depth(&self) -> u64 {
-        0
-    }
-}
-
 async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let registry = Registry::new();
     let (_rules, rules_rx) = watch::channel(RulesInForce::seeds());
-    let state = Arc::new(AppState {
-        publisher: NoPublisher,
-        metrics: GatewayMetrics::register(&registry).unwrap(),
-        request_timeout: Duration::from_secs(5),
-        retry_after: Duration::from_secs(2),
+    let state = Arc::new(ReadState {
+        reads: ReadStore::unreachable(),
         rules: rules_rx,
-        reads: crate::read_store::ReadStore::unreachable(),
-        live: crate::live_updates::LiveUpdates::new(),
-        shutdown: tokio_util::sync::CancellationToken::new(),
+        retry_after: Duration::from_secs(2),
     });
-    let response = router(state).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = routes().with_state(state).oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
@@ -172,7 +153,7 @@ fn stored(id: &str, score: f64, at: i64) -> StoredLead {
 
 #[test]
 fn a_page_has_a_cursor_only_when_more_follow() {
-    let mut query = crate::read_query::parse_list_query(&[]).unwrap();
+    let mut query = read_query::parse_list_query(&[]).unwrap();
     query.limit = 2;
     query.sort = SortOrder::Score;
     let full = page(vec![stored("a", 9.0, 1), stored("b", 8.0, 2), stored("c", 7.0, 3)], &query);

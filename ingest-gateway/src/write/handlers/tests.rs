@@ -1,134 +1,16 @@
-//! Handler tests through `oneshot`: the router with a publisher that records instead of
-//! talking to Kafka, so every status, body and "nothing published" claim is checked offline.
+//! The write handlers through the whole router (see [`crate::testing`]): what each route
+//! publishes, keyed how, what it answers, and what it counts.
 
 use std::sync::Mutex;
 
 use axum::body::Body;
-use axum::http::{Request, header};
-use prometheus::Registry;
+use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use leadflow_core::model::scoring::ScoringRules;
-use leadflow_core::stage::rules_feed::RulesInForce;
-use tokio::sync::watch;
 
 use super::*;
-
-#[derive(Default)]
-struct RecordingPublisher {
-    published: Mutex<Vec<(String, String, Value)>>,
-    failure: Mutex<Option<PublishError>>,
-    stall: bool,
-}
-
-impl Publisher for RecordingPublisher {
-    async fn publish_all<R: TopicRecord>(&self, records: &[R]) -> Vec<Result<(), PublishError>> {
-        if self.stall {
-            std::future::pending::<()>().await;
-        }
-        if let Some(failure) = self.failure.lock().unwrap().clone() {
-            return records.iter().map(|_| Err(failure.clone())).collect();
-        }
-        let mut published = self.published.lock().unwrap();
-        records
-            .iter()
-            .map(|r| {
-                published.push((R::TOPIC.to_owned(), r.key().to_owned(), serde_json::to_value(r).unwrap()));
-                Ok(())
-            })
-            .collect()
-    }
-
-    fn queue_depth(&self) -> u64 {
-        0
-    }
-}
-
-struct Harness {
-    state: Arc<AppState<RecordingPublisher>>,
-    registry: Registry,
-    /// Stands in for the rules topic's reader: what is sent here is the rules in force.
-    rules: watch::Sender<RulesInForce>,
-}
-
-impl Harness {
-    fn with(publisher: RecordingPublisher) -> Self {
-        let registry = Registry::new();
-        let (rules, rules_rx) = watch::channel(RulesInForce::seeds());
-        let state = Arc::new(AppState {
-            publisher,
-            metrics: GatewayMetrics::register(&registry).unwrap(),
-            request_timeout: Duration::from_millis(200),
-            retry_after: Duration::from_secs(2),
-            rules: rules_rx,
-            reads: crate::read_store::ReadStore::unreachable(),
-            live: crate::live_updates::LiveUpdates::new(),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-        });
-        Harness { state, registry, rules }
-    }
-
-    fn new() -> Self {
-        Self::with(RecordingPublisher::default())
-    }
-
-    async fn send(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let response = router(self.state.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22).await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("every answer is JSON")
-        };
-        (status, headers, body)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
-        self.send(post_request(path, "application/json", body.to_string())).await
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let (status, _, body) = self.send(Request::get(path).body(Body::empty()).unwrap()).await;
-        (status, body)
-    }
-
-    async fn put(&self, path: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let request = Request::put(path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        self.send(request).await
-    }
-
-    /// Makes `rules` the rules in force, as if read from the topic at `offset`.
-    fn in_force(&self, rules: ScoringRules, offset: i64) {
-        self.rules.send_replace(RulesInForce { rules: Arc::new(rules), offset: Some(offset) });
-    }
-
-    fn published(&self) -> Vec<(String, String, Value)> {
-        self.state.publisher.published.lock().unwrap().clone()
-    }
-
-    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.registry
-            .gather()
-            .iter()
-            .filter(|family| family.name() == name)
-            .flat_map(|family| family.get_metric().to_vec())
-            .filter(|m| {
-                labels.iter().all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v))
-            })
-            .map(|m| m.get_counter().get_value())
-            .sum()
-    }
-}
-
-fn post_request(path: &str, content_type: &str, body: String) -> Request<Body> {
-    Request::post(path).header(header::CONTENT_TYPE, content_type).body(Body::from(body)).unwrap()
-}
+use crate::testing::{Harness, RecordingPublisher, post_request};
 
 #[tokio::test]
 async fn an_event_is_published_keyed_by_lead_and_answered_202() {
@@ -200,18 +82,6 @@ async fn an_oversized_body_is_413() {
 }
 
 #[tokio::test]
-async fn unknown_routes_and_methods_answer_json_404_and_405() {
-    let h = Harness::new();
-    let (status, _, body) = h.send(Request::get("/api/nope").body(Body::empty()).unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-    let (status, _, body) = h.send(Request::get("/api/events").body(Body::empty()).unwrap()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
-    );
-}
-
-#[tokio::test]
 async fn kafka_unavailable_is_503_with_retry_after_never_202() {
     let h = Harness::with(RecordingPublisher {
         failure: Mutex::new(Some(PublishError::Unavailable("the producer queue is full".into()))),
@@ -224,16 +94,6 @@ async fn kafka_unavailable_is_503_with_retry_after_never_202() {
     assert_eq!(body["error"], "unavailable");
     let (status, headers, _) = h.post("/api/leads", json!({"name": "Ada"})).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(headers.contains_key(header::RETRY_AFTER));
-}
-
-#[tokio::test]
-async fn a_request_that_outlives_the_timeout_is_503() {
-    let h = Harness::with(RecordingPublisher { stall: true, ..Default::default() });
-    let (status, headers, body) =
-        h.post("/api/events", json!({"leadId": "lead-1", "eventType": "page_view"})).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["error"], "timeout");
     assert!(headers.contains_key(header::RETRY_AFTER));
 }
 
@@ -331,25 +191,6 @@ async fn a_names_batch_with_a_bad_item_publishes_nothing_and_names_it() {
     assert!(h.published().is_empty());
     let too_many = json!({"names": vec!["x"; MAX_NAMES_PER_BATCH + 1]});
     assert_eq!(h.post("/api/leads", too_many).await.0, StatusCode::BAD_REQUEST);
-}
-
-#[tokio::test]
-async fn every_listed_route_is_served() {
-    let h = Harness::new();
-    for (method, path) in ROUTES {
-        let request = Request::builder()
-            .method(method.to_uppercase().as_str())
-            .uri(*path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from("{}"))
-            .unwrap();
-        // The status only: the body of /api/stream never ends.
-        let status = router(h.state.clone()).oneshot(request).await.unwrap().status();
-        assert!(
-            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&status),
-            "{method} {path}: {status}"
-        );
-    }
 }
 
 /// The seeds' rules under another version, as JSON.
@@ -690,96 +531,4 @@ async fn a_review_that_outlives_the_timeout_is_503() {
     let (status, headers, body) = h.post("/api/leads/lead-1/review", json!({"decision": "Verified"})).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("timeout")));
     assert_eq!(headers[header::RETRY_AFTER], "2");
-}
-
-/// Reads a streaming body until `enough` holds for the text so far; also says whether the
-/// stream ended. Gives up after 5 s.
-async fn read_stream_until(
-    chunks: &mut axum::body::BodyDataStream,
-    enough: impl Fn(&str) -> bool,
-) -> (String, bool) {
-    use futures::StreamExt;
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !enough(&text) {
-        match tokio::time::timeout_at(deadline, chunks.next()).await {
-            Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
-            Ok(None) => return (text, true),
-            Err(_) => break,
-        }
-    }
-    (text, false)
-}
-
-#[tokio::test]
-async fn the_stream_resumes_after_the_last_event_id_and_ends_at_shutdown() {
-    let harness = Harness::new();
-    let live = &harness.state.live;
-    for n in 1..=3 {
-        live.publish(json!({ "kind": "scored", "leadId": format!("lead-{n}") }));
-    }
-    let first = crate::live_updates::Update { seq: 1, data: Value::Null };
-    let request = Request::get("/api/stream")
-        .header("last-event-id", live.event_id(&first))
-        .body(Body::empty())
-        .unwrap();
-    let response = router(harness.state.clone()).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
-    let mut body = response.into_body().into_data_stream();
-    let live_for_later = live.clone();
-    let (text, _) = read_stream_until(&mut body, |text| {
-        if text.matches("event: lead").count() == 2 && !text.contains("lead-4") {
-            // Live updates follow the missed ones.
-            live_for_later.publish(json!({ "kind": "reviewed", "leadId": "lead-4" }));
-        }
-        text.contains("lead-4")
-    })
-    .await;
-    assert!(!text.contains("lead-1"), "lead-1 was seen before the reconnect: {text}");
-    let order: Vec<usize> = ["lead-2", "lead-3", "lead-4"].iter().map(|l| text.find(l).unwrap()).collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "missed updates first, in order: {text}");
-    assert!(text.contains(&format!(
-        "id: {}",
-        live.event_id(&crate::live_updates::Update { seq: 4, data: Value::Null })
-    )));
-
-    let request =
-        Request::get("/api/stream").header("last-event-id", "another-gateway-7").body(Body::empty()).unwrap();
-    let response = router(harness.state.clone()).oneshot(request).await.unwrap();
-    let mut body = response.into_body().into_data_stream();
-    let (text, _) = read_stream_until(&mut body, |text| text.contains("\n\n")).await;
-    assert!(text.starts_with("event: reset"), "an id from elsewhere asks the client to re-read: {text}");
-    harness.state.shutdown.cancel();
-    let (rest, ended) = read_stream_until(&mut body, |_| false).await;
-    assert!(ended, "the stream ends at shutdown; it sent {rest:?}");
-}
-
-#[tokio::test]
-async fn the_dashboard_is_served_at_the_root_with_its_modules_and_nothing_else() {
-    let harness = Harness::new();
-    let fetch = |path: &str| {
-        let request = Request::get(path).body(Body::empty()).unwrap();
-        router(harness.state.clone()).oneshot(request)
-    };
-    let page = fetch("/").await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
-    assert!(page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
-    let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.unwrap();
-    assert!(
-        std::str::from_utf8(&html).unwrap().contains(r#"<script type="module" src="/dashboard/app.mjs">"#)
-    );
-
-    let module = fetch("/dashboard/app.mjs").await.unwrap();
-    assert_eq!(module.status(), StatusCode::OK);
-    assert_eq!(module.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
-    assert_eq!(module.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-
-    // The modules' tests live beside them but are not served; nor is anything outside the list.
-    for path in ["/dashboard/model.test.mjs", "/dashboard/..%2Fsrc%2Flib.rs", "/dashboard/"] {
-        let (status, body) = harness.get(path).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(body["error"], "not_found", "{path}");
-    }
 }

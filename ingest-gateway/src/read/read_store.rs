@@ -22,7 +22,7 @@ use leadflow_core::contract::records::Stage;
 use leadflow_core::model::read_model::LeadView;
 use leadflow_core::model::scoring::ScoringEvent;
 
-use crate::read_query::{Cursor, ListQuery, SortOrder, stage_name};
+use crate::read::read_query::{Cursor, ListQuery, SortOrder, stage_name};
 
 pub const LEADS: &str = "leads";
 pub const LEAD_SCORES: &str = "lead_scores";
@@ -173,7 +173,8 @@ impl ReadStore {
             doc! { "$group": { "_id": "$scoring.stage", "n": { "$sum": 1 } } },
         ];
         let groups: Vec<Document> = self.leads.aggregate(pipeline).await?.try_collect().await?;
-        let mut counts: StageCounts = crate::read_query::STAGES.iter().map(|s| (stage_name(*s), 0)).collect();
+        let mut counts: StageCounts =
+            crate::read::read_query::STAGES.iter().map(|s| (stage_name(*s), 0)).collect();
         for group in groups {
             let stage = group.get_str("_id").unwrap_or_default();
             let n = match group.get("n") {
@@ -247,7 +248,7 @@ mod tests {
     use leadflow_core::model::read_model::LeadStatus;
 
     fn query() -> ListQuery {
-        crate::read_query::parse_list_query(&[]).unwrap()
+        crate::read::read_query::parse_list_query(&[]).unwrap()
     }
 
     #[test]
