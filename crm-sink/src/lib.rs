@@ -24,6 +24,7 @@ use leadflow_core::runtime::service::ServiceContext;
 use leadflow_core::stage::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError};
 use leadflow_core::stage::metrics::StageMetrics;
 use leadflow_core::stage::startup::{self, StartupError};
+use leadflow_core::stage::typed::TypedStage;
 
 pub use config::{CrmSinkConfig as Config, DEFAULTS};
 
@@ -55,9 +56,10 @@ pub enum CrmSinkError {
 }
 
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkError> {
-    let (codec, ops) =
+    let service =
         startup::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
             .await?;
+    let codec = service.codec.clone();
     let metrics = SinkMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
     let destination = match config.crm.destination {
@@ -86,7 +88,8 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
     let reconcile = tokio::spawn(reconcile.run(context.shutdown.clone()));
 
     tracing::info!(destination = config.crm.destination.as_str(), "delivering to the CRM");
-    let processor = SinkProcessor { codec, store, destination, metrics };
+    let processor =
+        TypedStage::new(SinkProcessor { store, destination, metrics }, codec, stage_metrics.clone());
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,
@@ -96,10 +99,11 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
         shutdown: context.shutdown.clone(),
         grace_period: Duration::from_millis(config.shutdown.grace_period_ms),
         assigned,
+        membership: service.membership,
     };
     let result = stage.run().await;
     context.shutdown.cancel();
     let _ = reconcile.await;
-    let _ = ops.await;
+    let _ = service.ops.await;
     Ok(result?)
 }

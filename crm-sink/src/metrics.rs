@@ -8,7 +8,6 @@ use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 pub struct SinkMetrics {
     pub records_applied: IntCounterVec,
     pub deliveries: IntCounterVec,
-    pub dlq_records: IntCounterVec,
     pub leads_out_of_sync: IntGauge,
     pub resync_requests: prometheus::IntCounter,
 }
@@ -30,10 +29,6 @@ impl SinkMetrics {
                 ),
                 &["destination", "outcome"],
             )?,
-            dlq_records: IntCounterVec::new(
-                Opts::new("crm_sink_dlq_records_total", "Dead letters written, by error kind."),
-                &["error_kind"],
-            )?,
             leads_out_of_sync: IntGauge::new(
                 "crm_sink_leads_out_of_sync",
                 "Verified leads whose current version the CRM has not acknowledged (counted periodically).",
@@ -45,7 +40,6 @@ impl SinkMetrics {
         };
         registry.register(Box::new(metrics.records_applied.clone()))?;
         registry.register(Box::new(metrics.deliveries.clone()))?;
-        registry.register(Box::new(metrics.dlq_records.clone()))?;
         registry.register(Box::new(metrics.leads_out_of_sync.clone()))?;
         registry.register(Box::new(metrics.resync_requests.clone()))?;
         Ok(metrics)

@@ -14,16 +14,15 @@
 //!   `(leadId, version)` gets exactly one committed receipt.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use leadflow_core::contract::codec::{CodecError, SchemaCodec};
 use leadflow_core::contract::records::{
-    CrmDelivery, CrmResyncRequested, DeadLetter, DeliveryStatus, LeadEnriched, LeadReviewed, LeadScored,
-    PipelineStage, TopicRecord,
+    CrmResyncRequested, DeliveryStatus, LeadEnriched, LeadReviewed, LeadScored, PipelineStage, TopicRecord,
 };
 use leadflow_core::contract::topics;
-use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord, ProcessError};
+use leadflow_core::stage::exactly_once::ProcessError;
 use leadflow_core::stage::pause::PauseSignal;
+use leadflow_core::stage::typed::{DeadLetterSpec, DecodeInput, Decoded, Emit, Transform};
 use time::OffsetDateTime;
 
 use crate::contact;
@@ -37,18 +36,30 @@ use crate::store::{LeadStore, StoreError, StoredLead};
 pub const CRM_REJECTED: &str = "crm_rejected";
 
 pub struct SinkProcessor {
-    pub codec: Arc<SchemaCodec>,
     pub store: LeadStore,
     pub destination: Destination,
     pub metrics: SinkMetrics,
 }
 
-/// A decoded input record.
-enum Fact {
+/// A decoded input record, from one of the four co-partitioned topics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
     Enriched(LeadEnriched),
     Scored(LeadScored),
     Reviewed(LeadReviewed),
     Resync(CrmResyncRequested),
+}
+
+impl DecodeInput for Fact {
+    async fn decode(codec: &SchemaCodec, topic: &str, value: &[u8]) -> Result<Self, CodecError> {
+        match topic {
+            topics::ENRICHED => codec.decode::<LeadEnriched>(value).await.map(Fact::Enriched),
+            topics::SCORES => codec.decode::<LeadScored>(value).await.map(Fact::Scored),
+            topics::REVIEWS => codec.decode::<LeadReviewed>(value).await.map(Fact::Reviewed),
+            topics::CRM_RESYNC => codec.decode::<CrmResyncRequested>(value).await.map(Fact::Resync),
+            other => Err(CodecError::UnexpectedTopic(other.to_owned())),
+        }
+    }
 }
 
 impl Fact {
@@ -72,20 +83,14 @@ struct Touched {
     resync_requested: bool,
 }
 
-impl BatchProcessor for SinkProcessor {
-    async fn process(
-        &self,
-        batch: &[InputRecord],
-        pause: &PauseSignal,
-    ) -> Result<Vec<OutputRecord>, ProcessError> {
+impl Transform for SinkProcessor {
+    type Input = Fact;
+    const STAGE: PipelineStage = PipelineStage::CrmSink;
+
+    async fn apply(&self, batch: Vec<Decoded<Fact>>, pause: &PauseSignal) -> Result<Vec<Emit>, ProcessError> {
         let mut outputs = Vec::new();
-        let mut facts = Vec::with_capacity(batch.len());
-        for record in batch {
-            match self.decode(record).await? {
-                Ok(fact) => facts.push((position(record), fact)),
-                Err(letter) => outputs.push(letter),
-            }
-        }
+        let positions: HashSet<RecordPosition> = batch.iter().map(|d| d.position.clone()).collect();
+        let facts: Vec<(RecordPosition, Fact)> = batch.into_iter().map(|d| (d.position, d.record)).collect();
 
         let mut lead_ids: Vec<String> = facts.iter().map(|(_, f)| f.lead_id().to_owned()).collect();
         lead_ids.sort();
@@ -123,11 +128,10 @@ impl BatchProcessor for SinkProcessor {
         }
 
         // Receipts of deliveries whose batch never committed: their trigger is in this batch.
-        let positions: HashSet<RecordPosition> = batch.iter().map(position).collect();
         for lead in &touched {
             let Some(before) = &lead.before else { continue };
             if before.view.last_delivery.as_ref().is_some_and(|d| positions.contains(&d.trigger)) {
-                outputs.extend(self.receipt_records(&before.view).await?);
+                outputs.extend(self.receipt_records(&before.view));
             }
         }
 
@@ -158,7 +162,7 @@ impl BatchProcessor for SinkProcessor {
                 };
                 self.metrics.deliveries.with_label_values(&[destination, status_label]).inc();
                 lead.view.record_delivery(destination, status, now, lead.last_position.clone(), error);
-                outputs.extend(self.receipt_records(&lead.view).await?);
+                outputs.extend(self.receipt_records(&lead.view));
             }
         }
 
@@ -175,80 +179,30 @@ impl BatchProcessor for SinkProcessor {
     }
 }
 
-fn position(record: &InputRecord) -> RecordPosition {
-    RecordPosition { topic: record.topic.to_string(), partition: record.partition, offset: record.offset }
-}
-
 fn mongo_error(e: mongodb::error::Error) -> ProcessError {
     ProcessError::Transient(format!("MongoDB: {e}"))
 }
 
-fn encode_error(e: CodecError) -> ProcessError {
-    ProcessError::Transient(e.to_string())
-}
-
 impl SinkProcessor {
-    /// The record as a fact, or (`Ok(Err)`) the dead letter that replaces it.
-    async fn decode(&self, record: &InputRecord) -> Result<Result<Fact, OutputRecord>, ProcessError> {
-        let Some(value) = record.value.as_deref() else {
-            return Ok(Err(self.dead_letter(record, "malformed", "a record with no value").await?));
-        };
-        let decoded = match &*record.topic {
-            topics::ENRICHED => self.codec.decode::<LeadEnriched>(value).await.map(Fact::Enriched),
-            topics::SCORES => self.codec.decode::<LeadScored>(value).await.map(Fact::Scored),
-            topics::REVIEWS => self.codec.decode::<LeadReviewed>(value).await.map(Fact::Reviewed),
-            topics::CRM_RESYNC => self.codec.decode::<CrmResyncRequested>(value).await.map(Fact::Resync),
-            other => {
-                return Err(ProcessError::Fatal(format!(
-                    "a record from {other}, which the crm-sink does not read"
-                )));
-            }
-        };
-        match decoded {
-            Ok(fact) => Ok(Ok(fact)),
-            Err(CodecError::Poison { kind, message }) => {
-                Ok(Err(self.dead_letter(record, kind.as_str(), &message).await?))
-            }
-            Err(e) => Err(encode_error(e)),
-        }
-    }
-
-    async fn dead_letter(
-        &self,
-        record: &InputRecord,
-        kind: &str,
-        error: &str,
-    ) -> Result<OutputRecord, ProcessError> {
-        self.metrics.dlq_records.with_label_values(&[kind]).inc();
-        record.dead_letter(&self.codec, PipelineStage::CrmSink, kind, error, OffsetDateTime::now_utc()).await
-    }
-
     /// The receipt of the view's last delivery attempt and, if the CRM refused it, the dead
     /// letter: the contact as sent, and the record that triggered it.
-    async fn receipt_records(&self, view: &LeadView) -> Result<Vec<OutputRecord>, ProcessError> {
+    fn receipt_records(&self, view: &LeadView) -> Vec<Emit> {
         let (Some(receipt), Some(attempt)) = (view.receipt(), view.last_delivery.as_ref()) else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let mut records = Vec::with_capacity(2);
         if attempt.status == DeliveryStatus::DeadLettered {
-            self.metrics.dlq_records.with_label_values(&[CRM_REJECTED]).inc();
             let contact = serde_json::to_vec(&contact::properties(view)).expect("properties serialise");
-            let letter = DeadLetter::for_record(
-                PipelineStage::CrmSink,
+            let mut letter = DeadLetterSpec::new(
+                &attempt.trigger,
                 CRM_REJECTED,
                 attempt.error.clone().unwrap_or_default(),
-                &attempt.trigger.topic,
-                attempt.trigger.partition,
-                attempt.trigger.offset,
-                Some(view.lead_id.as_bytes()),
-                Some(&contact),
-                attempt.at,
             );
-            let value = self.codec.encode(&letter).await.map_err(encode_error)?;
-            records.push(OutputRecord { topic: DeadLetter::TOPIC, key: letter.lead_id, value });
+            letter.replacement = Some((Some(view.lead_id.as_bytes().to_vec()), contact));
+            letter.failed_at = Some(attempt.at);
+            records.push(Emit::DeadLetter(letter));
         }
-        let value = self.codec.encode(&receipt).await.map_err(encode_error)?;
-        records.push(OutputRecord { topic: CrmDelivery::TOPIC, key: receipt.lead_id, value });
-        Ok(records)
+        records.push(Emit::record(&attempt.trigger, &receipt));
+        records
     }
 }

@@ -1,32 +1,28 @@
 //! The crash window that a kill rarely hits, made deterministic: the sink's batch work against
-//! real MongoDB, the real schema registry and the CRM stand-in, run twice on the same batch as
+//! real MongoDB and the CRM stand-in (typed input, so no registry), run twice on the same batch as
 //! if the process had died after saving the views and before the Kafka commit. The redo must
 //! not call the CRM again and must emit the very receipts the lost commit carried.
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{CrmStandIn, enriched, run_id};
 use crm_sink::destination::Destination;
 use crm_sink::http_destination::{HttpDestination, HttpDestinationConfig, HttpDestinationMetrics};
 use crm_sink::metrics::SinkMetrics;
-use crm_sink::processor::SinkProcessor;
+use crm_sink::processor::{Fact, SinkProcessor};
 use crm_sink::store::LeadStore;
 use leadflow_core::contract::records::{
-    CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, TopicRecord,
+    CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, RecordPosition, TopicRecord,
 };
 use leadflow_core::contract::topics;
-use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord};
 use leadflow_core::stage::pause::PauseSignal;
+use leadflow_core::stage::typed::{Decoded, Emit, Transform};
 use leadflow_core::store::mongo::MongoConfig;
 use leadflow_testkit::{Stack, unique};
 use serde_json::json;
 use time::OffsetDateTime;
 
 async fn processor(stack: &Stack, crm: &CrmStandIn) -> SinkProcessor {
-    let codec = Arc::new(common::codec(stack));
-    leadflow_core::stage::startup::register_all(&codec).await.unwrap();
     let database = unique("crm_sink_redo").replace('-', "_");
     let mongo = MongoConfig { uri: stack.mongodb_uri.clone(), database: database.clone() };
     let store = LeadStore::new(leadflow_core::store::mongo::client(&mongo, "test").await.unwrap(), &database);
@@ -41,25 +37,25 @@ async fn processor(stack: &Stack, crm: &CrmStandIn) -> SinkProcessor {
     let destination = Destination::Http(
         HttpDestination::new(&config, HttpDestinationMetrics::register(&registry).unwrap()).unwrap(),
     );
-    SinkProcessor { codec, store, destination, metrics: SinkMetrics::register(&registry).unwrap() }
+    SinkProcessor { store, destination, metrics: SinkMetrics::register(&registry).unwrap() }
 }
 
-async fn input(processor: &SinkProcessor, record: &LeadEnriched, offset: i64) -> InputRecord {
-    InputRecord {
-        topic: Arc::from(topics::ENRICHED),
-        partition: 0,
-        offset,
+fn input(record: &LeadEnriched, offset: i64) -> Decoded<Fact> {
+    Decoded {
+        position: RecordPosition { topic: topics::ENRICHED.into(), partition: 0, offset },
         key: Some(record.key().as_bytes().to_vec()),
-        value: Some(processor.codec.encode(record).await.unwrap()),
+        record: Fact::Enriched(record.clone()),
     }
 }
 
-async fn receipts(processor: &SinkProcessor, outputs: &[OutputRecord]) -> Vec<CrmDelivery> {
-    let mut receipts = Vec::new();
-    for output in outputs.iter().filter(|o| o.topic == topics::CRM_DELIVERIES) {
-        receipts.push(processor.codec.decode::<CrmDelivery>(&output.value).await.unwrap());
-    }
-    receipts
+fn receipts(outputs: &[Emit]) -> Vec<CrmDelivery> {
+    outputs
+        .iter()
+        .filter_map(|emit| match emit {
+            Emit::Record { record, .. } => record.decode::<CrmDelivery>(),
+            Emit::DeadLetter(_) => None,
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -71,27 +67,26 @@ async fn a_batch_redone_after_its_views_were_saved_re_emits_its_receipts_without
     let now = OffsetDateTime::now_utc();
     let (ada, zoe) = (format!("{id}-ada"), format!("{id}-zoe"));
     let batch = vec![
-        input(&processor, &enriched(&ada, "Ada Lovelace", EnrichmentStatus::Verified, now), 10).await,
-        input(&processor, &enriched(&zoe, "Zoë Ångström", EnrichmentStatus::Verified, now), 11).await,
+        input(&enriched(&ada, "Ada Lovelace", EnrichmentStatus::Verified, now), 10),
+        input(&enriched(&zoe, "Zoë Ångström", EnrichmentStatus::Verified, now), 11),
     ];
 
     let first = processor.process_batch(&batch).await;
-    let first_receipts = receipts(&processor, &first).await;
+    let first_receipts = receipts(&first);
     assert_eq!(first_receipts.len(), 2, "{first_receipts:?}");
     assert!(first_receipts.iter().all(|r| r.version == 1 && r.status == DeliveryStatus::Delivered));
     let requests = crm.stats().await["requests"].clone();
 
     // The commit of `first` is lost: the same records come again.
     let redo = processor.process_batch(&batch).await;
-    assert_eq!(receipts(&processor, &redo).await, first_receipts, "the same receipts, deliveredAt included");
+    assert_eq!(receipts(&redo), first_receipts, "the same receipts, deliveredAt included");
     assert_eq!(crm.stats().await["requests"], requests, "the CRM is not called again");
 
     // Once committed, the trigger records are never read again; later records of the same leads
     // that change nothing the CRM shows deliver nothing and emit nothing.
-    let later =
-        vec![input(&processor, &enriched(&ada, "Ada Lovelace", EnrichmentStatus::Verified, now), 12).await];
+    let later = vec![input(&enriched(&ada, "Ada Lovelace", EnrichmentStatus::Verified, now), 12)];
     let outputs = processor.process_batch(&later).await;
-    assert!(receipts(&processor, &outputs).await.is_empty(), "no receipt without a delivery");
+    assert!(receipts(&outputs).is_empty(), "no receipt without a delivery");
     assert_eq!(crm.stats().await["requests"], requests);
 }
 
@@ -103,23 +98,19 @@ async fn a_batch_redone_before_its_views_were_saved_delivers_again_under_the_sam
     let crm = CrmStandIn::start(json!({ "dropAfterWriteRate": 1.0 })).await;
     let processor = processor(&stack, &crm).await;
     let lead = format!("{}-grace", run_id());
-    let batch = vec![
-        input(
-            &processor,
-            &enriched(&lead, "Grace Hopper", EnrichmentStatus::Verified, OffsetDateTime::now_utc()),
-            5,
-        )
-        .await,
-    ];
+    let batch = vec![input(
+        &enriched(&lead, "Grace Hopper", EnrichmentStatus::Verified, OffsetDateTime::now_utc()),
+        5,
+    )];
     assert!(
-        processor.process(&batch, &PauseSignal::default()).await.is_err(),
+        processor.apply(batch.clone(), &PauseSignal::default()).await.is_err(),
         "the delivery never got an answer"
     );
     assert_eq!(processor.store.lead(&lead).await.unwrap(), None, "nothing saved");
 
     crm.set_faults(json!({})).await;
     let outputs = processor.process_batch(&batch).await;
-    let receipts = receipts(&processor, &outputs).await;
+    let receipts = receipts(&outputs);
     assert_eq!(receipts.len(), 1);
     let stats = crm.stats().await;
     assert!(stats["repeatedIdempotencyKeys"].as_u64().unwrap() >= 1, "the redo reused the key: {stats}");
@@ -129,11 +120,11 @@ async fn a_batch_redone_before_its_views_were_saved_delivers_again_under_the_sam
 }
 
 trait ProcessBatch {
-    async fn process_batch(&self, batch: &[InputRecord]) -> Vec<OutputRecord>;
+    async fn process_batch(&self, batch: &[Decoded<Fact>]) -> Vec<Emit>;
 }
 
 impl ProcessBatch for SinkProcessor {
-    async fn process_batch(&self, batch: &[InputRecord]) -> Vec<OutputRecord> {
-        self.process(batch, &PauseSignal::default()).await.unwrap_or_else(|e| panic!("{e}"))
+    async fn process_batch(&self, batch: &[Decoded<Fact>]) -> Vec<Emit> {
+        self.apply(batch.to_vec(), &PauseSignal::default()).await.unwrap_or_else(|e| panic!("{e}"))
     }
 }

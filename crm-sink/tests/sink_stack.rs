@@ -302,3 +302,100 @@ async fn the_log_destination_writes_the_original_line_and_a_receipt() {
     assert_eq!(receipts.len(), 1, "{receipts:?}");
     assert_eq!((receipts[0].destination.as_str(), receipts[0].version), ("log", 1));
 }
+
+#[tokio::test]
+async fn huge_poison_records_on_every_input_topic_are_dead_lettered_whole_and_the_next_record_is_read() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Running { stack, run, sink: _sink, .. } = Running::start().await;
+    let id = run_id();
+    let now = OffsetDateTime::now_utc();
+    let key = |topic: &str| format!("{id}-{}", topic.replace('.', "_"));
+    let lead = key(topics::ENRICHED);
+    let valid: Vec<(&str, serde_json::Value)> = vec![
+        (
+            topics::ENRICHED,
+            serde_json::to_value(enriched(&lead, "Ada Lovelace", EnrichmentStatus::ToCheck, now)).unwrap(),
+        ),
+        (
+            topics::SCORES,
+            serde_json::to_value(LeadScored {
+                lead_id: key(topics::SCORES),
+                event_id: "e1".into(),
+                event_type: "signup".into(),
+                delta: 20.0,
+                score: 20.0,
+                stage: Stage::Warm,
+                previous_stage: Some(Stage::Cold),
+                event_timestamp: now,
+                rules_version: "v1".into(),
+                processed_at: now,
+                late: false,
+                reason: None,
+                lead_version: Some(1),
+            })
+            .unwrap(),
+        ),
+        (
+            topics::REVIEWS,
+            serde_json::to_value(LeadReviewed {
+                lead_id: key(topics::REVIEWS),
+                decision: ReviewDecision::Rejected,
+                reviewer: None,
+                note: None,
+                reviewed_at: now,
+            })
+            .unwrap(),
+        ),
+        (
+            topics::CRM_RESYNC,
+            serde_json::to_value(leadflow_core::contract::records::CrmResyncRequested {
+                lead_id: key(topics::CRM_RESYNC),
+                version: 1,
+                requested_at: now,
+            })
+            .unwrap(),
+        ),
+    ];
+    let not_json = leadflow_testkit::poison::huge_non_json();
+    for (topic, record) in &valid {
+        let violation = leadflow_testkit::poison::huge_schema_violation(record);
+        let line = record.to_string().into_bytes();
+        let key = key(topic);
+        leadflow_testkit::poison::produce_with_cli(
+            &stack,
+            topic,
+            &[(&key, &not_json), (&key, &violation), (&key, &line)],
+        );
+        let letters = leadflow_testkit::poison::dead_letters_for(
+            &stack,
+            &run.dlq_from,
+            &key,
+            2,
+            Duration::from_secs(90),
+        )
+        .await;
+        leadflow_testkit::poison::assert_bounded_letter(
+            &letters[0].0,
+            &letters[0].1,
+            &not_json,
+            "malformed",
+            topic,
+        );
+        leadflow_testkit::poison::assert_bounded_letter(
+            &letters[1].0,
+            &letters[1].1,
+            &violation,
+            "schema_violation",
+            topic,
+        );
+        leadflow_testkit::poison::wait_until_committed_to_end(
+            &stack,
+            &run.group,
+            topic,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    let view = wait_for_view(&run, &stack, &lead, |_| true).await;
+    assert_eq!(view.lead_id, lead, "the enriched record after the poison ones is in the read model");
+}

@@ -20,6 +20,7 @@ use leadflow_core::runtime::service::ServiceContext;
 use leadflow_core::stage::exactly_once::{ExactlyOnceStage, StageError};
 use leadflow_core::stage::metrics::StageMetrics;
 use leadflow_core::stage::startup::{self, StartupError};
+use leadflow_core::stage::typed::TypedStage;
 
 pub use config::{DEFAULTS, EnricherConfig as Config};
 
@@ -46,7 +47,7 @@ pub enum EnricherError {
 
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), EnricherError> {
     config.validate().map_err(EnricherError::Config)?;
-    let (codec, ops) =
+    let service =
         startup::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
             .await?;
 
@@ -61,12 +62,12 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), Enricher
     }
     let predictor = Predictor::new(&config.nationalize, cache, metrics.clone())?;
     let processor = EnrichProcessor {
-        codec,
         predictor,
         verified_threshold: config.enrichment.verified_threshold,
         provider: config.enrichment.provider.clone(),
         metrics,
     };
+    let processor = TypedStage::new(processor, service.codec, stage_metrics.clone());
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,
@@ -76,10 +77,11 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), Enricher
         shutdown: context.shutdown.clone(),
         grace_period: Duration::from_millis(config.shutdown.grace_period_ms),
         assigned: Default::default(),
+        membership: service.membership,
     };
     let result = stage.run().await;
     // The ops endpoints stay up until the stage has finished draining.
     context.shutdown.cancel();
-    let _ = ops.await;
+    let _ = service.ops.await;
     Ok(result?)
 }

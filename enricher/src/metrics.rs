@@ -12,7 +12,6 @@ pub struct EnricherMetrics {
     pub cache_hit_ratio: Gauge,
     pub cache_store_errors: IntCounter,
     pub daily_quota_remaining: IntGauge,
-    pub dlq_records: IntCounterVec,
 }
 
 impl EnricherMetrics {
@@ -56,10 +55,6 @@ impl EnricherMetrics {
                 "enricher_api_daily_quota_remaining_requests",
                 "Requests left today: the smaller of the local quota and the API's X-Rate-Limit-Remaining.",
             )?,
-            dlq_records: IntCounterVec::new(
-                Opts::new("enricher_dlq_records_total", "Dead letters written, by error kind."),
-                &["error_kind"],
-            )?,
         };
         registry.register(Box::new(metrics.names_processed.clone()))?;
         registry.register(Box::new(metrics.api_requests.clone()))?;
@@ -68,7 +63,6 @@ impl EnricherMetrics {
         registry.register(Box::new(metrics.cache_hit_ratio.clone()))?;
         registry.register(Box::new(metrics.cache_store_errors.clone()))?;
         registry.register(Box::new(metrics.daily_quota_remaining.clone()))?;
-        registry.register(Box::new(metrics.dlq_records.clone()))?;
         Ok(metrics)
     }
 

@@ -2,12 +2,11 @@
 //! record that cannot be read, and for each name the API could not answer).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use leadflow_core::contract::codec::{CodecError, SchemaCodec};
-use leadflow_core::contract::records::{LeadEnriched, NameSubmitted, PipelineStage, TopicRecord};
-use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord, ProcessError};
+use leadflow_core::contract::records::{LeadEnriched, NameSubmitted, PipelineStage};
+use leadflow_core::stage::exactly_once::ProcessError;
 use leadflow_core::stage::pause::PauseSignal;
+use leadflow_core::stage::typed::{Decoded, Emit, Transform};
 use time::OffsetDateTime;
 
 use crate::countries::country_name;
@@ -16,97 +15,54 @@ use crate::predictor::{Lookup, Predictor};
 use crate::rules::{self, Verdict};
 
 pub struct EnrichProcessor {
-    pub codec: Arc<SchemaCodec>,
     pub predictor: Predictor,
     pub verified_threshold: f64,
     pub provider: String,
     pub metrics: EnricherMetrics,
 }
 
-enum Item<'a> {
-    Name(&'a InputRecord, NameSubmitted),
-    Poison(&'a InputRecord, &'static str, String),
-}
+impl Transform for EnrichProcessor {
+    type Input = NameSubmitted;
+    const STAGE: PipelineStage = PipelineStage::Enricher;
 
-impl BatchProcessor for EnrichProcessor {
-    async fn process(
+    async fn apply(
         &self,
-        batch: &[InputRecord],
+        batch: Vec<Decoded<NameSubmitted>>,
         pause: &PauseSignal,
-    ) -> Result<Vec<OutputRecord>, ProcessError> {
-        let mut items = Vec::with_capacity(batch.len());
-        for record in batch {
-            let Some(value) = record.value.as_deref() else {
-                items.push(Item::Poison(record, "malformed", "a record with no value".to_owned()));
-                continue;
-            };
-            match self.codec.decode::<NameSubmitted>(value).await {
-                Ok(name) => items.push(Item::Name(record, name)),
-                Err(CodecError::Poison { kind, message }) => {
-                    items.push(Item::Poison(record, kind.as_str(), message))
-                }
-                Err(e) => return Err(ProcessError::Transient(e.to_string())),
-            }
-        }
-        let keys: Vec<String> = items
+    ) -> Result<Vec<Emit>, ProcessError> {
+        let keys: Vec<String> = batch
             .iter()
-            .filter_map(|item| match item {
-                Item::Name(_, name) => rules::lookup_key(&name.name),
-                Item::Poison(..) => None,
-            })
+            .filter_map(|input| rules::lookup_key(&input.record.name))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         let lookups = self.predictor.predict(&keys, pause).await;
 
         let now = OffsetDateTime::now_utc();
-        let mut outputs = Vec::with_capacity(items.len());
-        for item in items {
-            match item {
-                Item::Name(record, name) => {
-                    let (verdict, failure) = self.judge(&name, &lookups);
-                    if let Some(error) = failure {
-                        outputs.push(
-                            self.dead_letter(record, rules::REASON_ENRICHMENT_FAILED, error, now).await?,
-                        );
-                    }
-                    self.metrics
-                        .names_processed
-                        .with_label_values(&[status_label(&verdict), verdict.reason.unwrap_or("none")])
-                        .inc();
-                    let enriched = LeadEnriched {
-                        lead_id: name.lead_id,
-                        name: name.name,
-                        email: name.email,
-                        company: name.company,
-                        country_name: verdict
-                            .country_code
-                            .as_deref()
-                            .and_then(country_name)
-                            .map(str::to_owned),
-                        country_code: verdict.country_code,
-                        probability: verdict.probability,
-                        status: verdict.status,
-                        reason: verdict.reason.map(str::to_owned),
-                        provider: self.provider.clone(),
-                        enriched_at: now,
-                    };
-                    match self.codec.encode(&enriched).await {
-                        Ok(value) => outputs.push(OutputRecord {
-                            topic: LeadEnriched::TOPIC,
-                            key: enriched.lead_id,
-                            value,
-                        }),
-                        Err(CodecError::Poison { kind, message }) => {
-                            outputs.push(self.dead_letter(record, kind.as_str(), message, now).await?)
-                        }
-                        Err(e) => return Err(ProcessError::Transient(e.to_string())),
-                    }
-                }
-                Item::Poison(record, kind, message) => {
-                    outputs.push(self.dead_letter(record, kind, message, now).await?)
-                }
+        let mut outputs = Vec::with_capacity(batch.len());
+        for Decoded { position, record: name, .. } in batch {
+            let (verdict, failure) = self.judge(&name, &lookups);
+            if let Some(error) = failure {
+                outputs.push(Emit::dead_letter(&position, rules::REASON_ENRICHMENT_FAILED, error));
             }
+            self.metrics
+                .names_processed
+                .with_label_values(&[status_label(&verdict), verdict.reason.unwrap_or("none")])
+                .inc();
+            let enriched = LeadEnriched {
+                lead_id: name.lead_id,
+                name: name.name,
+                email: name.email,
+                company: name.company,
+                country_name: verdict.country_code.as_deref().and_then(country_name).map(str::to_owned),
+                country_code: verdict.country_code,
+                probability: verdict.probability,
+                status: verdict.status,
+                reason: verdict.reason.map(str::to_owned),
+                provider: self.provider.clone(),
+                enriched_at: now,
+            };
+            outputs.push(Emit::record(&position, &enriched));
         }
         Ok(outputs)
     }
@@ -121,17 +77,6 @@ impl EnrichProcessor {
             Some(Lookup::Failed(error)) => (rules::enrichment_failed(), Some(error.clone())),
             None => (rules::enrichment_failed(), Some(format!("no prediction was fetched for {key:?}"))),
         }
-    }
-
-    async fn dead_letter(
-        &self,
-        record: &InputRecord,
-        error_kind: &str,
-        error: String,
-        now: OffsetDateTime,
-    ) -> Result<OutputRecord, ProcessError> {
-        self.metrics.dlq_records.with_label_values(&[error_kind]).inc();
-        record.dead_letter(&self.codec, PipelineStage::Enricher, error_kind, error, now).await
     }
 }
 

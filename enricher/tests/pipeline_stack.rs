@@ -12,7 +12,8 @@ use common::{EnricherRun, StandIn, decode_all, json_faults, names, produce_names
 use leadflow_core::contract::records::{DeadLetter, EnrichmentStatus, LeadEnriched, PipelineStage};
 use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{committed_offsets, end_offsets, produce, producer, read_from_within};
-use leadflow_testkit::{Stack, eventually};
+use leadflow_testkit::{Stack, eventually, poison};
+use serde_json::json;
 
 /// Every enricher started here consumes every name written after its start, so two tests at
 /// once would enrich each other's names: they take turns.
@@ -206,4 +207,38 @@ async fn failures_become_dead_letters_and_the_partition_keeps_moving() {
     let replayed: leadflow_core::contract::records::NameSubmitted =
         common::codec(&stack).decode(&base64(&failed.original_value)).await.unwrap();
     assert_eq!(replayed, lead, "the letter holds the original record, ready to replay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_poison_names_typed_into_the_cli_are_dead_lettered_whole_and_the_next_name_is_enriched() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let stand_in = StandIn::start(json!({})).await;
+    let run = EnricherRun::new(&stack);
+    let id = run_id();
+    let lead = names(&id, 1).remove(0);
+    let valid = serde_json::to_value(&lead).unwrap();
+    let (not_json, violation) = (poison::huge_non_json(), poison::huge_schema_violation(&valid));
+    let valid_line = valid.to_string().into_bytes();
+    // One key, so one partition: the valid name waits behind both poison ones.
+    poison::produce_with_cli(
+        &stack,
+        topics::NAMES,
+        &[(&lead.lead_id, &not_json), (&lead.lead_id, &violation), (&lead.lead_id, &valid_line)],
+    );
+    let _enricher = run.start(&stack, &stand_in, "a", &[]).await;
+
+    let enriched = run.read_enriched(&stack, &id, 1, Duration::from_secs(90)).await;
+    assert_eq!(enriched[0].lead_id, lead.lead_id, "the name after the poison is enriched");
+    let letters =
+        poison::dead_letters_for(&stack, &run.dlq_from, &lead.lead_id, 2, Duration::from_secs(30)).await;
+    poison::assert_bounded_letter(&letters[0].0, &letters[0].1, &not_json, "malformed", topics::NAMES);
+    poison::assert_bounded_letter(
+        &letters[1].0,
+        &letters[1].1,
+        &violation,
+        "schema_violation",
+        topics::NAMES,
+    );
+    poison::wait_until_committed_to_end(&stack, &run.group, topics::NAMES, Duration::from_secs(30)).await;
 }

@@ -123,6 +123,8 @@ pub struct Published {
     pub partition: i32,
     pub offset: i64,
     pub value: Vec<u8>,
+    /// The record's headers, values as text.
+    pub headers: Vec<(String, String)>,
 }
 
 impl From<&rdkafka::message::BorrowedMessage<'_>> for Published {
@@ -132,6 +134,21 @@ impl From<&rdkafka::message::BorrowedMessage<'_>> for Published {
             partition: m.partition(),
             offset: m.offset(),
             value: m.payload().unwrap_or_default().to_vec(),
+            headers: m
+                .headers()
+                .map(|headers| {
+                    use rdkafka::message::Headers;
+                    (0..headers.count())
+                        .map(|i| headers.get(i))
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

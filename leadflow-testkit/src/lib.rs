@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod kafka;
+pub mod poison;
 pub mod stand_in;
 
 /// The repository root.

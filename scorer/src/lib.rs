@@ -18,6 +18,7 @@ use leadflow_core::stage::exactly_once::{AssignedPartitions, ExactlyOnceStage, S
 use leadflow_core::stage::metrics::StageMetrics;
 use leadflow_core::stage::rules_feed::{self, RulesInForce, RulesUpdate};
 use leadflow_core::stage::startup::{self, StartupError};
+use leadflow_core::stage::typed::TypedStage;
 use tokio::sync::{oneshot, watch};
 
 pub use config::{DEFAULTS, ScorerConfig as Config};
@@ -42,9 +43,10 @@ pub enum ScorerError {
 }
 
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerError> {
-    let (codec, ops) =
+    let service =
         startup::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
             .await?;
+    let codec = service.codec.clone();
 
     let metrics = ScorerMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
@@ -96,7 +98,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
     });
     let decay = decay.transpose()?;
 
-    let processor = ScoreProcessor { codec, store, rules, metrics };
+    let processor = TypedStage::new(ScoreProcessor { store, rules, metrics }, codec, stage_metrics.clone());
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,
@@ -106,6 +108,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
         shutdown: context.shutdown.clone(),
         grace_period: Duration::from_millis(config.shutdown.grace_period_ms),
         assigned,
+        membership: service.membership,
     };
     let result = stage.run().await;
     context.shutdown.cancel();
@@ -113,6 +116,6 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
         let _ = decay.await;
     }
     let _ = feed.await;
-    let _ = ops.await;
+    let _ = service.ops.await;
     Ok(result?)
 }

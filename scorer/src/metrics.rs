@@ -6,7 +6,7 @@ use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 pub struct ScorerMetrics {
     pub events_scored: IntCounter,
     pub events_repeated: IntCounter,
-    pub dlq_records: IntCounterVec,
+    pub events_duplicate: IntCounter,
     pub decay_announcements: IntCounter,
     pub rules_updates: IntCounterVec,
 }
@@ -20,11 +20,11 @@ impl ScorerMetrics {
             )?,
             events_repeated: IntCounter::new(
                 "scorer_events_repeated_total",
-                "Events found already applied (a redelivery or a repeated eventId): their stored record is re-emitted.",
+                "Events read again from the offset they were applied from (a batch redone after a crash): their stored record is re-emitted.",
             )?,
-            dlq_records: IntCounterVec::new(
-                Opts::new("scorer_dlq_records_total", "Dead letters written, by error kind."),
-                &["error_kind"],
+            events_duplicate: IntCounter::new(
+                "scorer_events_duplicate_total",
+                "Events whose (leadId, eventId) was already applied from another offset (a client's repeat): nothing is emitted.",
             )?,
             decay_announcements: IntCounter::new(
                 "scorer_decay_announcements_total",
@@ -40,7 +40,7 @@ impl ScorerMetrics {
         };
         registry.register(Box::new(metrics.events_scored.clone()))?;
         registry.register(Box::new(metrics.events_repeated.clone()))?;
-        registry.register(Box::new(metrics.dlq_records.clone()))?;
+        registry.register(Box::new(metrics.events_duplicate.clone()))?;
         registry.register(Box::new(metrics.decay_announcements.clone()))?;
         registry.register(Box::new(metrics.rules_updates.clone()))?;
         Ok(metrics)

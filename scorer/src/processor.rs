@@ -1,19 +1,22 @@
 //! One batch of events in, one LeadScored per event out. Each lead's state is read once per
 //! batch, its events are applied in partition order, and the batch's changes are saved in one
-//! MongoDB transaction before the records go to Kafka. An event already applied (a redelivery
-//! after a crash, or the same `eventId` posted twice) is not scored again: its stored record is
-//! emitted again, byte for byte the same value.
+//! MongoDB transaction before the records go to Kafka.
+//!
+//! An `eventId` is applied to its lead at most once, and gets exactly one LeadScored on the
+//! output topic:
+//! - read again from the offset it was applied from (a batch redone after a crash, whose
+//!   records never committed), its stored record is emitted again, byte for byte;
+//! - read from any other offset (the same event posted twice, as a client's retry does), it is
+//!   a duplicate: nothing is emitted, and `scorer_events_duplicate_total` counts it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use leadflow_core::contract::codec::{CodecError, SchemaCodec};
-use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, TopicRecord};
+use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, RecordPosition};
 use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
-use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputRecord, ProcessError};
+use leadflow_core::stage::exactly_once::ProcessError;
 use leadflow_core::stage::pause::PauseSignal;
 use leadflow_core::stage::rules_feed::RulesInForce;
-use time::OffsetDateTime;
+use leadflow_core::stage::typed::{Decoded, Emit, Transform};
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
@@ -21,87 +24,75 @@ use crate::metrics::ScorerMetrics;
 use crate::store::{AppliedEvent, HistoryDoc, LeadDoc, LeadStore, StoreError};
 
 pub struct ScoreProcessor {
-    pub codec: Arc<SchemaCodec>,
     pub store: LeadStore,
     pub rules: watch::Receiver<RulesInForce>,
     pub metrics: ScorerMetrics,
 }
 
-/// What becomes of one input record, in input order.
+/// What becomes of one input event, in input order.
 enum Slot {
     Scored(LeadScored),
-    /// Already applied: its stored record is emitted again.
-    Repeat {
+    /// Already applied: what to do depends on where it was applied from.
+    Applied {
         lead_id: String,
         event_id: String,
     },
-    DeadLetter(OutputRecord),
 }
 
-impl BatchProcessor for ScoreProcessor {
-    async fn process(
-        &self,
-        batch: &[InputRecord],
-        _pause: &PauseSignal,
-    ) -> Result<Vec<OutputRecord>, ProcessError> {
-        let rules = self.rules.borrow().rules.clone();
-        let mut events = Vec::with_capacity(batch.len());
-        let mut slots: Vec<Option<Slot>> = Vec::with_capacity(batch.len());
-        for record in batch {
-            let Some(value) = record.value.as_deref() else {
-                slots.push(Some(Slot::DeadLetter(
-                    self.dead_letter(record, "malformed", "a record with no value").await?,
-                )));
-                continue;
-            };
-            match self.codec.decode::<LeadEvent>(value).await {
-                Ok(event) => {
-                    events.push((slots.len(), record.partition, event));
-                    slots.push(None);
-                }
-                Err(CodecError::Poison { kind, message }) => slots
-                    .push(Some(Slot::DeadLetter(self.dead_letter(record, kind.as_str(), &message).await?))),
-                Err(e) => return Err(ProcessError::Transient(e.to_string())),
-            }
-        }
+impl Transform for ScoreProcessor {
+    type Input = LeadEvent;
+    const STAGE: PipelineStage = PipelineStage::Scorer;
 
-        let mut lead_ids: Vec<String> = events.iter().map(|(_, _, e)| e.lead_id.clone()).collect();
+    async fn apply(
+        &self,
+        batch: Vec<Decoded<LeadEvent>>,
+        _pause: &PauseSignal,
+    ) -> Result<Vec<Emit>, ProcessError> {
+        let rules = self.rules.borrow().rules.clone();
+        let mut lead_ids: Vec<String> = batch.iter().map(|e| e.record.lead_id.clone()).collect();
         lead_ids.sort();
         lead_ids.dedup();
         let mut leads = self.store.load(&lead_ids).await.map_err(transient)?;
         let read_versions: HashMap<String, u64> =
             leads.iter().map(|(id, d)| (id.clone(), d.version)).collect();
         let mut history = Vec::new();
-        for (slot, partition, event) in events {
-            let lead =
-                leads.entry(event.lead_id.clone()).or_insert_with(|| LeadDoc::new(&event.lead_id, partition));
-            slots[slot] = Some(match apply(&rules, lead, &event) {
+        let mut slots = Vec::with_capacity(batch.len());
+        for Decoded { position, record: event, .. } in batch {
+            let lead = leads
+                .entry(event.lead_id.clone())
+                .or_insert_with(|| LeadDoc::new(&event.lead_id, position.partition));
+            let slot = match apply(&rules, lead, &event) {
                 Some(record) => {
                     history.push(HistoryDoc {
                         lead_id: record.lead_id.clone(),
                         event_id: record.event_id.clone(),
                         seq: lead.version,
                         record: record.clone(),
+                        source: Some(position.clone()),
                     });
                     Slot::Scored(record)
                 }
-                None => Slot::Repeat { lead_id: event.lead_id, event_id: event.event_id },
-            });
+                None => Slot::Applied { lead_id: event.lead_id, event_id: event.event_id },
+            };
+            slots.push((position, slot));
         }
 
-        let repeats: Vec<(String, String)> = slots
+        // Where each already-applied event was applied from: this batch, or the stored history.
+        let mut applied: HashMap<(String, String), (LeadScored, Option<RecordPosition>)> = history
             .iter()
-            .filter_map(|s| match s {
-                Some(Slot::Repeat { lead_id, event_id }) => Some((lead_id.clone(), event_id.clone())),
-                _ => None,
-            })
+            .map(|h| ((h.lead_id.clone(), h.event_id.clone()), (h.record.clone(), h.source.clone())))
             .collect();
-        // A repeat inside this batch finds its record among the batch's own; others are stored.
-        let mut known: HashMap<(String, String), LeadScored> =
-            history.iter().map(|h| ((h.lead_id.clone(), h.event_id.clone()), h.record.clone())).collect();
-        let missing: Vec<(String, String)> = repeats.into_iter().filter(|k| !known.contains_key(k)).collect();
+        let missing: Vec<(String, String)> = slots
+            .iter()
+            .filter_map(|(_, slot)| match slot {
+                Slot::Applied { lead_id, event_id } => Some((lead_id.clone(), event_id.clone())),
+                Slot::Scored(_) => None,
+            })
+            .filter(|key| !applied.contains_key(key))
+            .collect();
         if !missing.is_empty() {
-            known.extend(self.store.stored_records(&missing).await.map_err(transient)?);
+            let stored = self.store.stored_records(&missing).await.map_err(transient)?;
+            applied.extend(stored.into_iter().map(|(key, h)| (key, (h.record, h.source))));
         }
 
         let changed: Vec<(LeadDoc, u64)> = leads
@@ -118,35 +109,33 @@ impl BatchProcessor for ScoreProcessor {
         })?;
 
         let mut outputs = Vec::with_capacity(slots.len());
-        let mut repeated = 0;
-        for slot in slots.into_iter().flatten() {
-            let record = match slot {
-                Slot::DeadLetter(letter) => {
-                    outputs.push(letter);
-                    continue;
-                }
-                Slot::Scored(record) => record,
-                Slot::Repeat { lead_id, event_id } => {
-                    repeated += 1;
-                    match known.get(&(lead_id.clone(), event_id.clone())) {
-                        Some(record) => record.clone(),
+        let (mut repeated, mut duplicate) = (0, 0);
+        for (position, slot) in slots {
+            match slot {
+                Slot::Scored(record) => outputs.push(Emit::record(&position, &record)),
+                Slot::Applied { lead_id, event_id } => {
+                    match applied.get(&(lead_id.clone(), event_id.clone())) {
+                        // Entries written before the source was kept count as redeliveries, as all
+                        // repeats did then.
+                        Some((record, source)) if source.as_ref().is_none_or(|s| *s == position) => {
+                            repeated += 1;
+                            outputs.push(Emit::record(&position, record));
+                        }
+                        Some(_) => duplicate += 1,
                         None => {
                             tracing::warn!(
                                 lead_id,
                                 event_id,
                                 "an applied event has no stored record; not emitted"
                             );
-                            continue;
                         }
                     }
                 }
-            };
-            let value =
-                self.codec.encode(&record).await.map_err(|e| ProcessError::Transient(e.to_string()))?;
-            outputs.push(OutputRecord { topic: LeadScored::TOPIC, key: record.lead_id, value });
+            }
         }
         self.metrics.events_scored.inc_by(scored as u64);
         self.metrics.events_repeated.inc_by(repeated);
+        self.metrics.events_duplicate.inc_by(duplicate);
         Ok(outputs)
     }
 }
@@ -195,16 +184,4 @@ fn apply(rules: &ScoringRules, lead: &mut LeadDoc, event: &LeadEvent) -> Option<
 
 fn transient(e: mongodb::error::Error) -> ProcessError {
     ProcessError::Transient(format!("MongoDB: {e}"))
-}
-
-impl ScoreProcessor {
-    async fn dead_letter(
-        &self,
-        record: &InputRecord,
-        kind: &str,
-        error: &str,
-    ) -> Result<OutputRecord, ProcessError> {
-        self.metrics.dlq_records.with_label_values(&[kind]).inc();
-        record.dead_letter(&self.codec, PipelineStage::Scorer, kind, error, OffsetDateTime::now_utc()).await
-    }
 }

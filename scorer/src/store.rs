@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use futures::TryStreamExt;
+use leadflow_core::contract::records::RecordPosition;
 use leadflow_core::contract::records::{LeadScored, Stage};
 use leadflow_core::model::scoring::ScoringEvent;
 use mongodb::bson::{self, Document, doc};
@@ -94,6 +95,11 @@ pub struct HistoryDoc {
     /// The lead's version once this event was applied: processing order.
     pub seq: u64,
     pub record: LeadScored,
+    /// Where the event was read. A later read of the same `eventId` from here is a redelivery
+    /// (the record is emitted again); from anywhere else, a client's repeat (nothing is).
+    /// Absent in entries written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RecordPosition>,
 }
 
 pub use leadflow_core::store::mongo::StoreError;
@@ -141,7 +147,7 @@ impl LeadStore {
     pub async fn stored_records(
         &self,
         wanted: &[(String, String)],
-    ) -> mongodb::error::Result<HashMap<(String, String), LeadScored>> {
+    ) -> mongodb::error::Result<HashMap<(String, String), HistoryDoc>> {
         let leads: Vec<&str> = wanted.iter().map(|(l, _)| l.as_str()).collect();
         let events: Vec<&str> = wanted.iter().map(|(_, e)| e.as_str()).collect();
         let found: Vec<HistoryDoc> = self
@@ -150,7 +156,7 @@ impl LeadStore {
             .await?
             .try_collect()
             .await?;
-        Ok(found.into_iter().map(|h| ((h.lead_id, h.event_id), h.record)).collect())
+        Ok(found.into_iter().map(|h| ((h.lead_id.clone(), h.event_id.clone()), h)).collect())
     }
 
     /// A lead's audit trail in processing order.

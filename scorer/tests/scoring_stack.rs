@@ -12,7 +12,8 @@ use leadflow_core::contract::records::{DeadLetter, LeadScored, Stage};
 use leadflow_core::contract::topics;
 use leadflow_core::model::scoring::{self, ScoringRules};
 use leadflow_testkit::kafka::{produce, producer, read_from_within};
-use leadflow_testkit::{ServiceProcess, Stack, workspace_binary};
+use leadflow_testkit::poison;
+use leadflow_testkit::{ServiceProcess, Stack, eventually, workspace_binary};
 use serde_json::json;
 
 struct Gateway {
@@ -44,11 +45,11 @@ impl Gateway {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seeds_burst_scores_75_hot_and_a_repeated_event_id_changes_nothing() {
+async fn the_seeds_burst_scores_75_hot_and_an_event_posted_three_times_is_scored_once() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let stack = Stack::get();
     let run = ScorerRun::new(&stack);
-    let mut scorer = run.start(&stack, "a", &[]).await;
+    let (mut scorer, ops) = run.start_with_ops(&stack, "a", &[]).await;
     let in_force =
         scorer.wait_for_log_field("scoring rules loaded", "version", Duration::from_secs(10)).await.unwrap();
     let gateway = gateway(&stack).await;
@@ -72,14 +73,45 @@ async fn the_seeds_burst_scores_75_hot_and_a_repeated_event_id_changes_nothing()
     let versions: Vec<Option<u64>> = scores.iter().map(|s| s.lead_version).collect();
     assert_eq!(versions, vec![Some(1), Some(2), Some(3)], "each new event raises the lead's version");
 
-    // The same signup posted again: its stored record is emitted again, and nothing changes.
+    // The same signup posted twice more, as a client's retries do, one request apart and twice
+    // in one batch, then a new event as a marker: the repeats emit nothing.
+    let signup = json!({"eventId": "evt2", "leadId": lead, "eventType": "signup", "timestamp": "2026-01-16T10:05:00Z"});
+    gateway.post_events(json!([signup])).await;
     gateway
-        .post_events(json!([{"eventId": "evt2", "leadId": lead, "eventType": "signup", "timestamp": "2026-01-16T10:05:00Z"}]))
+        .post_events(json!([signup, {"eventId": "evt4", "leadId": lead, "eventType": "page_view", "timestamp": "2026-01-16T10:15:00Z"}]))
         .await;
     let scores = run.read_scores(&stack, &lead, 4, Duration::from_secs(60)).await;
-    assert_eq!(scores[3], scores[1], "a repeated eventId re-emits its stored record");
+    assert_eq!(scores[3].event_id, "evt4");
+    let duplicates = eventually("the duplicates counted", Duration::from_secs(10), || {
+        let ops = ops.clone();
+        async move {
+            let text = reqwest::get(format!("{ops}/metrics"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let count = text
+                .lines()
+                .find(|l| l.starts_with("leadflow_scorer_events_duplicate_total"))
+                .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
+            Ok(count.filter(|c| *c >= 2))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(duplicates, 2);
+    let all = leadflow_testkit::kafka::read_to_end(
+        &stack,
+        topics::SCORES,
+        &run.scores_from,
+        Duration::from_secs(30),
+    )
+    .await;
+    let signups = all.iter().filter(|r| r.key == lead).count();
+    assert_eq!(signups, 4, "one LeadScored per eventId on the topic (read_committed), the repeats none");
     let state = run.store(&stack).await.lead(&lead).await.unwrap().unwrap();
-    assert_eq!((state.score, state.stage, state.version), (75.0, Stage::Hot, 3));
+    assert_eq!((state.score, state.stage, state.version), (80.0, Stage::Hot, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,5 +189,43 @@ async fn a_poison_event_goes_to_the_dlq_and_the_partition_keeps_moving() {
     .await;
     let letters: Vec<DeadLetter> = common::decode_all(&stack, letters.iter().filter(|r| r.key == lead)).await;
     assert_eq!(letters[0].error_kind, "schema_violation");
-    assert!(letters[0].error.contains("Page View"), "{}", letters[0].error);
+    assert!(letters[0].error.contains("/eventType"), "the error names the field: {}", letters[0].error);
+    assert!(!letters[0].error.contains("Page View"), "and never the value: {}", letters[0].error);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_poison_events_typed_into_the_cli_are_dead_lettered_whole_and_the_next_event_is_scored() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let run = ScorerRun::new(&stack);
+    let _scorer = run.start(&stack, "a", &[]).await;
+    let lead = format!("{}-huge", run_id());
+    let valid =
+        json!({"eventId": "h1", "leadId": lead, "eventType": "signup", "timestamp": "2026-01-16T12:00:00Z"});
+    let (not_json, violation) = (poison::huge_non_json(), poison::huge_schema_violation(&valid));
+    let valid_line = valid.to_string().into_bytes();
+    // One key, so one partition: the valid event waits behind both poison ones.
+    poison::produce_with_cli(
+        &stack,
+        topics::EVENTS,
+        &[(&lead, &not_json), (&lead, &violation), (&lead, &valid_line)],
+    );
+
+    let scores = run.read_scores(&stack, &lead, 1, Duration::from_secs(90)).await;
+    assert_eq!(
+        (scores[0].event_id.as_str(), scores[0].score),
+        ("h1", 20.0),
+        "the event after the poison is scored"
+    );
+    let letters = poison::dead_letters_for(&stack, &run.dlq_from, &lead, 2, Duration::from_secs(30)).await;
+    poison::assert_bounded_letter(&letters[0].0, &letters[0].1, &not_json, "malformed", topics::EVENTS);
+    poison::assert_bounded_letter(
+        &letters[1].0,
+        &letters[1].1,
+        &violation,
+        "schema_violation",
+        topics::EVENTS,
+    );
+    assert!(letters[1].0.error.contains("padding"), "the unknown field is named: {}", letters[1].0.error);
+    poison::wait_until_committed_to_end(&stack, &run.group, topics::EVENTS, Duration::from_secs(30)).await;
 }

@@ -189,7 +189,12 @@ pub enum PipelineStage {
 }
 
 /// The one dead-letter shape for every failure stage: the error, where the record came from,
-/// and its original bytes (base64), so that it can be inspected and replayed.
+/// and its original bytes (base64), so that it can be inspected and replayed. A dead letter is
+/// bounded whatever the record it replaces: the original key and value are kept whole up to
+/// [`MAX_ORIGINAL_KEY_BYTES`] and [`MAX_ORIGINAL_VALUE_BYTES`], and beyond that as a prefix with
+/// the original's size and SHA-256; the error text never holds the value and is cut at
+/// [`MAX_ERROR_BYTES`]. So a dead letter always fits on the dead-letter topic, and writing it
+/// can never stall the partition it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeadLetter {
@@ -206,6 +211,18 @@ pub struct DeadLetter {
     #[serde(default)]
     pub original_key: Option<String>,
     pub original_value: Option<String>,
+    /// The original key's and value's sizes in bytes and SHA-256s (hex), present with the bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_key_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_key_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_value_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_value_sha256: Option<String>,
+    /// `true` when `originalKey` or `originalValue` holds only a prefix of the original.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub failed_at: OffsetDateTime,
 }
@@ -213,42 +230,89 @@ topic_record!(DeadLetter, topics::DLQ, "DeadLetter.schema.json");
 
 /// The schema's bound on a dead letter's `leadId`, which may be any record key.
 const MAX_LEAD_ID_BYTES: usize = 1024;
+/// The most of an original value a dead letter keeps (before base64, which adds a third).
+pub const MAX_ORIGINAL_VALUE_BYTES: usize = 256 * 1024;
+/// The most of an original key a dead letter keeps.
+pub const MAX_ORIGINAL_KEY_BYTES: usize = 16 * 1024;
+/// The most of an error text a dead letter keeps.
+pub const MAX_ERROR_BYTES: usize = 2048;
+
+/// Where a record sits: its topic, partition and offset.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
 
 impl DeadLetter {
-    /// The dead letter for a record read from `source_topic`: the lead id is the record key as
-    /// text (lossy when it is not UTF-8), and the key and value travel as base64.
-    #[allow(clippy::too_many_arguments)] // one per field of the shape, all needed
+    /// The dead letter for the record at `source`: the lead id is the record key as text (lossy
+    /// when it is not UTF-8), and the key and value travel as base64, bounded as the type says.
     pub fn for_record(
         stage: PipelineStage,
         error_kind: &str,
-        error: impl Into<String>,
-        source_topic: &str,
-        source_partition: i32,
-        source_offset: i64,
+        error: &str,
+        source: &RecordPosition,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         failed_at: OffsetDateTime,
     ) -> DeadLetter {
-        use base64::Engine;
-        let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        let mut lead_id: String = key.map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-        if lead_id.len() > MAX_LEAD_ID_BYTES {
-            let cut = (0..=MAX_LEAD_ID_BYTES).rev().find(|i| lead_id.is_char_boundary(*i)).unwrap_or(0);
-            lead_id.truncate(cut);
-        }
+        let lead_id =
+            key.map(|k| cut_text(&String::from_utf8_lossy(k), MAX_LEAD_ID_BYTES)).unwrap_or_default();
+        let key = key.map(|k| Original::of(k, MAX_ORIGINAL_KEY_BYTES));
+        let value = value.map(|v| Original::of(v, MAX_ORIGINAL_VALUE_BYTES));
         DeadLetter {
             lead_id,
             stage,
             error_kind: error_kind.to_owned(),
-            error: error.into(),
-            source_topic: Some(source_topic.to_owned()),
-            source_partition: Some(source_partition),
-            source_offset: Some(source_offset),
-            original_key: key.map(base64),
-            original_value: value.map(base64),
+            error: cut_text(error, MAX_ERROR_BYTES),
+            source_topic: Some(source.topic.clone()),
+            source_partition: Some(source.partition),
+            source_offset: Some(source.offset),
+            truncated: key.as_ref().is_some_and(|k| k.truncated)
+                || value.as_ref().is_some_and(|v| v.truncated),
+            original_key_size: key.as_ref().map(|k| k.size),
+            original_key_sha256: key.as_ref().map(|k| k.sha256.clone()),
+            original_key: key.map(|k| k.base64),
+            original_value_size: value.as_ref().map(|v| v.size),
+            original_value_sha256: value.as_ref().map(|v| v.sha256.clone()),
+            original_value: value.map(|v| v.base64),
             failed_at,
         }
     }
+}
+
+/// Original bytes as a dead letter keeps them.
+struct Original {
+    base64: String,
+    size: u64,
+    sha256: String,
+    truncated: bool,
+}
+
+impl Original {
+    fn of(bytes: &[u8], cap: usize) -> Original {
+        use base64::Engine;
+        use sha2::Digest;
+        let kept = &bytes[..bytes.len().min(cap)];
+        Original {
+            base64: base64::engine::general_purpose::STANDARD.encode(kept),
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            truncated: kept.len() < bytes.len(),
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+pub fn cut_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    const MARK: &str = "…";
+    let limit = max.saturating_sub(MARK.len());
+    let cut = (0..=limit).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}{MARK}", &text[..cut])
 }
 
 #[cfg(test)]
@@ -342,6 +406,13 @@ mod tests {
             source_offset: Some(41),
             original_key: None,
             original_value: Some("e30=".into()),
+            original_key_size: None,
+            original_key_sha256: None,
+            original_value_size: Some(2),
+            original_value_sha256: Some(
+                "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".into(),
+            ),
+            truncated: false,
             failed_at: AT,
         })
         .unwrap();
@@ -368,9 +439,7 @@ mod tests {
             PipelineStage::Enricher,
             "malformed",
             "not JSON",
-            topics::NAMES,
-            3,
-            17,
+            &RecordPosition { topic: topics::NAMES.into(), partition: 3, offset: 17 },
             Some(long_key.as_bytes()),
             Some(value),
             AT,
@@ -382,6 +451,50 @@ mod tests {
         assert_eq!(decoded, value);
         assert_eq!(letter.lead_id.len(), 1024, "the key is cut to the schema's bound");
         assert_eq!((letter.source_partition, letter.source_offset), (Some(3), Some(17)));
+        assert!(!letter.truncated, "a 2,000-byte key and a short value are kept whole");
+        assert_eq!(letter.original_value_size, Some(value.len() as u64));
+    }
+
+    #[test]
+    fn a_dead_letter_of_a_huge_record_is_bounded_and_names_the_whole_by_its_hash() {
+        use base64::Engine;
+        use sha2::Digest;
+        let value = vec![b'x'; 900 * 1024];
+        let key = vec![b'k'; 100 * 1024];
+        let error = "e".repeat(10_000);
+        let at = RecordPosition { topic: topics::EVENTS.into(), partition: 1, offset: 5 };
+        let letter = DeadLetter::for_record(
+            PipelineStage::Scorer,
+            "malformed",
+            &error,
+            &at,
+            Some(&key),
+            Some(&value),
+            AT,
+        );
+        validate(&letter).unwrap();
+        assert!(letter.truncated);
+        assert!(letter.error.len() <= MAX_ERROR_BYTES);
+        let kept = base64::engine::general_purpose::STANDARD
+            .decode(letter.original_value.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(kept, &value[..MAX_ORIGINAL_VALUE_BYTES]);
+        assert_eq!(letter.original_value_size, Some(value.len() as u64));
+        assert_eq!(letter.original_value_sha256, Some(hex::encode(sha2::Sha256::digest(&value))));
+        assert_eq!(letter.original_key_size, Some(key.len() as u64));
+        let wire = serde_json::to_vec(&letter).unwrap();
+        assert!(
+            wire.len() < 400 * 1024,
+            "a dead letter stays far below the topic's 1 MB: {} bytes",
+            wire.len()
+        );
+    }
+
+    #[test]
+    fn cut_text_keeps_character_boundaries() {
+        assert_eq!(cut_text("short", 10), "short");
+        let cut = cut_text(&"é".repeat(100), 11);
+        assert!(cut.len() <= 11 && cut.ends_with('…'), "{cut}");
     }
 
     #[test]

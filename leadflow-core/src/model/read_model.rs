@@ -92,13 +92,8 @@ pub struct CrmFields {
     pub stage: Option<Stage>,
 }
 
-/// Where a record sits in Kafka: what started a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct RecordPosition {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-}
+/// Where a record sits in Kafka: here, what started a delivery.
+pub use crate::contract::records::RecordPosition;
 
 /// The newest delivery attempt that reached an answer from the CRM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

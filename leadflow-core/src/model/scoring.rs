@@ -66,6 +66,14 @@ pub struct DecayRule {
     pub rate_per_day: f64,
 }
 
+/// The most points one event can score. With it, no count of events a lead could ever have
+/// brings a score near the largest finite number, so every score is finite.
+pub const MAX_POINTS: f64 = 1_000_000.0;
+/// The highest stage threshold.
+pub const MAX_THRESHOLD: f64 = 1_000_000_000.0;
+/// The longest grace period, ten years.
+pub const MAX_GRACE_DAYS: f64 = 3650.0;
+
 /// Rules that would score nonsense. The offending field is named as it is in the rules' JSON.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid scoring rules: {field} {problem}")]
@@ -106,8 +114,8 @@ impl ScoringRules {
             if !is_event_type_name(event_type) {
                 return fail(&format!("points.{event_type:?}"), NAME_RULE);
             }
-            if !(points.is_finite() && *points >= 0.0) {
-                return fail(&format!("points.{event_type:?}"), "must be a finite number of at least 0");
+            if !(points.is_finite() && (0.0..=MAX_POINTS).contains(points)) {
+                return fail(&format!("points.{event_type:?}"), "must be a number from 0 to 1000000");
             }
         }
         if let Some(event_type) = self.daily_caps.keys().find(|name| !is_event_type_name(name)) {
@@ -116,8 +124,8 @@ impl ScoringRules {
 
         let StageThresholds { warm, hot, qualified } = self.stages;
         for (field, value) in [("stages.warm", warm), ("stages.hot", hot), ("stages.qualified", qualified)] {
-            if !value.is_finite() {
-                return fail(field, "must be a finite number");
+            if !(value.is_finite() && value <= MAX_THRESHOLD) {
+                return fail(field, "must be a number of at most 1000000000");
             }
         }
         if warm < 0.0 {
@@ -131,8 +139,9 @@ impl ScoringRules {
         }
 
         let DecayRule { grace_days, rate_per_day } = self.decay;
-        if !(grace_days.is_finite() && grace_days >= 0.0) {
-            return fail("decay.graceDays", "must be a finite number of at least 0");
+        // Bounded so that "now minus the grace period" is a date the clock can hold.
+        if !(grace_days.is_finite() && (0.0..=MAX_GRACE_DAYS).contains(&grace_days)) {
+            return fail("decay.graceDays", "must be a number from 0 to 3650");
         }
         // A rate of 1 would wipe a score out after the first day, and any higher rate would make
         // the score negative.
@@ -325,7 +334,6 @@ fn round6(x: f64) -> f64 {
     // Adding 0.0 turns -0.0 into 0.0, so that a score that rounds to zero is written as `0.0`.
     (x * 1e6).round() / 1e6 + 0.0
 }
-
 
 impl TopicRecord for ScoringRules {
     const TOPIC: &'static str = crate::contract::topics::SCORING_RULES;

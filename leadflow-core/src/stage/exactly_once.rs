@@ -20,12 +20,14 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::contract::records::RecordPosition;
 use crate::stage::config::ExactlyOnceConfig;
 use crate::stage::kafka::{KafkaConfig, consumer_config, transactional_producer_config};
 use crate::stage::metrics::StageMetrics;
@@ -34,6 +36,21 @@ use crate::stage::pause::PauseSignal;
 /// The partitions this instance holds now, for work that must follow the assignment (e.g. a
 /// periodic pass over the leads of those partitions).
 pub type AssignedPartitions = Arc<std::sync::Mutex<std::collections::BTreeSet<i32>>>;
+
+/// Whether the stage has joined its consumer group: it holds an assignment, or was given one
+/// with nothing in it.
+#[derive(Clone, Default)]
+pub struct GroupMembership(Arc<std::sync::atomic::AtomicBool>);
+
+impl GroupMembership {
+    pub fn has_joined(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, joined: bool) {
+        self.0.store(joined, Ordering::SeqCst);
+    }
+}
 
 /// One consumed record, owned, so a batch outlives the poll that read it.
 #[derive(Debug, Clone)]
@@ -46,30 +63,8 @@ pub struct InputRecord {
 }
 
 impl InputRecord {
-    /// The dead letter that takes this record's place among a batch's outputs: the error, and
-    /// the record's position and original bytes.
-    pub async fn dead_letter(
-        &self,
-        codec: &crate::contract::codec::SchemaCodec,
-        stage: crate::contract::records::PipelineStage,
-        error_kind: &str,
-        error: impl Into<String>,
-        failed_at: time::OffsetDateTime,
-    ) -> Result<OutputRecord, ProcessError> {
-        use crate::contract::records::{DeadLetter, TopicRecord};
-        let letter = DeadLetter::for_record(
-            stage,
-            error_kind,
-            error,
-            &self.topic,
-            self.partition,
-            self.offset,
-            self.key.as_deref(),
-            self.value.as_deref(),
-            failed_at,
-        );
-        let value = codec.encode(&letter).await.map_err(|e| ProcessError::Transient(e.to_string()))?;
-        Ok(OutputRecord { topic: DeadLetter::TOPIC, key: letter.lead_id, value })
+    pub fn position(&self) -> RecordPosition {
+        RecordPosition { topic: self.topic.to_string(), partition: self.partition, offset: self.offset }
     }
 
     fn from_message(message: &BorrowedMessage<'_>) -> Self {
@@ -89,6 +84,7 @@ pub struct OutputRecord {
     pub topic: &'static str,
     pub key: String,
     pub value: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,9 +133,13 @@ enum BatchInterrupt {
 /// that is gone, and feeds the lag gauge from librdkafka's statistics.
 pub struct StageContext {
     generation: AtomicU64,
+    /// Fires at every rebalance, so that a batch waiting on an outside limit learns of one even
+    /// though its paused partitions deliver no message.
+    rebalanced: watch::Sender<u64>,
     topics: Vec<String>,
     metrics: StageMetrics,
     assigned: AssignedPartitions,
+    membership: GroupMembership,
 }
 
 impl StageContext {
@@ -167,7 +167,8 @@ impl ClientContext for StageContext {
 
 impl ConsumerContext for StageContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.rebalanced.send_replace(generation);
         match rebalance {
             Rebalance::Revoke(partitions) => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();
@@ -185,6 +186,7 @@ impl ConsumerContext for StageContext {
             }
             Rebalance::Assign(partitions) => {
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                self.membership.set(true);
                 self.assigned
                     .lock()
                     .expect("not poisoned")
@@ -215,6 +217,8 @@ pub struct ExactlyOnceStage<'a, P> {
     pub grace_period: Duration,
     /// Kept up to date with the assignment.
     pub assigned: AssignedPartitions,
+    /// Set once the stage has joined its group, for `/readyz`.
+    pub membership: GroupMembership,
 }
 
 const KAFKA_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -224,9 +228,11 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
     pub async fn run(self) -> Result<(), StageError> {
         let context = StageContext {
             generation: AtomicU64::new(0),
+            rebalanced: watch::Sender::new(0),
             topics: self.input_topics.iter().map(|t| (*t).to_owned()).collect(),
             metrics: self.metrics.clone(),
             assigned: self.assigned.clone(),
+            membership: self.membership.clone(),
         };
         let mut consumer_cfg = consumer_config(self.kafka, &self.config.group_id);
         // Static membership: a restarted instance takes its partitions back at once, instead of
@@ -266,7 +272,16 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         let mut pending = VecDeque::new();
         let mut backoff = Duration::from_millis(self.config.retry_backoff_ms);
         loop {
-            let Some((batch, generation)) = self.collect_batch(&consumer, &mut pending).await else { break };
+            let (batch, generation) = match self.collect_batch(&consumer, &mut pending).await {
+                None => break,
+                Some(Ok(batch)) => batch,
+                // e.g. fenced by another member with the same instance id: this one must go,
+                // not stay ready and idle.
+                Some(Err(reason)) => {
+                    self.membership.set(false);
+                    return Err(StageError::Fatal(format!("the consumer cannot go on: {reason}")));
+                }
+            };
             if batch.is_empty() {
                 continue;
             }
@@ -274,7 +289,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             let outcome = match self.process(&consumer, &batch, generation, &mut pending).await {
                 Ok(outputs) => {
                     let processed = started.elapsed();
-                    let committed = self.commit(&producer, &consumer, &batch, outputs).await;
+                    let committed = self.commit(&producer, &consumer, &batch, generation, outputs).await;
                     let commit = started.elapsed() - processed;
                     self.metrics
                         .batch_duration
@@ -353,7 +368,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         &self,
         consumer: &StreamConsumer<StageContext>,
         pending: &mut VecDeque<(InputRecord, u64)>,
-    ) -> Option<(Vec<InputRecord>, u64)> {
+    ) -> Option<Result<(Vec<InputRecord>, u64), String>> {
         let max = self.config.max_batch_records.max(1);
         let generation = consumer.context().generation();
         let mut batch: Vec<InputRecord> = Vec::new();
@@ -365,7 +380,11 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             }
         }
         let mut generation = generation;
-        let mut receive = |batch: &mut Vec<InputRecord>, message: Result<BorrowedMessage<'_>, KafkaError>| {
+        let mut fatal: Option<String> = None;
+        // Returns the error that ends the consumer, if this message is one.
+        let mut receive = |batch: &mut Vec<InputRecord>,
+                           message: Result<BorrowedMessage<'_>, KafkaError>|
+         -> Option<String> {
             let now = consumer.context().generation();
             if now != generation {
                 // Records read before the rebalance belong to an assignment that is gone; the
@@ -375,23 +394,28 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             }
             match message {
                 Ok(m) => batch.push(InputRecord::from_message(&m)),
+                Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Some(e.to_string()),
                 Err(e) => tracing::warn!(error = %e, "consumer error"),
             }
+            None
         };
         if batch.is_empty() {
             tokio::select! {
-                message = consumer.recv() => receive(&mut batch, message),
+                message = consumer.recv() => fatal = receive(&mut batch, message),
                 _ = self.shutdown.cancelled() => return None,
             }
         }
         let linger = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
-        while batch.len() < max {
+        while batch.len() < max && fatal.is_none() {
             match tokio::time::timeout_at(linger, consumer.recv()).await {
-                Ok(message) => receive(&mut batch, message),
+                Ok(message) => fatal = receive(&mut batch, message),
                 Err(_) => break,
             }
         }
-        Some((batch, generation))
+        Some(match fatal {
+            Some(reason) => Err(reason),
+            None => Ok((batch, generation)),
+        })
     }
 
     /// Runs the processor. While it holds a pause, the partitions are paused and the consumer
@@ -405,6 +429,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
     ) -> Result<Vec<OutputRecord>, BatchInterrupt> {
         let pause = PauseSignal::default();
         let mut paused = pause.subscribe();
+        let mut rebalanced = consumer.context().rebalanced.subscribe();
         let work = self.processor.process(batch, &pause);
         tokio::pin!(work);
         let mut shutdown_asked = false;
@@ -419,6 +444,12 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 Ok(()) = paused.changed() => {
                     let now_paused = *paused.borrow_and_update();
                     self.set_paused(consumer, now_paused);
+                }
+                Ok(()) = rebalanced.changed() => {
+                    if consumer.context().generation() != generation {
+                        self.set_paused(consumer, false);
+                        return Err(BatchInterrupt::Rebalance);
+                    }
                 }
                 message = consumer.recv(), if is_paused => {
                     if consumer.context().generation() != generation {
@@ -483,8 +514,14 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         producer: &FutureProducer,
         consumer: &StreamConsumer<StageContext>,
         batch: &[InputRecord],
+        generation: u64,
         outputs: Vec<OutputRecord>,
     ) -> Result<(), BatchInterrupt> {
+        // However long the batch took, it commits only for an assignment that still holds all
+        // of it: otherwise another member may already be redoing some of its partitions.
+        if consumer.context().generation() != generation || !holds_all(consumer, batch) {
+            return Err(BatchInterrupt::Rebalance);
+        }
         let offsets = next_offsets(batch).map_err(|e| BatchInterrupt::Fatal(e.to_string()))?;
         if !self.config.exactly_once {
             self.write(producer, &outputs).await.map_err(classify)?;
@@ -533,7 +570,13 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
     async fn write(&self, producer: &FutureProducer, outputs: &[OutputRecord]) -> Result<(), KafkaError> {
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in outputs {
-            let record = FutureRecord::to(output.topic).key(&output.key).payload(&output.value);
+            let mut record = FutureRecord::to(output.topic).key(&output.key).payload(&output.value);
+            if !output.headers.is_empty() {
+                let headers = output.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+                    headers.insert(Header { key, value: Some(value.as_bytes()) })
+                });
+                record = record.headers(headers);
+            }
             deliveries.push(producer.send(record, KAFKA_CALL_TIMEOUT));
         }
         for delivery in futures::future::join_all(deliveries).await {
@@ -541,6 +584,15 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         }
         Ok(())
     }
+}
+
+/// Whether the consumer's assignment holds every topic partition of the batch.
+fn holds_all(consumer: &StreamConsumer<StageContext>, batch: &[InputRecord]) -> bool {
+    let Ok(assignment) = consumer.assignment() else { return false };
+    let elements = assignment.elements();
+    let held: std::collections::BTreeSet<(&str, i32)> =
+        elements.iter().map(|e| (e.topic(), e.partition())).collect();
+    batch.iter().all(|r| held.contains(&(&*r.topic, r.partition)))
 }
 
 /// Fatal errors end the stage; everything else aborts the transaction and retries the batch.

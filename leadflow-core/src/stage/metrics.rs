@@ -10,6 +10,7 @@ pub struct StageMetrics {
     pub(crate) batch_duration: prometheus::HistogramVec,
     pub(crate) paused: IntGauge,
     pub(crate) rebalances: IntCounterVec,
+    pub(crate) dead_letters: IntCounterVec,
 }
 
 impl StageMetrics {
@@ -46,7 +47,15 @@ impl StageMetrics {
                 Opts::new("kafka_rebalances_total", "Rebalance events, by kind (assign, revoke)."),
                 &["kind"],
             )?,
+            dead_letters: IntCounterVec::new(
+                Opts::new(
+                    "dead_letters_total",
+                    "Records a stage put on the dead-letter topic instead of processing them, by stage and error kind.",
+                ),
+                &["stage", "error_kind"],
+            )?,
         };
+        registry.register(Box::new(metrics.dead_letters.clone()))?;
         registry.register(Box::new(metrics.consumer_lag.clone()))?;
         registry.register(Box::new(metrics.transactions.clone()))?;
         registry.register(Box::new(metrics.records_consumed.clone()))?;

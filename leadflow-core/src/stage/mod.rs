@@ -7,3 +7,4 @@ pub mod metrics;
 pub mod pause;
 pub mod rules_feed;
 pub mod startup;
+pub mod typed;

@@ -10,6 +10,7 @@ use crate::contract::codec::{CodecError, SchemaCodec, SchemaRegistryConfig};
 use crate::runtime::config::{ShutdownConfig, TelemetryConfig};
 use crate::runtime::ops_server::ReadinessChecks;
 use crate::runtime::service::{ServiceConfig, ServiceContext, serve_ops};
+use crate::stage::exactly_once::GroupMembership;
 use crate::stage::kafka::{self, KafkaConfig};
 
 /// The readiness every Kafka service shares: a broker answers and the registry answers.
@@ -62,14 +63,29 @@ pub async fn start_kafka_service(
     kafka: &KafkaConfig,
     registry: &SchemaRegistryConfig,
     telemetry: &TelemetryConfig,
-) -> Result<(Arc<SchemaCodec>, tokio::task::JoinHandle<std::io::Result<()>>), StartupError> {
+) -> Result<KafkaService, StartupError> {
     let codec = Arc::new(SchemaCodec::new(registry)?);
-    let readiness = kafka_and_registry_readiness(kafka, codec.clone());
+    let membership = GroupMembership::default();
+    let joined = membership.clone();
+    // A consumer that has not joined its group yet does no work, whatever its dependencies say.
+    let readiness = kafka_and_registry_readiness(kafka, codec.clone()).add("consumer_group", move || {
+        let joined = joined.has_joined();
+        async move { if joined { Ok(()) } else { Err("not yet a member of its consumer group".to_owned()) } }
+    });
     let ops = serve_ops(context, telemetry, readiness)
         .await
         .map_err(|source| StartupError::OpsListener { addr: telemetry.ops_listen, source })?;
     register_schemas(&codec, &context.shutdown).await?;
-    Ok((codec, ops))
+    Ok(KafkaService { codec, ops, membership })
+}
+
+/// What [`start_kafka_service`] started.
+pub struct KafkaService {
+    pub codec: Arc<SchemaCodec>,
+    /// The ops server's task.
+    pub ops: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Hand it to the stage: `/readyz` is 200 only once the stage has joined its group.
+    pub membership: GroupMembership,
 }
 
 /// Registers every record schema, waiting out a registry that is not up yet (retried until

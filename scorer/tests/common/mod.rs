@@ -74,12 +74,22 @@ impl ScorerRun {
         instance: &str,
         extra: &[(&'static str, String)],
     ) -> ServiceProcess {
+        self.start_with_ops(stack, instance, extra).await.0
+    }
+
+    /// [`ScorerRun::start`], with the base URL of the scorer's ops endpoints.
+    pub async fn start_with_ops(
+        &self,
+        stack: &Stack,
+        instance: &str,
+        extra: &[(&'static str, String)],
+    ) -> (ServiceProcess, String) {
         let mut env = self.env(stack, instance);
         env.extend(extra.iter().cloned());
-        let (mut process, _ops) =
+        let (mut process, ops) =
             ServiceProcess::spawn_against(stack, env!("CARGO_BIN_EXE_scorer"), &env).await.unwrap();
         process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
-        process
+        (process, format!("http://{ops}"))
     }
 
     pub async fn store(&self, stack: &Stack) -> LeadStore {

@@ -332,10 +332,47 @@ proptest! {
     }
 
     #[test]
+    fn any_valid_rules_give_finite_scores(
+        points in prop::collection::vec(0.0..=MAX_POINTS, EVENT_TYPES.len()),
+        grace_days in 0.0..=MAX_GRACE_DAYS,
+        rate_per_day in 0.0..1.0f64,
+        warm in 0.0..=MAX_THRESHOLD,
+        events in any_events(),
+        now_hours in -100..100_000i64,
+    ) {
+        let rules = ScoringRules {
+            points: EVENT_TYPES.iter().map(|n| n.to_string()).zip(points).collect(),
+            stages: StageThresholds { warm, hot: warm, qualified: MAX_THRESHOLD },
+            decay: DecayRule { grace_days, rate_per_day },
+            ..ScoringRules::seeds()
+        };
+        prop_assert!(rules.validate().is_ok());
+        for entry in history(&rules, &events) {
+            prop_assert!(entry.score.is_finite() && entry.score >= 0.0, "{:?}", entry);
+        }
+        let now = T1 + Duration::hours(now_hours);
+        prop_assert!(effective_score(&rules, &events, now).is_finite());
+    }
+
+    #[test]
     fn caps_never_raise_a_score(rules in any_rules(), events in any_events()) {
         let uncapped = ScoringRules { daily_caps: BTreeMap::new(), ..rules.clone() };
         prop_assert!(score(&rules, &events) <= score(&uncapped, &events));
     }
+}
+
+#[test]
+fn rules_that_could_overflow_a_score_or_the_clock_are_refused_by_field() {
+    let refused = |rules: ScoringRules| rules.validate().unwrap_err().field;
+    let mut huge = ScoringRules::seeds();
+    huge.points.insert("page_view".into(), 1e308);
+    assert_eq!(refused(huge), "points.\"page_view\"");
+    let mut stages = ScoringRules::seeds();
+    stages.stages.qualified = 1e300;
+    assert_eq!(refused(stages), "stages.qualified");
+    let mut grace = ScoringRules::seeds();
+    grace.decay.grace_days = 1e300;
+    assert_eq!(refused(grace), "decay.graceDays");
 }
 
 #[test]
