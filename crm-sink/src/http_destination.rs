@@ -1,6 +1,7 @@
-//! The CRM client: HubSpot's contacts batch upsert,
-//! `POST {base_url}/crm/v3/objects/contacts/batch/upsert` with
-//! `{"inputs":[{"idProperty":"leadflow_id","id","properties","idempotencyKey"}]}`, up to
+//! The CRM client's delivery policy: how the sink uses HubSpot's contacts batch upsert
+//! (`POST {base_url}/crm/v3/objects/contacts/batch/upsert`, whose request and answer shapes are
+//! in [`crate::hubspot_wire`]) to settle each contact as one of the
+//! [`Destination`](crate::destination::Destination) port's outcomes or errors. Up to
 //! `batch_size` (at most 100) contacts a request. Each contact's properties carry
 //! `leadflow_version`, so that the CRM keeps the newest version whatever order writes arrive in,
 //! and its idempotency key is `{lead_id}:{version}`.
@@ -41,20 +42,13 @@ use leadflow_core::runtime::backoff::Backoff;
 use leadflow_core::stage::pause::{PauseGuard, PauseSignal};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use crate::hubspot_wire::{self, BatchUpsertRequest, ErrorBody, MAX_INPUTS, UPSERT_PATH, UpsertInput};
 use crate::rate_limit::WindowLimiter;
 
-/// The batch upsert endpoint, under `base_url`.
-pub const UPSERT_PATH: &str = "/crm/v3/objects/contacts/batch/upsert";
-/// HubSpot's limit on inputs per batch request.
-pub const MAX_BATCH_SIZE: usize = 100;
-/// The contact property that holds the lead id (`idProperty`).
-pub const ID_PROPERTY: &str = "leadflow_id";
-/// The contact property that holds the lead's version.
-pub const VERSION_PROPERTY: &str = "leadflow_version";
 /// When a 429 has no usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A refusal's reason is kept to this many characters.
@@ -121,11 +115,8 @@ impl ContactUpsert {
         format!("{}:{}", self.lead_id, self.version)
     }
 
-    fn input(&self) -> Value {
-        let mut properties = self.properties.clone();
-        properties.insert(VERSION_PROPERTY.to_owned(), Value::from(self.version));
-        json!({"idProperty": ID_PROPERTY, "id": self.lead_id, "properties": properties,
-               "idempotencyKey": self.idempotency_key()})
+    fn input(&self) -> UpsertInput<'_> {
+        UpsertInput::versioned(&self.lead_id, self.version, &self.properties, self.idempotency_key())
     }
 }
 
@@ -279,11 +270,8 @@ impl HttpDestination {
             .map_err(|e| {
                 DeliveryError::Config(format!("crm.http.base_url cannot take the upsert path: {e}"))
             })?;
-        if !(1..=MAX_BATCH_SIZE).contains(&config.batch_size) {
-            return bad(format!(
-                "crm.http.batch_size must be 1 to {MAX_BATCH_SIZE}, got {}",
-                config.batch_size
-            ));
+        if !(1..=MAX_INPUTS).contains(&config.batch_size) {
+            return bad(format!("crm.http.batch_size must be 1 to {MAX_INPUTS}, got {}", config.batch_size));
         }
         for (key, value) in [
             ("requests_per_window", u64::from(config.requests_per_window)),
@@ -390,8 +378,8 @@ impl HttpDestination {
     /// Sends one batch request until it is settled: the same body every time, so the same
     /// idempotency keys.
     async fn send(&self, contacts: &[ContactUpsert], pause: &PauseSignal) -> Result<Settled, DeliveryError> {
-        let inputs: Vec<Value> = contacts.iter().map(ContactUpsert::input).collect();
-        let body = json!({ "inputs": inputs }).to_string();
+        let body =
+            BatchUpsertRequest { inputs: contacts.iter().map(ContactUpsert::input).collect() }.to_json();
         let mut failures = 0;
         // Held from the first wait until the request goes out.
         let mut paused: Option<PauseGuard> = None;
@@ -533,38 +521,16 @@ fn network_error(e: &reqwest::Error) -> Answer {
     Answer::Retryable { reason: "network_error", detail }
 }
 
-/// `Retry-After` in whole seconds, at least 1 (a 0 would have us hammer the CRM while it keeps
-/// refusing); [`DEFAULT_RETRY_AFTER`] when absent or in the HTTP-date form HubSpot does not use.
+/// `Retry-After`, at least 1 s (a 0 would have us hammer the CRM while it keeps refusing);
+/// [`DEFAULT_RETRY_AFTER`] when there is none in seconds.
 fn retry_after(headers: &HeaderMap) -> Duration {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_RETRY_AFTER, |s| Duration::from_secs(s.max(1)))
+    hubspot_wire::retry_after_seconds(headers).map_or(DEFAULT_RETRY_AFTER, |s| Duration::from_secs(s.max(1)))
 }
 
-#[derive(Deserialize)]
-struct WireError {
-    message: Option<String>,
-    #[serde(default)]
-    errors: Vec<WireFieldError>,
-}
-
-#[derive(Deserialize)]
-struct WireFieldError {
-    message: Option<String>,
-}
-
-/// The status, then what the CRM said: each `errors[].message` (they name their field), else
-/// `message`; just the status when the body says neither.
+/// The status, then what the CRM said ([`ErrorBody::reason`]); just the status when the body
+/// says nothing.
 fn refusal_reason(status: StatusCode, body: &[u8]) -> String {
-    let said = match serde_json::from_slice::<WireError>(body) {
-        Ok(wire) => {
-            let fields: Vec<String> = wire.errors.into_iter().filter_map(|e| e.message).collect();
-            if fields.is_empty() { wire.message.unwrap_or_default() } else { fields.join("; ") }
-        }
-        Err(_) => String::new(),
-    };
+    let said = ErrorBody::parse(body).map(ErrorBody::reason).unwrap_or_default();
     let reason = if said.is_empty() { status.to_string() } else { format!("{status}: {said}") };
     match reason.char_indices().nth(MAX_ERROR_CHARS) {
         Some((cut, _)) => format!("{}…", &reason[..cut]),
@@ -574,6 +540,9 @@ fn refusal_reason(status: StatusCode, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use reqwest::header::RETRY_AFTER;
+    use serde_json::json;
+
     use super::*;
 
     fn config(base_url: &str) -> HttpDestinationConfig {
@@ -645,30 +614,30 @@ mod tests {
     }
 
     #[test]
-    fn the_request_goes_to_the_upsert_path_with_the_token_and_versioned_inputs() {
+    fn the_request_goes_to_the_upsert_path_with_the_token() {
         let with_token = HttpDestinationConfig {
             access_token: "pat-1".into(),
             ..config("https://api.example.com/crm-proxy/")
         };
         let destination = destination(&with_token).unwrap();
+        let request = destination.request("{}".into()).build().unwrap();
+        assert_eq!(request.url().as_str(), format!("https://api.example.com/crm-proxy{UPSERT_PATH}"));
+        assert_eq!(request.headers()[AUTHORIZATION], "Bearer pat-1");
+        assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
+        let without = self::destination(&config("http://127.0.0.1:1")).unwrap();
+        assert!(without.request("{}".into()).build().unwrap().headers().get(AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn a_contacts_input_is_keyed_by_its_version() {
         let contact = ContactUpsert {
             lead_id: "L1".into(),
             version: 7,
             properties: Map::from_iter([("email".to_owned(), Value::from("a@b.co"))]),
         };
-        let body = json!({ "inputs": [contact.input()] });
-        let request = destination.request(body.to_string().into()).build().unwrap();
-        assert_eq!(request.url().as_str(), format!("https://api.example.com/crm-proxy{UPSERT_PATH}"));
-        assert_eq!(request.headers()[AUTHORIZATION], "Bearer pat-1");
-        assert_eq!(
-            body["inputs"][0],
-            json!({"idProperty": "leadflow_id", "id": "L1", "idempotencyKey": "L1:7",
-                   "properties": {"email": "a@b.co", "leadflow_version": 7}})
-        );
-        let without = self::destination(&config("http://127.0.0.1:1")).unwrap();
-        assert!(
-            without.request(body.to_string().into()).build().unwrap().headers().get(AUTHORIZATION).is_none()
-        );
+        let input = contact.input();
+        assert_eq!((input.id, input.idempotency_key.as_str()), ("L1", "L1:7"));
+        assert_eq!(input.properties[hubspot_wire::VERSION_PROPERTY], 7);
     }
 
     #[test]
@@ -682,16 +651,14 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_reason_prefers_field_errors_then_the_message_then_the_status() {
+    fn a_refusal_reason_is_the_status_then_what_the_crm_said_cut_short() {
         let bad = StatusCode::BAD_REQUEST;
-        let body = json!({"status": "error", "message": "2 errors", "category": "VALIDATION_ERROR",
+        let body = json!({"status": "error", "message": "1 error", "category": "VALIDATION_ERROR",
                           "errors": [{"message": "inputs[0].properties.email is not a valid email address",
-                                      "in": "inputs[0].properties.email"},
-                                     {"message": "inputs[0].id must be a non-empty string", "in": "inputs[0].id"}]});
+                                      "in": "inputs[0].properties.email"}]});
         assert_eq!(
             refusal_reason(bad, body.to_string().as_bytes()),
-            "400 Bad Request: inputs[0].properties.email is not a valid email address; \
-             inputs[0].id must be a non-empty string"
+            "400 Bad Request: inputs[0].properties.email is not a valid email address"
         );
         let body = json!({"status": "error", "message": "Contact already exists", "category": "CONFLICT"});
         assert_eq!(
@@ -699,17 +666,8 @@ mod tests {
             "409 Conflict: Contact already exists"
         );
         assert_eq!(refusal_reason(bad, b"<html>oops</html>"), "400 Bad Request");
+        assert_eq!(refusal_reason(bad, b"{}"), "400 Bad Request");
         let long = json!({"message": "x".repeat(2_000)});
         assert_eq!(refusal_reason(bad, long.to_string().as_bytes()).chars().count(), MAX_ERROR_CHARS + 1);
-    }
-
-    #[test]
-    fn the_upsert_path_is_the_stand_ins() {
-        assert_eq!(UPSERT_PATH, stand_ins::crm::UPSERT_PATH);
-        assert_eq!(MAX_BATCH_SIZE, stand_ins::crm::MAX_INPUTS);
-        assert_eq!(
-            (ID_PROPERTY, VERSION_PROPERTY),
-            (stand_ins::crm::ID_PROPERTY, stand_ins::crm::VERSION_PROPERTY)
-        );
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod contact;
 pub mod destination;
 pub mod http_destination;
+pub mod hubspot_wire;
 pub mod metrics;
 pub mod processor;
 pub mod rate_limit;
