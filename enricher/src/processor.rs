@@ -86,3 +86,6 @@ fn status_label(verdict: &Verdict) -> &'static str {
         leadflow_core::contract::records::EnrichmentStatus::ToCheck => "to_check",
     }
 }
+
+#[cfg(test)]
+mod tests;

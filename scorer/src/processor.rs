@@ -185,3 +185,6 @@ fn apply(rules: &ScoringRules, lead: &mut LeadDoc, event: &LeadEvent) -> Option<
 fn transient(e: mongodb::error::Error) -> ProcessError {
     ProcessError::Transient(format!("MongoDB: {e}"))
 }
+
+#[cfg(test)]
+mod tests;

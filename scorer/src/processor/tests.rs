@@ -1,0 +1,140 @@
+//! The processor's batch work against the stack's MongoDB (a database of each test's own), with
+//! plain values in: no broker, no registry.
+
+use std::sync::Arc;
+
+use leadflow_core::contract::records::{LeadEvent, LeadScored, RecordPosition, Stage};
+use leadflow_core::contract::topics;
+use leadflow_core::model::scoring::ScoringRules;
+use leadflow_core::stage::pause::PauseSignal;
+use leadflow_core::stage::rules_feed::RulesInForce;
+use leadflow_core::stage::typed::{Decoded, Emit, Transform};
+use leadflow_core::store::mongo::MongoConfig;
+use leadflow_testkit::{Stack, unique};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::watch;
+
+use super::ScoreProcessor;
+use crate::metrics::ScorerMetrics;
+use crate::store::LeadStore;
+
+/// A processor with its own database, and the sender of the rules it reads.
+async fn processor() -> (ScoreProcessor, watch::Sender<RulesInForce>) {
+    let stack = Stack::get();
+    let database = unique("scorer_unit").replace('-', "_");
+    let mongo = MongoConfig { uri: stack.mongodb_uri.clone(), database: database.clone() };
+    let store = LeadStore::new(leadflow_core::store::mongo::client(&mongo, "test").await.unwrap(), &database);
+    store.ensure_indexes().await.unwrap();
+    let (rules, receiver) = watch::channel(RulesInForce::seeds());
+    let metrics = ScorerMetrics::register(&prometheus::Registry::new()).unwrap();
+    (ScoreProcessor { store, rules: receiver, metrics }, rules)
+}
+
+/// The event `event_id` of `lead` read at `offset`, `minute` minutes into the lead's history.
+fn event(lead: &str, event_id: &str, event_type: &str, minute: i64, offset: i64) -> Decoded<LeadEvent> {
+    let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    Decoded {
+        position: RecordPosition { topic: topics::EVENTS.into(), partition: 0, offset },
+        key: Some(lead.as_bytes().to_vec()),
+        record: LeadEvent {
+            event_id: event_id.to_owned(),
+            lead_id: lead.to_owned(),
+            event_type: event_type.to_owned(),
+            timestamp: start + Duration::minutes(minute),
+            properties: Default::default(),
+        },
+    }
+}
+
+/// The seeds' page_view (5), signup (20) and demo_request (50) for `lead`, at offsets 0, 1, 2.
+fn journey(lead: &str) -> Vec<Decoded<LeadEvent>> {
+    vec![
+        event(lead, "e1", "page_view", 0, 0),
+        event(lead, "e2", "signup", 1, 1),
+        event(lead, "e3", "demo_request", 2, 2),
+    ]
+}
+
+async fn apply(processor: &ScoreProcessor, batch: &[Decoded<LeadEvent>]) -> Vec<Emit> {
+    processor.apply(batch.to_vec(), &PauseSignal::default()).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Each emitted LeadScored with the position of the input that caused it.
+fn scored(outputs: &[Emit]) -> Vec<(RecordPosition, LeadScored)> {
+    outputs
+        .iter()
+        .map(|emit| match emit {
+            Emit::Record { cause, record } => (cause.clone(), record.decode::<LeadScored>().unwrap()),
+            Emit::DeadLetter(spec) => panic!("unexpected dead letter: {spec:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_leads_events_each_emit_the_cumulative_score_and_stage_caused_by_their_input() {
+    let (processor, _rules) = processor().await;
+    let batch = journey("ada");
+
+    let outputs = scored(&apply(&processor, &batch).await);
+
+    let causes: Vec<_> = outputs.iter().map(|(cause, _)| cause.clone()).collect();
+    assert_eq!(causes, batch.iter().map(|input| input.position.clone()).collect::<Vec<_>>());
+    let scores: Vec<_> = outputs.iter().map(|(_, r)| (r.event_id.as_str(), r.score, r.stage)).collect();
+    assert_eq!(scores, [("e1", 5.0, Stage::Cold), ("e2", 25.0, Stage::Warm), ("e3", 75.0, Stage::Hot)]);
+    assert!(outputs.iter().all(|(_, r)| r.lead_id == "ada" && r.rules_version == "v1"));
+    assert_eq!(processor.metrics.events_scored.get(), 3);
+}
+
+#[tokio::test]
+async fn a_batch_redone_at_the_same_positions_re_emits_identical_records() {
+    let (processor, _rules) = processor().await;
+    let batch = journey("grace");
+    let first = apply(&processor, &batch).await;
+
+    let redo = apply(&processor, &batch).await;
+
+    assert_eq!(redo, first, "the same records for the same causes");
+    assert_eq!(processor.metrics.events_repeated.get(), 3);
+    assert_eq!(processor.metrics.events_duplicate.get(), 0);
+}
+
+#[tokio::test]
+async fn an_event_id_repeated_at_another_offset_emits_nothing_and_counts_a_duplicate() {
+    let (processor, _rules) = processor().await;
+    apply(&processor, &journey("alan")).await;
+
+    let later = [event("alan", "e2", "signup", 1, 10), event("alan", "e4", "download", 3, 11)];
+    let outputs = scored(&apply(&processor, &later).await);
+
+    assert_eq!(outputs.len(), 1, "only the new event: {outputs:?}");
+    let (cause, record) = &outputs[0];
+    assert_eq!((cause, record.event_id.as_str(), record.score), (&later[1].position, "e4", 85.0));
+    assert_eq!(processor.metrics.events_duplicate.get(), 1);
+}
+
+#[tokio::test]
+async fn an_event_id_twice_in_one_batch_emits_once() {
+    let (processor, _rules) = processor().await;
+    let batch = [event("ken", "e1", "signup", 0, 0), event("ken", "e1", "signup", 0, 1)];
+
+    let outputs = scored(&apply(&processor, &batch).await);
+
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!((&outputs[0].0, outputs[0].1.score), (&batch[0].position, 20.0));
+    assert_eq!(processor.metrics.events_duplicate.get(), 1);
+}
+
+#[tokio::test]
+async fn rules_changed_on_the_channel_score_the_next_batch() {
+    let (processor, rules) = processor().await;
+    let before = scored(&apply(&processor, &[event("tim", "e1", "page_view", 0, 0)]).await);
+    assert_eq!((before[0].1.rules_version.as_str(), before[0].1.score), ("v1", 5.0));
+
+    let mut changed = ScoringRules::seeds();
+    changed.version = "v2".to_owned();
+    changed.points.insert("page_view".to_owned(), 7.0);
+    rules.send(RulesInForce { rules: Arc::new(changed), offset: Some(1) }).unwrap();
+    let after = scored(&apply(&processor, &[event("tim", "e2", "page_view", 1, 1)]).await);
+
+    assert_eq!((after[0].1.rules_version.as_str(), after[0].1.delta), ("v2", 7.0));
+}
