@@ -2,12 +2,9 @@
 //! plus a `revision` for optimistic concurrency and two flags kept in step with the view so
 //! that reconcile and the out-of-sync gauge are index lookups (`outOfSync`, `refused`).
 //!
-//! Each write also stores fields derived from the view for the gateway's read API, which
-//! filters and sorts on them: `status` (the effective status: a review's decision, else the
-//! enrichment's), `score` (the scored score, 0 when unscored), `lastActivityMs` (the newest of
-//! the last event, the enrichment and the review, as epoch milliseconds: RFC 3339 text does not
-//! sort by instant) and `nameLower` (the lower-cased name, for case-insensitive search). They are
-//! recomputed from the view on every write, never read back into it.
+//! Each write also stores fields derived from the view for the gateway's read API (`status`,
+//! `score`, `lastActivityMs`, `nameLower`): the document's shape, [`LeadViewDoc`], is declared
+//! with its readers in `leadflow_core::store::documents`.
 //!
 //! Writes are conditional on the revision the batch read, so two writers of one lead (a zombie
 //! instance and the partition's new owner) cannot overwrite each other: the loser re-reads and
@@ -20,49 +17,11 @@ use futures::TryStreamExt;
 use mongodb::bson::{self, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
-use serde::{Deserialize, Serialize};
 
-use crate::read_model::{LeadStatus, LeadView};
+use crate::read_model::LeadView;
 
-pub const LEADS: &str = "leads";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct LeadDoc {
-    #[serde(flatten)]
-    view: LeadView,
-    revision: u64,
-    #[serde(rename = "outOfSync")]
-    out_of_sync: bool,
-    /// The CRM refused the current version.
-    refused: bool,
-    /// Derived from the view for the read API (see the module doc). Defaulted when reading a
-    /// document written before they existed; the next write of the lead stores them.
-    #[serde(default)]
-    status: Option<LeadStatus>,
-    #[serde(default)]
-    score: f64,
-    #[serde(rename = "lastActivityMs", default)]
-    last_activity_ms: i64,
-    #[serde(rename = "nameLower", default)]
-    name_lower: Option<String>,
-}
-
-impl LeadDoc {
-    fn from_view(view: LeadView, revision: u64) -> Self {
-        LeadDoc {
-            out_of_sync: view.out_of_sync(),
-            refused: view.refused_at_current_version(),
-            status: view.status(),
-            score: view.scoring.as_ref().map_or(0.0, |s| s.score),
-            last_activity_ms: view
-                .last_activity_at()
-                .map_or(0, |at| (at.unix_timestamp_nanos() / 1_000_000) as i64),
-            name_lower: view.enrichment.as_ref().map(|e| e.name.to_lowercase()),
-            view,
-            revision,
-        }
-    }
-}
+/// The document, declared with its readers in `leadflow_core::store::documents`.
+pub use leadflow_core::store::documents::{LEADS, LeadViewDoc};
 
 /// A lead as read, with the revision its write must match.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +35,7 @@ pub use leadflow_core::store::mongo::StoreError;
 #[derive(Clone)]
 pub struct LeadStore {
     database: Database,
-    leads: Collection<LeadDoc>,
+    leads: Collection<LeadViewDoc>,
 }
 
 impl LeadStore {
@@ -103,7 +62,7 @@ impl LeadStore {
     }
 
     pub async fn load(&self, lead_ids: &[String]) -> mongodb::error::Result<HashMap<String, StoredLead>> {
-        let found: Vec<LeadDoc> =
+        let found: Vec<LeadViewDoc> =
             self.leads.find(doc! { "_id": { "$in": lead_ids } }).await?.try_collect().await?;
         Ok(found
             .into_iter()
@@ -125,7 +84,7 @@ impl LeadStore {
             .into_iter()
             .map(|(view, read_revision)| {
                 let lead_id = view.lead_id.clone();
-                let document = LeadDoc::from_view(view, read_revision + 1);
+                let document = LeadViewDoc::from_view(view, read_revision + 1);
                 let replacement = bson::to_document(&document).expect("a lead serialises to BSON");
                 doc! {
                     "q": { "_id": lead_id, "revision": read_revision as i64 },
@@ -157,75 +116,11 @@ impl LeadStore {
         if !include_refused {
             filter.insert("refused", false);
         }
-        let found: Vec<LeadDoc> = self.leads.find(filter).await?.try_collect().await?;
+        let found: Vec<LeadViewDoc> = self.leads.find(filter).await?.try_collect().await?;
         Ok(found.into_iter().map(|d| (d.view.lead_id, d.view.version)).collect())
     }
 
     pub async fn count_out_of_sync(&self) -> mongodb::error::Result<u64> {
         self.leads.count_documents(doc! { "outOfSync": true }).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use leadflow_core::contract::records::{EnrichmentStatus, LeadEnriched, LeadReviewed, ReviewDecision};
-    use time::macros::datetime;
-
-    #[test]
-    fn the_derived_fields_follow_the_view() {
-        let mut view = LeadView::new("lead-1", 0);
-        let bare = bson::to_document(&LeadDoc::from_view(view.clone(), 1)).unwrap();
-        assert_eq!(bare.get_f64("score").unwrap(), 0.0);
-        assert_eq!(bare.get_i64("lastActivityMs").unwrap(), 0);
-        assert!(bare.get("status").unwrap().as_null().is_some());
-
-        view.apply_enriched(&LeadEnriched {
-            lead_id: "lead-1".into(),
-            name: "Ada ÉLAN".into(),
-            email: None,
-            company: None,
-            country_code: None,
-            country_name: None,
-            probability: Some(0.3),
-            status: EnrichmentStatus::ToCheck,
-            reason: None,
-            provider: "nationalize".into(),
-            enriched_at: datetime!(2026-01-16 10:00:00.123 UTC),
-        });
-        let enriched = bson::to_document(&LeadDoc::from_view(view.clone(), 2)).unwrap();
-        assert_eq!(enriched.get_str("status").unwrap(), "To Check");
-        assert_eq!(enriched.get_str("nameLower").unwrap(), "ada élan");
-        assert_eq!(
-            enriched.get_i64("lastActivityMs").unwrap(),
-            datetime!(2026-01-16 10:00:00.123 UTC).unix_timestamp() * 1000 + 123
-        );
-
-        view.apply_reviewed(&LeadReviewed {
-            lead_id: "lead-1".into(),
-            decision: ReviewDecision::Rejected,
-            reviewer: None,
-            note: None,
-            reviewed_at: datetime!(2026-01-17 10:00 UTC),
-        });
-        let reviewed = LeadDoc::from_view(view, 3);
-        let document = bson::to_document(&reviewed).unwrap();
-        assert_eq!(document.get_str("status").unwrap(), "Rejected", "a review overrides the enrichment");
-        assert_eq!(
-            document.get_i64("lastActivityMs").unwrap(),
-            datetime!(2026-01-17 10:00 UTC).unix_timestamp() * 1000
-        );
-        let back: LeadDoc = bson::from_document(document).unwrap();
-        assert_eq!(back, reviewed, "the derived fields read back");
-    }
-
-    #[test]
-    fn a_document_written_before_the_derived_fields_still_reads() {
-        let mut document = bson::to_document(&LeadDoc::from_view(LeadView::new("lead-1", 2), 4)).unwrap();
-        for field in ["status", "score", "lastActivityMs", "nameLower"] {
-            document.remove(field);
-        }
-        let read: LeadDoc = bson::from_document(document).unwrap();
-        assert_eq!((read.revision, read.view.partition), (4, 2));
     }
 }

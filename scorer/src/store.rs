@@ -7,101 +7,16 @@
 use std::collections::HashMap;
 
 use futures::TryStreamExt;
-use leadflow_core::contract::records::RecordPosition;
-use leadflow_core::contract::records::{LeadScored, Stage};
-use leadflow_core::model::scoring::ScoringEvent;
+use leadflow_core::contract::records::Stage;
+use leadflow_core::store::documents::{LEAD_SCORES, SCORE_HISTORY};
 use mongodb::bson::{self, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-const LEADS: &str = "lead_scores";
-const HISTORY: &str = "score_history";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppliedEvent {
-    #[serde(rename = "eventId")]
-    pub event_id: String,
-    #[serde(rename = "eventType")]
-    pub event_type: String,
-    /// RFC 3339, exactly as the event carried it (a BSON date would cut it to milliseconds).
-    pub timestamp: String,
-}
-
-impl AppliedEvent {
-    pub fn to_scoring(&self) -> ScoringEvent {
-        ScoringEvent {
-            event_id: self.event_id.clone(),
-            event_type: self.event_type.clone(),
-            timestamp: OffsetDateTime::parse(&self.timestamp, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        }
-    }
-}
-
-/// A lead's scoring state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LeadDoc {
-    #[serde(rename = "_id")]
-    pub lead_id: String,
-    /// Applied events so far: the optimistic-concurrency check of every write.
-    pub version: u64,
-    /// The Kafka partition of the lead's key, so a decay pass can pick the leads it owns.
-    pub partition: i32,
-    pub events: Vec<AppliedEvent>,
-    pub score: f64,
-    pub stage: Stage,
-    /// The newest event timestamp: the score is as of then.
-    #[serde(rename = "asOf")]
-    pub as_of: String,
-    #[serde(rename = "rulesVersion")]
-    pub rules_version: String,
-    /// The stage last announced by the decay pass, so it announces each drop once.
-    #[serde(rename = "decayedStage", default)]
-    pub decayed_stage: Option<Stage>,
-}
-
-impl LeadDoc {
-    pub fn new(lead_id: &str, partition: i32) -> Self {
-        LeadDoc {
-            lead_id: lead_id.to_owned(),
-            version: 0,
-            partition,
-            events: Vec::new(),
-            score: 0.0,
-            stage: Stage::Cold,
-            as_of: String::new(),
-            rules_version: String::new(),
-            decayed_stage: None,
-        }
-    }
-
-    pub fn has_applied(&self, event_id: &str) -> bool {
-        self.events.iter().any(|e| e.event_id == event_id)
-    }
-
-    pub fn scoring_events(&self) -> Vec<ScoringEvent> {
-        self.events.iter().map(AppliedEvent::to_scoring).collect()
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HistoryDoc {
-    #[serde(rename = "leadId")]
-    pub lead_id: String,
-    #[serde(rename = "eventId")]
-    pub event_id: String,
-    /// The lead's version once this event was applied: processing order.
-    pub seq: u64,
-    pub record: LeadScored,
-    /// Where the event was read. A later read of the same `eventId` from here is a redelivery
-    /// (the record is emitted again); from anywhere else, a client's repeat (nothing is).
-    /// Absent in entries written before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<RecordPosition>,
-}
-
+/// The documents, declared with their readers in `leadflow_core::store::documents`.
+pub use leadflow_core::store::documents::{AppliedEvent, HistoryDoc, LeadDoc};
 pub use leadflow_core::store::mongo::StoreError;
 
 #[derive(Clone)]
@@ -116,8 +31,8 @@ impl LeadStore {
     pub fn new(client: Client, database: &str) -> Self {
         let database = client.database(database);
         LeadStore {
-            leads: database.collection(LEADS),
-            history: database.collection(HISTORY),
+            leads: database.collection(LEAD_SCORES),
+            history: database.collection(SCORE_HISTORY),
             database,
             client,
         }
@@ -193,7 +108,7 @@ impl LeadStore {
             }
             let reply = self
                 .database
-                .run_command(doc! { "update": LEADS, "updates": updates, "ordered": true })
+                .run_command(doc! { "update": LEAD_SCORES, "updates": updates, "ordered": true })
                 .session(&mut session)
                 .await?;
             Ok::<Document, mongodb::error::Error>(reply)

@@ -1,9 +1,9 @@
 //! Every MongoDB query of the read API, in one place. The gateway only reads: `leads` is the
 //! crm-sink's read model (a `LeadView` plus the derived fields `status`, `score`,
-//! `lastActivityMs` and `nameLower` it stores for these queries, see `crm-sink/src/store.rs`);
-//! `lead_scores` is the scorer's state of each lead (its applied events). The shapes read here
-//! are the minimum the API needs; the stack test writes them through the crm-sink's and the
-//! scorer's own stores, so they cannot drift apart unnoticed.
+//! `lastActivityMs` and `nameLower` it stores for these queries); `lead_scores` is the scorer's
+//! state of each lead (its applied events). Both are read as the documents their writers store,
+//! declared once in `leadflow_core::store::documents`; [`StoredLead`] and [`ScoreState`] are the
+//! parts of them the handlers use.
 //!
 //! MongoDB is not a readiness dependency of the gateway: writes (events, leads, reviews, rules)
 //! go to Kafka and must stay available while MongoDB is down. A read that cannot reach MongoDB
@@ -14,28 +14,29 @@ use std::collections::BTreeMap;
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{Client, Collection};
-use serde::Deserialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use leadflow_core::contract::records::Stage;
 use leadflow_core::model::read_model::LeadView;
 use leadflow_core::model::scoring::ScoringEvent;
+use leadflow_core::store::documents::{LEAD_SCORES, LEADS, LeadDoc, LeadViewDoc};
 
 use crate::read::read_query::{Cursor, ListQuery, SortOrder, stage_name};
 
-pub const LEADS: &str = "leads";
-pub const LEAD_SCORES: &str = "lead_scores";
+/// One applied event of a lead, as the scorer stored it.
+pub use leadflow_core::store::documents::AppliedEvent as StoredEvent;
 
-/// A `leads` document: the view and the sort keys the crm-sink stored with it.
-#[derive(Debug, Clone, Deserialize)]
+/// A lead of the read model: its view and the sort keys the crm-sink stored with it.
+#[derive(Debug, Clone)]
 pub struct StoredLead {
-    #[serde(flatten)]
     pub view: LeadView,
-    #[serde(default)]
     pub score: f64,
-    #[serde(rename = "lastActivityMs", default)]
     pub last_activity_ms: i64,
+}
+
+impl From<LeadViewDoc> for StoredLead {
+    fn from(document: LeadViewDoc) -> Self {
+        StoredLead { view: document.view, score: document.score, last_activity_ms: document.last_activity_ms }
+    }
 }
 
 impl StoredLead {
@@ -48,34 +49,18 @@ impl StoredLead {
     }
 }
 
-/// One applied event in `lead_scores` (the scorer's `AppliedEvent`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct StoredEvent {
-    #[serde(rename = "eventId")]
-    pub event_id: String,
-    #[serde(rename = "eventType")]
-    pub event_type: String,
-    /// RFC 3339, as the event carried it.
-    pub timestamp: String,
-}
-
-impl StoredEvent {
-    /// As the scorer reads it: an unreadable timestamp (never written by the scorer) is the epoch.
-    pub fn to_scoring(&self) -> ScoringEvent {
-        ScoringEvent {
-            event_id: self.event_id.clone(),
-            event_type: self.event_type.clone(),
-            timestamp: OffsetDateTime::parse(&self.timestamp, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        }
-    }
-}
-
-/// A `lead_scores` document, the part the read API uses: its events in the order applied.
-#[derive(Debug, Clone, Deserialize)]
+/// The scorer's state of a lead, the part the read API uses: its events in the order applied.
+#[derive(Debug, Clone)]
 pub struct ScoreState {
     pub events: Vec<StoredEvent>,
     pub score: f64,
     pub stage: Stage,
+}
+
+impl From<LeadDoc> for ScoreState {
+    fn from(document: LeadDoc) -> Self {
+        ScoreState { events: document.events, score: document.score, stage: document.stage }
+    }
 }
 
 impl ScoreState {
@@ -108,8 +93,8 @@ pub type StageCounts = BTreeMap<&'static str, u64>;
 
 #[derive(Clone)]
 pub struct ReadStore {
-    leads: Collection<StoredLead>,
-    scores: Collection<ScoreState>,
+    leads: Collection<LeadViewDoc>,
+    scores: Collection<LeadDoc>,
 }
 
 impl ReadStore {
@@ -134,7 +119,7 @@ impl ReadStore {
 
     /// One page of leads: at most `query.limit + 1`, so the caller knows whether more follow.
     pub async fn list(&self, query: &ListQuery) -> Result<Vec<StoredLead>, ReadError> {
-        let found = self
+        let found: Vec<LeadViewDoc> = self
             .leads
             .find(list_filter(query))
             .sort(sort_keys(query.sort))
@@ -142,20 +127,20 @@ impl ReadStore {
             .await?
             .try_collect()
             .await?;
-        Ok(found)
+        Ok(found.into_iter().map(StoredLead::from).collect())
     }
 
     pub async fn lead(&self, lead_id: &str) -> Result<Option<StoredLead>, ReadError> {
-        Ok(self.leads.find_one(doc! { "_id": lead_id }).await?)
+        Ok(self.leads.find_one(doc! { "_id": lead_id }).await?.map(StoredLead::from))
     }
 
     pub async fn score_state(&self, lead_id: &str) -> Result<Option<ScoreState>, ReadError> {
-        Ok(self.scores.find_one(doc! { "_id": lead_id }).await?)
+        Ok(self.scores.find_one(doc! { "_id": lead_id }).await?.map(ScoreState::from))
     }
 
     /// The `limit` scored leads with the highest scores, ties by id.
     pub async fn top(&self, limit: u32) -> Result<Vec<StoredLead>, ReadError> {
-        let found = self
+        let found: Vec<LeadViewDoc> = self
             .leads
             .find(doc! { "scoring": { "$ne": Bson::Null } })
             .sort(sort_keys(SortOrder::Score))
@@ -163,7 +148,7 @@ impl ReadStore {
             .await?
             .try_collect()
             .await?;
-        Ok(found)
+        Ok(found.into_iter().map(StoredLead::from).collect())
     }
 
     /// Scored leads per stage (every stage, 0 when none), and all leads in the read model.

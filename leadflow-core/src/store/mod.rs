@@ -1,3 +1,4 @@
 //! MongoDB: the client, its errors, and the documents kept there.
 
+pub mod documents;
 pub mod mongo;
