@@ -196,6 +196,19 @@ impl ConsumerContext for StageContext {
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // librdkafka keeps a partition's pause across a revoke and a new assignment, and the
+        // batch that paused it was abandoned: a partition this instance is given must flow.
+        if let Rebalance::Assign(partitions) = rebalance {
+            if partitions.count() > 0 {
+                if let Err(e) = consumer.resume(partitions) {
+                    tracing::warn!(error = %e, "cannot resume the assigned partitions");
+                }
+            }
+            self.metrics.paused.set(0);
+        }
+    }
 }
 
 fn describe(partitions: &TopicPartitionList) -> String {
