@@ -1,7 +1,10 @@
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use leadflow_core::contract::codec::SchemaRegistryConfig;
 use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
+use leadflow_core::runtime::duration::secs_or_humantime;
 use leadflow_core::runtime::service::ServiceConfig;
 use leadflow_core::stage::config::ExactlyOnceConfig;
 use leadflow_core::stage::kafka::KafkaConfig;
@@ -29,9 +32,11 @@ pub struct CrmSinkConfig {
 pub struct CrmConfig {
     pub destination: DestinationKind,
     /// How often the service asks for re-delivery of leads the CRM lacks; 0 turns it off.
-    pub reconcile_interval_s: u64,
+    #[serde(alias = "reconcile_interval_s", deserialize_with = "secs_or_humantime")]
+    pub reconcile_interval: Duration,
     /// How often the out-of-sync gauge is counted.
-    pub out_of_sync_refresh_s: u64,
+    #[serde(alias = "out_of_sync_refresh_s", deserialize_with = "secs_or_humantime")]
+    pub out_of_sync_refresh: Duration,
     pub http: HttpDestinationConfig,
 }
 

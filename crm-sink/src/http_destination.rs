@@ -34,11 +34,12 @@
 //!
 //! [`upsert`]: HttpDestination::upsert
 
-use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use leadflow_core::runtime::backoff::Backoff;
+use leadflow_core::runtime::duration::millis_or_humantime;
+use leadflow_core::runtime::secret::Secret;
 use leadflow_core::stage::pause::{PauseGuard, PauseSignal};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use reqwest::StatusCode;
@@ -54,8 +55,8 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A refusal's reason is kept to this many characters.
 const MAX_ERROR_CHARS: usize = 500;
 
-/// `[crm.http]`. The defaults are in `config/defaults.toml`.
-#[derive(Clone, Deserialize)]
+/// `[crm.http]`. The defaults are in `config/defaults.toml`. Its `Debug` shows no token.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpDestinationConfig {
     /// The CRM's API root, `http` or `https`; the upsert path is appended. Default
@@ -63,41 +64,27 @@ pub struct HttpDestinationConfig {
     pub base_url: String,
     /// Sent as `Authorization: Bearer …` (a HubSpot private app token); empty sends none.
     /// Default empty.
-    pub access_token: String,
+    pub access_token: Secret,
     /// Contacts per request, 1 to 100. Default 100.
     pub batch_size: usize,
-    /// Requests allowed in any sliding window of `window_ms`, at least 1. Default 190 (HubSpot's
+    /// Requests allowed in any sliding window of `window`, at least 1. Default 190 (HubSpot's
     /// burst limit, with a little room).
     pub requests_per_window: u32,
-    /// Default 10000.
-    pub window_ms: u64,
-    /// Time for one request, answer included, before it counts as failed. Default 10000.
-    pub request_timeout_ms: u64,
+    /// Default 10 s.
+    #[serde(alias = "window_ms", deserialize_with = "millis_or_humantime")]
+    pub window: Duration,
+    /// Time for one request, answer included, before it counts as failed. Default 10 s.
+    #[serde(alias = "request_timeout_ms", deserialize_with = "millis_or_humantime")]
+    pub request_timeout: Duration,
     /// Requests per batch request, counting 5xx, timeouts and network errors (429s do not
     /// count), at least 1. Default 8.
     pub max_attempts: u32,
     /// The backoff before retry `n` (from 0) is random in
-    /// `[0, min(backoff_max_ms, backoff_initial_ms * 2^n))`. Defaults 200 and 30000.
-    pub backoff_initial_ms: u64,
-    pub backoff_max_ms: u64,
-}
-
-/// The token stays out of logs.
-impl fmt::Debug for HttpDestinationConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let token = if self.access_token.is_empty() { "" } else { "<redacted>" };
-        f.debug_struct("HttpDestinationConfig")
-            .field("base_url", &self.base_url)
-            .field("access_token", &token)
-            .field("batch_size", &self.batch_size)
-            .field("requests_per_window", &self.requests_per_window)
-            .field("window_ms", &self.window_ms)
-            .field("request_timeout_ms", &self.request_timeout_ms)
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff_initial_ms", &self.backoff_initial_ms)
-            .field("backoff_max_ms", &self.backoff_max_ms)
-            .finish()
-    }
+    /// `[0, min(backoff_max, backoff_initial * 2^n))`. Defaults 200 ms and 30 s.
+    #[serde(alias = "backoff_initial_ms", deserialize_with = "millis_or_humantime")]
+    pub backoff_initial: Duration,
+    #[serde(alias = "backoff_max_ms", deserialize_with = "millis_or_humantime")]
+    pub backoff_max: Duration,
 }
 
 /// One contact to upsert: its properties as the CRM should hold them for this version of the
@@ -275,21 +262,24 @@ impl HttpDestination {
         }
         for (key, value) in [
             ("requests_per_window", u64::from(config.requests_per_window)),
-            ("window_ms", config.window_ms),
-            ("request_timeout_ms", config.request_timeout_ms),
             ("max_attempts", u64::from(config.max_attempts)),
         ] {
             if value == 0 {
                 return bad(format!("crm.http.{key} must be at least 1"));
             }
         }
-        if config.backoff_max_ms < config.backoff_initial_ms {
+        for (key, value) in [("window", config.window), ("request_timeout", config.request_timeout)] {
+            if value.is_zero() {
+                return bad(format!("crm.http.{key} must be more than 0"));
+            }
+        }
+        if config.backoff_max < config.backoff_initial {
             return bad(format!(
-                "crm.http.backoff_max_ms must be at least crm.http.backoff_initial_ms ({}), got {}",
-                config.backoff_initial_ms, config.backoff_max_ms
+                "crm.http.backoff_max must be at least crm.http.backoff_initial ({:?}), got {:?}",
+                config.backoff_initial, config.backoff_max
             ));
         }
-        let authorization = match config.access_token.as_str() {
+        let authorization = match config.access_token.expose() {
             "" => None,
             token => {
                 // The token itself stays out of the message.
@@ -301,7 +291,7 @@ impl HttpDestination {
             }
         };
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .timeout(config.request_timeout)
             .build()
             .map_err(|e| DeliveryError::Config(format!("cannot build the HTTP client: {e}")))?;
         let inner = Inner {
@@ -310,14 +300,8 @@ impl HttpDestination {
             authorization,
             batch_size: config.batch_size,
             max_attempts: config.max_attempts,
-            backoff: Backoff {
-                initial: Duration::from_millis(config.backoff_initial_ms),
-                max: Duration::from_millis(config.backoff_max_ms),
-            },
-            limiter: Mutex::new(WindowLimiter::new(
-                config.requests_per_window,
-                Duration::from_millis(config.window_ms),
-            )),
+            backoff: Backoff { initial: config.backoff_initial, max: config.backoff_max },
+            limiter: Mutex::new(WindowLimiter::new(config.requests_per_window, config.window)),
             metrics,
         };
         Ok(HttpDestination { inner: Arc::new(inner) })
@@ -462,7 +446,7 @@ impl HttpDestination {
     async fn exchange(&self, body: String) -> Answer {
         let response = match self.request(body.into()).send().await {
             Ok(response) => response,
-            Err(e) => return network_error(&e),
+            Err(e) => return network_error(e),
         };
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -493,7 +477,7 @@ impl HttpDestination {
         let body = match response.bytes().await {
             Ok(body) => body,
             // A refusal we could not read to the end: not known to be about the content.
-            Err(e) => return network_error(&e),
+            Err(e) => return network_error(e),
         };
         let reason = refusal_reason(status, &body);
         match status {
@@ -509,11 +493,13 @@ impl HttpDestination {
     }
 }
 
-fn network_error(e: &reqwest::Error) -> Answer {
+fn network_error(e: reqwest::Error) -> Answer {
     let what = if e.is_timeout() { "timed out" } else { "failed" };
+    // Without the URL: this text goes into logs and errors, and a URL can carry credentials.
+    let e = e.without_url();
     // The source chain says what actually happened (e.g. the connection closed mid-answer).
     let mut detail = format!("the request {what}: {e}");
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         detail.push_str(&format!(": {cause}"));
         source = cause.source();
@@ -548,14 +534,14 @@ mod tests {
     fn config(base_url: &str) -> HttpDestinationConfig {
         HttpDestinationConfig {
             base_url: base_url.into(),
-            access_token: String::new(),
+            access_token: Secret::default(),
             batch_size: 100,
             requests_per_window: 190,
-            window_ms: 10_000,
-            request_timeout_ms: 10_000,
+            window: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
             max_attempts: 8,
-            backoff_initial_ms: 200,
-            backoff_max_ms: 30_000,
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
         }
     }
 
@@ -589,10 +575,13 @@ mod tests {
         assert!(
             config_error(HttpDestinationConfig { max_attempts: 0, ..ok.clone() }).contains("max_attempts")
         );
-        assert!(config_error(HttpDestinationConfig { window_ms: 0, ..ok.clone() }).contains("window_ms"));
+        assert_eq!(
+            config_error(HttpDestinationConfig { window: Duration::ZERO, ..ok.clone() }),
+            "crm.http.window must be more than 0"
+        );
         assert!(
-            config_error(HttpDestinationConfig { backoff_max_ms: 10, ..ok.clone() })
-                .contains("backoff_max_ms")
+            config_error(HttpDestinationConfig { backoff_max: Duration::from_millis(10), ..ok.clone() })
+                .contains("backoff_max")
         );
         let message = config_error(HttpDestinationConfig { access_token: "se\ncret".into(), ..ok.clone() });
         assert!(message.contains("access_token") && !message.contains("cret"), "{message}");
@@ -607,10 +596,39 @@ mod tests {
             "backoff_initial_ms": 1, "backoff_max_ms": 2,
         });
         let parsed: HttpDestinationConfig = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!((parsed.batch_size, parsed.access_token.as_str()), (10, "s3cret-token"));
+        assert_eq!((parsed.batch_size, parsed.access_token.expose()), (10, "s3cret-token"));
+        assert_eq!((parsed.window, parsed.backoff_max), (Duration::from_secs(1), Duration::from_millis(2)));
         assert!(!format!("{parsed:?}").contains("s3cret"));
+        let new_names = serde_json::json!({
+            "base_url": "http://crm", "access_token": "", "batch_size": 10, "requests_per_window": 5,
+            "window": "1s", "request_timeout": "100ms", "max_attempts": 2, "backoff_initial": "1ms",
+            "backoff_max": "2ms",
+        });
+        let parsed: HttpDestinationConfig = serde_json::from_value(new_names).unwrap();
+        assert_eq!(
+            (parsed.window, parsed.request_timeout),
+            (Duration::from_secs(1), Duration::from_millis(100))
+        );
         json["batch"] = 1.into();
         assert!(serde_json::from_value::<HttpDestinationConfig>(json).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_network_error_names_neither_the_url_nor_its_credentials() {
+        // A port nothing listens on: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = HttpDestinationConfig {
+            access_token: "pat-s3cret".into(),
+            max_attempts: 1,
+            ..config(&format!("http://crm-user:url-s3cret@127.0.0.1:{port}"))
+        };
+        let contacts = [ContactUpsert { lead_id: "L1".into(), version: 1, properties: Map::new() }];
+        let error =
+            destination(&config).unwrap().upsert(&contacts, &PauseSignal::default()).await.unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, DeliveryError::GaveUp(_)), "{text}");
+        assert!(text.contains("the request failed: error sending request"), "{text}");
+        assert!(!text.contains("s3cret") && !text.contains("127.0.0.1"), "{text}");
     }
 
     #[test]

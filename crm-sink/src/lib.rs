@@ -18,8 +18,6 @@ pub use leadflow_core::model::read_model;
 pub mod reconcile;
 pub mod store;
 
-use std::time::Duration;
-
 use leadflow_core::contract::topics;
 use leadflow_core::runtime::service::ServiceContext;
 use leadflow_core::stage::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError};
@@ -82,8 +80,8 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
         codec: codec.clone(),
         producer: leadflow_core::stage::kafka::producer_config(&config.kafka).create()?,
         assigned: assigned.clone(),
-        interval: Duration::from_secs(config.crm.reconcile_interval_s),
-        gauge_refresh: Duration::from_secs(config.crm.out_of_sync_refresh_s),
+        interval: config.crm.reconcile_interval,
+        gauge_refresh: config.crm.out_of_sync_refresh,
         metrics: metrics.clone(),
     };
     let reconcile = tokio::spawn(reconcile.run(context.shutdown.clone()));
@@ -98,7 +96,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
         processor: &processor,
         metrics: stage_metrics,
         shutdown: context.shutdown.clone(),
-        grace_period: Duration::from_millis(config.shutdown.grace_period_ms),
+        grace_period: config.shutdown.grace_period,
         assigned,
         membership: service.membership,
     };

@@ -6,7 +6,7 @@
 //! Asking twice is harmless: a lead found in sync when its request is read is skipped.
 //!
 //! Two ways to run it:
-//! - periodically inside the service (`crm.reconcile_interval_s`), for the leads on the
+//! - periodically inside the service (`crm.reconcile_interval`), for the leads on the
 //!   partitions the instance holds, skipping versions the CRM refused (retrying those every few
 //!   minutes would only refill the dead-letter topic);
 //! - once, `crm-sink reconcile`, for every lead, refused ones included: an operator runs it

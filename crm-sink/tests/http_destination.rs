@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crm_sink::http_destination::{
     ContactOutcome, ContactUpsert, DeliveryError, HttpDestination, HttpDestinationConfig,
@@ -53,15 +54,15 @@ impl StandIn {
 fn config(base_url: &str) -> HttpDestinationConfig {
     HttpDestinationConfig {
         base_url: base_url.into(),
-        access_token: String::new(),
+        access_token: Default::default(),
         batch_size: 100,
         requests_per_window: 190,
-        window_ms: 10_000,
-        request_timeout_ms: 10_000,
+        window: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(10),
         max_attempts: 8,
         // Short, so that retries do not make the tests slow.
-        backoff_initial_ms: 1,
-        backoff_max_ms: 10,
+        backoff_initial: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(10),
     }
 }
 
@@ -214,7 +215,7 @@ async fn a_timeout_uses_an_attempt_like_any_network_error() {
     let crm = StandIn::start(Faults { latency_ms: 30_000, ..Faults::default() }).await;
     let (destination, metrics) = destination(&HttpDestinationConfig {
         max_attempts: 2,
-        request_timeout_ms: 100,
+        request_timeout: Duration::from_millis(100),
         ..config(&crm.base_url)
     });
 
@@ -260,7 +261,7 @@ async fn the_client_limiter_keeps_under_the_crms_burst_limit() {
     let (destination, metrics) = destination(&HttpDestinationConfig {
         batch_size: 1,
         requests_per_window: 2,
-        window_ms: 1_100,
+        window: Duration::from_millis(1_100),
         ..config(&crm.base_url)
     });
     let pause = PauseSignal::default();

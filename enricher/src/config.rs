@@ -1,7 +1,11 @@
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use leadflow_core::contract::codec::SchemaRegistryConfig;
 use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
+use leadflow_core::runtime::duration::{millis_or_humantime, secs_or_humantime};
+use leadflow_core::runtime::secret::Secret;
 use leadflow_core::runtime::service::ServiceConfig;
 use leadflow_core::stage::config::ExactlyOnceConfig;
 use leadflow_core::stage::kafka::KafkaConfig;
@@ -39,22 +43,28 @@ pub struct EnrichmentConfig {
 #[serde(deny_unknown_fields)]
 pub struct NationalizeConfig {
     pub base_url: String,
-    pub api_key: String,
+    /// Sent as the `apikey` query parameter; empty sends none. Never in a log line or an error.
+    pub api_key: Secret,
     pub names_per_request: usize,
     pub max_concurrent_requests: usize,
     pub requests_per_second: f64,
     pub daily_quota: u64,
-    pub request_timeout_ms: u64,
+    #[serde(alias = "request_timeout_ms", deserialize_with = "millis_or_humantime")]
+    pub request_timeout: Duration,
     pub max_attempts: u32,
-    pub backoff_initial_ms: u64,
-    pub backoff_max_ms: u64,
+    #[serde(alias = "backoff_initial_ms", deserialize_with = "millis_or_humantime")]
+    pub backoff_initial: Duration,
+    #[serde(alias = "backoff_max_ms", deserialize_with = "millis_or_humantime")]
+    pub backoff_max: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     pub collection: String,
-    pub ttl_s: u64,
+    /// How long a stored prediction is used (the TTL index, and a check on read).
+    #[serde(alias = "ttl_s", deserialize_with = "secs_or_humantime")]
+    pub ttl: Duration,
     pub memory_entries: usize,
 }
 
@@ -121,6 +131,25 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.enrichment.verified_threshold, 0.6);
         assert_eq!(config.nationalize.names_per_request, MAX_NAMES_PER_REQUEST);
+        assert_eq!(config.nationalize.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.cache.ttl, Duration::from_secs(30 * 86_400));
+        assert!(config.nationalize.api_key.is_empty());
+    }
+
+    #[test]
+    fn the_old_duration_keys_still_work_and_the_key_never_prints() {
+        let overlay = "[nationalize]\nbackoff_initial_ms = 20\nrequest_timeout = \"1500ms\"\n\
+                       api_key = \"k3y-0123456789\"\n[cache]\nttl_s = 60\n";
+        let config: EnricherConfig = leadflow_core::runtime::config::load(
+            &[leadflow_core::runtime::config::SHARED_DEFAULTS, DEFAULTS, overlay],
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.nationalize.backoff_initial, Duration::from_millis(20));
+        assert_eq!(config.nationalize.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.cache.ttl, Duration::from_secs(60));
+        assert_eq!(config.nationalize.api_key.expose(), "k3y-0123456789");
+        assert!(!format!("{config:?}").contains("k3y-0123456789"));
     }
 
     #[test]

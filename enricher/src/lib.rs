@@ -13,8 +13,6 @@ pub mod processor;
 pub mod rate_limit;
 pub mod rules;
 
-use std::time::Duration;
-
 use leadflow_core::contract::topics;
 use leadflow_core::runtime::service::ServiceContext;
 use leadflow_core::stage::exactly_once::{ExactlyOnceStage, StageError};
@@ -75,7 +73,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), Enricher
         processor: &processor,
         metrics: stage_metrics,
         shutdown: context.shutdown.clone(),
-        grace_period: Duration::from_millis(config.shutdown.grace_period_ms),
+        grace_period: config.shutdown.grace_period,
         assigned: Default::default(),
         membership: service.membership,
     };

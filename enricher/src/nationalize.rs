@@ -1,9 +1,14 @@
 //! A client for nationalize.io-compatible APIs: `GET {base}/?name[]=a&name[]=b…` (at most 10
 //! names), answered with one `{"name","country":[{"country_id","probability"}]}` per name, in
 //! order. It makes one request; the limits, retries and the cache are the predictor's.
+//!
+//! The API key travels in the query (`apikey=`), and reqwest's error texts name the URL, so no
+//! error text here comes from reqwest with its URL: [`request_error`] leaves it out, and takes
+//! the key out of anything else that might hold it.
 
 use std::time::Duration;
 
+use leadflow_core::runtime::secret::Secret;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
@@ -56,7 +61,7 @@ impl ApiError {
 pub struct NationalizeClient {
     http: reqwest::Client,
     base_url: String,
-    api_key: Option<String>,
+    api_key: Option<Secret>,
 }
 
 #[derive(Deserialize)]
@@ -73,12 +78,31 @@ struct WireCountry {
 }
 
 impl NationalizeClient {
-    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> reqwest::Result<Self> {
+    /// An empty `api_key` sends none.
+    pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> reqwest::Result<Self> {
         Ok(NationalizeClient {
             http: reqwest::Client::builder().timeout(timeout).build()?,
             base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key: api_key.filter(|k| !k.is_empty()),
+            api_key: Some(api_key).filter(|k| !k.is_empty()),
         })
+    }
+
+    /// What went wrong, for logs and dead letters: reqwest's text without the URL (whose query
+    /// holds the key), then its causes, with the key taken out should any of them hold it.
+    fn request_error(&self, doing: &str, e: reqwest::Error) -> ApiError {
+        let what = if e.is_timeout() { "timed out" } else { "failed" };
+        let e = e.without_url();
+        let mut text = format!("{doing} {what}: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        ApiError::Retryable(self.scrub(&text))
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        self.api_key.as_ref().map_or_else(|| text.to_owned(), |key| key.scrub(text))
     }
 
     /// Asks for `names` (1 to 10) in one request.
@@ -94,15 +118,10 @@ impl NationalizeClient {
                 query.append_pair("name[]", name);
             }
             if let Some(key) = &self.api_key {
-                query.append_pair("apikey", key);
+                query.append_pair("apikey", key.expose());
             }
         }
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| ApiError::Retryable(format!("request failed: {e}")))?;
+        let response = self.http.get(url).send().await.map_err(|e| self.request_error("the request", e))?;
         let status = response.status();
         let headers = rate_limit_headers(response.headers());
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -114,14 +133,14 @@ impl NationalizeClient {
             return Err(ApiError::Retryable(format!("server error {status}")));
         }
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            // A refusal may quote the key it refuses.
+            let body = self.scrub(&response.text().await.unwrap_or_default());
             return Err(ApiError::Rejected(format!(
                 "{status}: {}",
                 body.chars().take(200).collect::<String>()
             )));
         }
-        let body =
-            response.bytes().await.map_err(|e| ApiError::Retryable(format!("reading the answer: {e}")))?;
+        let body = response.bytes().await.map_err(|e| self.request_error("reading the answer", e))?;
         Ok((parse_predictions(&body, names)?, headers))
     }
 }
@@ -208,6 +227,23 @@ mod tests {
     fn an_answer_of_the_wrong_length_or_shape_is_rejected() {
         assert!(matches!(parse_predictions(b"[]", &names(&["a"])), Err(ApiError::Rejected(_))));
         assert!(matches!(parse_predictions(b"{\"error\":1}", &names(&["a"])), Err(ApiError::Rejected(_))));
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_names_neither_the_url_nor_the_key() {
+        // A port nothing listens on: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let key = Secret::new("k3y-in-the-query");
+        let client =
+            NationalizeClient::new(&format!("http://127.0.0.1:{port}"), key, Duration::from_secs(2)).unwrap();
+        let error = client.predict(&names(&["ana"])).await.unwrap_err();
+        assert!(matches!(error, ApiError::Retryable(_)), "{error}");
+        let text = error.to_string();
+        assert!(text.starts_with("the request failed: "), "{text}");
+        assert!(
+            !text.contains("k3y-in-the-query") && !text.contains("apikey") && !text.contains("ana"),
+            "{text}"
+        );
     }
 
     #[test]

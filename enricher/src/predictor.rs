@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use leadflow_core::runtime::backoff::Backoff;
@@ -55,11 +55,7 @@ impl Predictor {
         metrics: EnricherMetrics,
     ) -> reqwest::Result<Self> {
         Ok(Predictor {
-            client: NationalizeClient::new(
-                &config.base_url,
-                Some(config.api_key.clone()),
-                Duration::from_millis(config.request_timeout_ms),
-            )?,
+            client: NationalizeClient::new(&config.base_url, config.api_key.clone(), config.request_timeout)?,
             cache,
             limiter: Mutex::new(RateLimiter::new(
                 config.requests_per_second,
@@ -69,10 +65,7 @@ impl Predictor {
             names_per_request: config.names_per_request,
             max_concurrent_requests: config.max_concurrent_requests,
             max_attempts: config.max_attempts,
-            backoff: Backoff {
-                initial: Duration::from_millis(config.backoff_initial_ms),
-                max: Duration::from_millis(config.backoff_max_ms),
-            },
+            backoff: Backoff { initial: config.backoff_initial, max: config.backoff_max },
             metrics,
         })
     }

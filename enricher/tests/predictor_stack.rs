@@ -30,7 +30,7 @@ async fn predictor(stack: &Stack, stand_in: &StandIn, database: Option<&str>, ma
     config.nationalize.requests_per_second = 1000.0;
     config.nationalize.daily_quota = 0;
     config.nationalize.max_attempts = max_attempts;
-    config.nationalize.backoff_initial_ms = 10;
+    config.nationalize.backoff_initial = Duration::from_millis(10);
     config.mongo.uri = stack.mongodb_uri.clone();
     let database = database.map(str::to_owned).unwrap_or_else(|| unique("predictor_test").replace('-', "_"));
     let db = leadflow_core::store::mongo::client(&config.mongo, "test").await.unwrap().database(&database);

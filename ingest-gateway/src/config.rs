@@ -1,9 +1,11 @@
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use leadflow_core::contract::codec::SchemaRegistryConfig;
 use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
+use leadflow_core::runtime::duration::{millis_or_humantime, secs_or_humantime};
 use leadflow_core::runtime::service::ServiceConfig;
 use leadflow_core::stage::kafka::KafkaConfig;
 use leadflow_core::store::mongo::MongoConfig;
@@ -29,13 +31,16 @@ pub struct HttpConfig {
     /// Where the API listens.
     pub listen: SocketAddr,
     /// The server-side bound on one request, publishing included.
-    pub request_timeout_ms: u64,
+    #[serde(alias = "request_timeout_ms", deserialize_with = "millis_or_humantime")]
+    pub request_timeout: Duration,
     /// How long the producer may try to deliver a record before giving up on it
     /// (librdkafka `message.timeout.ms`). Kept below the request timeout, so that a request
     /// learns the real outcome of its records before it times out.
-    pub delivery_timeout_ms: u64,
-    /// The `Retry-After` sent with a 503.
-    pub retry_after_s: u64,
+    #[serde(alias = "delivery_timeout_ms", deserialize_with = "millis_or_humantime")]
+    pub delivery_timeout: Duration,
+    /// The `Retry-After` sent with a 503, in whole seconds (at least 1).
+    #[serde(alias = "retry_after_s", deserialize_with = "secs_or_humantime")]
+    pub retry_after: Duration,
 }
 
 impl ServiceConfig for GatewayConfig {

@@ -65,7 +65,7 @@ pub enum GatewayError {
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayError> {
     let codec = Arc::new(SchemaCodec::new(&config.schema_registry).map_err(StartupError::from)?);
     let mut producer_cfg = producer_config(&config.kafka);
-    producer_cfg.set("message.timeout.ms", config.http.delivery_timeout_ms.to_string());
+    producer_cfg.set("message.timeout.ms", config.http.delivery_timeout.as_millis().to_string());
     let producer: FutureProducer = producer_cfg.create()?;
 
     // Kafka, the registry and the API's own listener decide readiness (see `with_api_listener`).
@@ -111,7 +111,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
         updates.clone(),
         context.shutdown.clone(),
     ));
-    let retry_after = Duration::from_secs(config.http.retry_after_s);
+    let retry_after = config.http.retry_after;
     let write = Arc::new(WriteState {
         publisher: KafkaPublisher::new(producer, codec),
         metrics: GatewayMetrics::register(&context.metrics)?,
@@ -122,7 +122,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
         write: write.clone(),
         read: Arc::new(ReadState { reads, rules, retry_after }),
         live: Arc::new(LiveState { updates, shutdown: context.shutdown.clone() }),
-        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        request_timeout: config.http.request_timeout,
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -136,7 +136,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     let served = axum::serve(listener, routes::router(state))
         .with_graceful_shutdown(context.shutdown.clone().cancelled_owned())
         .await;
-    let grace = Duration::from_millis(config.shutdown.grace_period_ms);
+    let grace = config.shutdown.grace_period;
     if let Err(e) = write.publisher.flush(grace) {
         tracing::error!(error = %e, "records left unacknowledged at shutdown");
     }

@@ -1,6 +1,8 @@
 //! Against the real schema registry: records round-trip Confluent-framed, plain JSON from the CLI
 //! is accepted and validated, and the registry enforces BACKWARD compatibility.
 
+use std::time::Duration;
+
 use leadflow_core::contract::codec::SchemaRegistryConfig;
 use leadflow_core::contract::codec::{CodecError, PoisonKind, SchemaCodec, subject};
 use leadflow_core::contract::records::{LeadEvent, NameSubmitted};
@@ -9,8 +11,11 @@ use leadflow_testkit::{Stack, unique};
 use time::macros::datetime;
 
 fn codec(stack: &Stack) -> SchemaCodec {
-    SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
-        .unwrap()
+    SchemaCodec::new(&SchemaRegistryConfig {
+        url: stack.schema_registry_url.clone(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap()
 }
 
 fn sample_name() -> NameSubmitted {

@@ -240,8 +240,11 @@ pub async fn read_to_end(
 
 /// A schema codec against the stack's registry, to write and read records as the services do.
 pub fn codec(stack: &Stack) -> SchemaCodec {
-    SchemaCodec::new(&SchemaRegistryConfig { url: stack.schema_registry_url.clone(), timeout_ms: 5000 })
-        .unwrap()
+    SchemaCodec::new(&SchemaRegistryConfig {
+        url: stack.schema_registry_url.clone(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap()
 }
 
 /// Decodes records read from a topic, failing the test on any that does not decode.

@@ -1,7 +1,10 @@
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use leadflow_core::contract::codec::SchemaRegistryConfig;
 use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
+use leadflow_core::runtime::duration::secs_or_humantime;
 use leadflow_core::runtime::service::ServiceConfig;
 use leadflow_core::stage::config::ExactlyOnceConfig;
 use leadflow_core::stage::kafka::KafkaConfig;
@@ -26,7 +29,8 @@ pub struct ScorerConfig {
 #[serde(deny_unknown_fields)]
 pub struct ScoringConfig {
     /// How often the decay pass runs; 0 turns it off.
-    pub decay_pass_interval_s: u64,
+    #[serde(alias = "decay_pass_interval_s", deserialize_with = "secs_or_humantime")]
+    pub decay_pass_interval: Duration,
 }
 
 impl ServiceConfig for ScorerConfig {

@@ -84,14 +84,14 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
     tracing::info!(version = %rules.borrow().rules.version, "scoring rules loaded");
 
     let assigned = AssignedPartitions::default();
-    let decay = (config.scoring.decay_pass_interval_s > 0).then(|| {
+    let decay = (!config.scoring.decay_pass_interval.is_zero()).then(|| {
         let pass = DecayPass {
             store: store.clone(),
             codec: codec.clone(),
             producer: leadflow_core::stage::kafka::producer_config(&config.kafka).create()?,
             rules: rules.clone(),
             assigned: assigned.clone(),
-            interval: Duration::from_secs(config.scoring.decay_pass_interval_s),
+            interval: config.scoring.decay_pass_interval,
             metrics: metrics.clone(),
         };
         Ok::<_, rdkafka::error::KafkaError>(tokio::spawn(pass.run(context.shutdown.clone())))
@@ -106,7 +106,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
         processor: &processor,
         metrics: stage_metrics,
         shutdown: context.shutdown.clone(),
-        grace_period: Duration::from_millis(config.shutdown.grace_period_ms),
+        grace_period: config.shutdown.grace_period,
         assigned,
         membership: service.membership,
     };

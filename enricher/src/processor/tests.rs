@@ -35,7 +35,7 @@ async fn processor(stand_in: &StandInServer) -> EnrichProcessor {
     config.nationalize.requests_per_second = 1000.0;
     config.nationalize.daily_quota = 0;
     config.nationalize.max_attempts = 2;
-    config.nationalize.backoff_initial_ms = 10;
+    config.nationalize.backoff_initial = std::time::Duration::from_millis(10);
     config.mongo.uri = Stack::get().mongodb_uri;
     let database = unique("enricher_unit").replace('-', "_");
     let database =

@@ -39,7 +39,9 @@ const MAX_VIOLATIONS_LISTED: usize = 5;
 pub struct SchemaRegistryConfig {
     /// Base URL of the Confluent-compatible API, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
     pub url: String,
-    pub timeout_ms: u64,
+    /// One registry call, answer included.
+    #[serde(alias = "timeout_ms", deserialize_with = "crate::runtime::duration::millis_or_humantime")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +113,7 @@ pub struct SchemaCodec {
 impl SchemaCodec {
     pub fn new(cfg: &SchemaRegistryConfig) -> Result<Self, CodecError> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .timeout(cfg.timeout)
             .build()
             .map_err(|e| CodecError::RegistryUnavailable(e.to_string()))?;
         Ok(SchemaCodec {

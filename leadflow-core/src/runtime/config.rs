@@ -1,15 +1,20 @@
 //! Layered configuration: embedded defaults, then an optional TOML file, then `LEADFLOW_`
 //! environment variables (`__` separates levels: `LEADFLOW_KAFKA__BOOTSTRAP_SERVERS`).
 //! Every config struct uses `deny_unknown_fields`, so a misspelt key fails at start-up with
-//! its name rather than being silently ignored.
+//! its name rather than being silently ignored. Durations are humantime strings ("50ms",
+//! "30s"), and their old unit-suffixed names still work ([`crate::runtime::duration`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+use crate::runtime::duration;
 
 pub const ENV_PREFIX: &str = "LEADFLOW_";
 /// `LEADFLOW_CONFIG` names the config file; it is not itself a config key.
@@ -27,16 +32,54 @@ pub enum ConfigError {
 /// `embedded_defaults` are TOML texts compiled into the binary, later ones overriding earlier
 /// ones: the shared defaults first, then the service's own.
 pub fn load<T: DeserializeOwned>(embedded_defaults: &[&str], file: Option<&Path>) -> Result<T, ConfigError> {
-    let mut figment =
-        embedded_defaults.iter().fold(Figment::new(), |figment, layer| figment.merge(Toml::string(layer)));
+    let mut layers: Vec<Layer> =
+        embedded_defaults.iter().map(|text| Layer::read(Toml::string(text))).collect();
     if let Some(path) = file {
         if !path.exists() {
             return Err(ConfigError::MissingFile { path: path.to_owned() });
         }
-        figment = figment.merge(Toml::file_exact(path));
+        layers.push(Layer::read(Toml::file_exact(path)));
     }
     let env = Env::prefixed(ENV_PREFIX).ignore(&[&CONFIG_FILE_ENV[ENV_PREFIX.len()..]]).split("__");
-    figment.merge(env).extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    layers.push(Layer::read(env));
+    // A key a layer sets under its old (or new) name replaces the other name's value below it.
+    for i in 1..layers.len() {
+        let (earlier, later) = layers.split_at_mut(i);
+        if let Ok(later) = &later[0].data {
+            for earlier in earlier.iter_mut().filter_map(|layer| layer.data.as_mut().ok()) {
+                for (profile, table) in earlier.iter_mut() {
+                    if let Some(later_table) = later.get(profile) {
+                        duration::supersede(table, later_table);
+                    }
+                }
+            }
+        }
+    }
+    let figment = layers.into_iter().fold(Figment::new(), Figment::merge);
+    figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+}
+
+/// One layer, read once: its data can be edited before it is merged, and it still names its
+/// source in errors.
+struct Layer {
+    metadata: Metadata,
+    data: Result<Map<Profile, Dict>, figment::Error>,
+}
+
+impl Layer {
+    fn read(provider: impl Provider) -> Self {
+        Layer { metadata: provider.metadata(), data: provider.data() }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.data.clone()
+    }
 }
 
 /// The defaults every service shares: the local stack's addresses and the logging setup.
@@ -71,7 +114,8 @@ pub struct TelemetryConfig {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownConfig {
     /// How long in-flight work may take to finish after SIGTERM before the process gives up.
-    pub grace_period_ms: u64,
+    #[serde(alias = "grace_period_ms", deserialize_with = "duration::millis_or_humantime")]
+    pub grace_period: Duration,
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! A stage's consumer-group and transaction settings.
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::runtime::duration::millis_or_humantime;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,12 +20,15 @@ pub struct ExactlyOnceConfig {
     /// The most records one transaction covers.
     pub max_batch_records: usize,
     /// How long a batch waits for more records once it has its first one.
-    pub batch_linger_ms: u64,
+    #[serde(alias = "batch_linger_ms", deserialize_with = "millis_or_humantime")]
+    pub batch_linger: Duration,
     /// `transaction.timeout.ms`: how long an instance that vanished mid-transaction can hold
     /// back `read_committed` readers of its output partitions.
-    pub transaction_timeout_ms: u64,
+    #[serde(alias = "transaction_timeout_ms", deserialize_with = "millis_or_humantime")]
+    pub transaction_timeout: Duration,
     /// First wait before a batch is retried after a transient failure (doubling up to 30 s).
-    pub retry_backoff_ms: u64,
+    #[serde(alias = "retry_backoff_ms", deserialize_with = "millis_or_humantime")]
+    pub retry_backoff: Duration,
     /// `false` is at-least-once, kept to measure what exactly-once costs: no transaction, the
     /// offsets are committed once the batch's records are acknowledged, so a crash between the
     /// two writes the batch's records again. The stage's own state must make repeats harmless.
@@ -62,9 +69,9 @@ mod tests {
             group_id: "enricher".into(),
             instance_id: "a".into(),
             max_batch_records: 1,
-            batch_linger_ms: 0,
-            transaction_timeout_ms: 10_000,
-            retry_backoff_ms: 100,
+            batch_linger: Duration::ZERO,
+            transaction_timeout: Duration::from_secs(10),
+            retry_backoff: Duration::from_millis(100),
             exactly_once: true,
         };
         assert_eq!(config.transactional_id(), "enricher-a");

@@ -201,10 +201,10 @@ impl ConsumerContext for StageContext {
         // librdkafka keeps a partition's pause across a revoke and a new assignment, and the
         // batch that paused it was abandoned: a partition this instance is given must flow.
         if let Rebalance::Assign(partitions) = rebalance {
-            if partitions.count() > 0 {
-                if let Err(e) = consumer.resume(partitions) {
-                    tracing::warn!(error = %e, "cannot resume the assigned partitions");
-                }
+            if partitions.count() > 0
+                && let Err(e) = consumer.resume(partitions)
+            {
+                tracing::warn!(error = %e, "cannot resume the assigned partitions");
             }
             self.metrics.paused.set(0);
         }
@@ -261,7 +261,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         let transactional_id = self.config.transactional_id();
         let producer_cfg = if self.config.exactly_once {
             let mut cfg = transactional_producer_config(self.kafka, &transactional_id);
-            cfg.set("transaction.timeout.ms", self.config.transaction_timeout_ms.to_string());
+            cfg.set("transaction.timeout.ms", self.config.transaction_timeout.as_millis().to_string());
             cfg
         } else {
             crate::stage::kafka::producer_config(self.kafka)
@@ -283,7 +283,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         );
 
         let mut pending = VecDeque::new();
-        let mut backoff = Duration::from_millis(self.config.retry_backoff_ms);
+        let mut backoff = self.config.retry_backoff;
         loop {
             let (batch, generation) = match self.collect_batch(&consumer, &mut pending).await {
                 None => break,
@@ -315,7 +315,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 Err(interrupt) => Err(interrupt),
             };
             match outcome {
-                Ok(()) => backoff = Duration::from_millis(self.config.retry_backoff_ms),
+                Ok(()) => backoff = self.config.retry_backoff,
                 Err(BatchInterrupt::Rebalance) => {
                     pending.clear();
                     tracing::info!(
@@ -418,7 +418,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 _ = self.shutdown.cancelled() => return None,
             }
         }
-        let linger = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        let linger = tokio::time::Instant::now() + self.config.batch_linger;
         while batch.len() < max && fatal.is_none() {
             match tokio::time::timeout_at(linger, consumer.recv()).await {
                 Ok(message) => fatal = receive(&mut batch, message),

@@ -1,14 +1,73 @@
 //! The MongoDB client every service builds the same way.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MongoConfig {
+    /// A connection string, which may hold a password (`mongodb://user:pass@host/`): print
+    /// [`MongoConfig::redacted_uri`], never this. The driver's own errors leave it out.
     pub uri: String,
     pub database: String,
+}
+
+impl MongoConfig {
+    /// The URI with its password and any credential options as `***`.
+    pub fn redacted_uri(&self) -> String {
+        redact_uri(&self.uri)
+    }
+}
+
+/// The password stays out of logs.
+impl fmt::Debug for MongoConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoConfig")
+            .field("uri", &self.redacted_uri())
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@hosts/db?options`: the password, and the value of any option that
+/// carries a credential (`tlsCertificateKeyFilePassword`, `authMechanismProperties`), become
+/// `***`. Userinfo ends at the last `@` before the options, as the driver reads it.
+fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else { return "***".to_owned() };
+    let (before_options, options) = match rest.split_once('?') {
+        Some((before, options)) => (before, Some(options)),
+        None => (rest, None),
+    };
+    let mut out = format!("{scheme}://");
+    match before_options.rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            match userinfo.split_once(':') {
+                Some((user, _password)) => out.push_str(&format!("{user}:***@")),
+                None => out.push_str(&format!("{userinfo}@")),
+            }
+            out.push_str(hosts);
+        }
+        None => out.push_str(before_options),
+    }
+    if let Some(options) = options {
+        let options: Vec<String> = options
+            .split('&')
+            .map(|option| match option.split_once('=') {
+                Some((name, _)) if is_credential_option(name) => format!("{name}=***"),
+                _ => option.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&options.join("&"));
+    }
+    out
+}
+
+fn is_credential_option(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("password") || name == "authmechanismproperties"
 }
 
 /// A client that gives up on an unreachable server within seconds, not the driver's default
@@ -73,4 +132,34 @@ pub fn expect_all_matched(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(uri: &str) -> MongoConfig {
+        MongoConfig { uri: uri.to_owned(), database: "leadflow".to_owned() }
+    }
+
+    #[test]
+    fn the_password_never_prints() {
+        let with_password =
+            config("mongodb://app:p%40ss@mongo-1:27017,mongo-2:27017/leadflow?replicaSet=rs0");
+        assert_eq!(
+            with_password.redacted_uri(),
+            "mongodb://app:***@mongo-1:27017,mongo-2:27017/leadflow?replicaSet=rs0"
+        );
+        assert!(!format!("{with_password:?}").contains("p%40ss"));
+        assert_eq!(config("mongodb://127.0.0.1:27017").redacted_uri(), "mongodb://127.0.0.1:27017");
+        assert_eq!(
+            config("mongodb://app@h/?authSource=admin").redacted_uri(),
+            "mongodb://app@h/?authSource=admin"
+        );
+        assert_eq!(
+            config("mongodb://h/?tls=true&tlsCertificateKeyFilePassword=k3y").redacted_uri(),
+            "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=***"
+        );
+        assert_eq!(config("not a uri with s3cret").redacted_uri(), "***");
+    }
 }
