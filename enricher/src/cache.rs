@@ -2,17 +2,20 @@
 //! documents expire after a TTL (a TTL index, and an age check on read for servers that do not
 //! expire documents themselves). The cache saves API requests; it never decides an outcome, so
 //! when MongoDB is down the predictor asks the API instead.
+//!
+//! The documents are [`PredictionDoc`]s, declared in `leadflow_core::store::documents` with the
+//! collection's default name, `NATIONALIZE_CACHE` (the `cache.collection` setting).
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use leadflow_core::store::documents::{PredictedCountry, PredictionDoc};
 use lru::LruCache;
 use mongodb::bson::{self, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::CacheConfig;
@@ -26,26 +29,10 @@ struct Cached {
     fetched_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredPrediction {
-    #[serde(rename = "_id")]
-    name: String,
-    countries: Vec<StoredCountry>,
-    #[serde(rename = "fetchedAt")]
-    fetched_at: bson::DateTime,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredCountry {
-    #[serde(rename = "countryId")]
-    country_id: String,
-    probability: f64,
-}
-
 pub struct PredictionCache {
     memory: Mutex<LruCache<String, Cached>>,
     database: Database,
-    store: Collection<StoredPrediction>,
+    store: Collection<PredictionDoc>,
     ttl: Duration,
 }
 
@@ -56,7 +43,7 @@ impl PredictionCache {
             memory: Mutex::new(LruCache::new(capacity)),
             database: database.clone(),
             store: database.collection(&config.collection),
-            ttl: Duration::from_secs(config.ttl_s),
+            ttl: config.ttl,
         }
     }
 
@@ -91,7 +78,7 @@ impl PredictionCache {
         let now = OffsetDateTime::now_utc();
         let oldest =
             bson::DateTime::from_millis(((now - self.ttl).unix_timestamp_nanos() / 1_000_000) as i64);
-        let found: Vec<StoredPrediction> = self
+        let found: Vec<PredictionDoc> = self
             .store
             .find(doc! { "_id": { "$in": names }, "fetchedAt": { "$gt": oldest } })
             .await?
@@ -134,11 +121,11 @@ impl PredictionCache {
         let updates: Vec<bson::Document> = predictions
             .iter()
             .map(|(name, countries)| {
-                let stored = StoredPrediction {
+                let stored = PredictionDoc {
                     name: name.clone(),
                     countries: countries
                         .iter()
-                        .map(|c| StoredCountry {
+                        .map(|c| PredictedCountry {
                             country_id: c.country_id.clone(),
                             probability: c.probability,
                         })
@@ -162,5 +149,19 @@ impl PredictionCache {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use leadflow_core::runtime::config::{SHARED_DEFAULTS, load};
+    use leadflow_core::store::documents::NATIONALIZE_CACHE;
+
+    use crate::config::{DEFAULTS, EnricherConfig};
+
+    #[test]
+    fn the_defaults_name_the_declared_collection() {
+        let config: EnricherConfig = load(&[SHARED_DEFAULTS, DEFAULTS], None).unwrap();
+        assert_eq!(config.cache.collection, NATIONALIZE_CACHE);
     }
 }
