@@ -6,6 +6,7 @@
 //! effect, through upserts keyed `leadId:version` that the CRM applies once however often they
 //! are sent. See [`processor`] for the crash cases.
 
+pub mod cli;
 pub mod config;
 pub mod contact;
 pub mod destination;
