@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, enriched, produce_records, run_id};
+use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, enriched, produce_records, run_id, scored};
 use leadflow_core::contract::records::{CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadScored, Stage};
 use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::read_to_end;
@@ -41,24 +41,8 @@ async fn every_lead_is_delivered_once_at_its_latest_version_through_kills_and_dr
     let enriched_records: Vec<_> =
         leads.iter().map(|lead| enriched(lead, "Ada Lovelace", EnrichmentStatus::Verified, now)).collect();
     // Half the leads also get a stage: a second CRM-visible change, so a second version.
-    let scored_records: Vec<LeadScored> = leads[..LEADS / 2]
-        .iter()
-        .map(|lead| LeadScored {
-            lead_id: lead.clone(),
-            event_id: "e1".into(),
-            event_type: "signup".into(),
-            delta: 20.0,
-            score: 20.0,
-            stage: Stage::Warm,
-            previous_stage: None,
-            event_timestamp: now,
-            rules_version: "v1".into(),
-            processed_at: now,
-            late: false,
-            reason: None,
-            lead_version: Some(1),
-        })
-        .collect();
+    let scored_records: Vec<LeadScored> =
+        leads[..LEADS / 2].iter().map(|lead| scored(lead, 1, 20.0, Stage::Warm, now)).collect();
     produce_records(&stack, &enriched_records).await;
     produce_records(&stack, &scored_records).await;
     let expected: HashMap<String, u64> =

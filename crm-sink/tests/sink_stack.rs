@@ -6,11 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, enriched, produce_records, run_id};
+use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, enriched, produce_records, run_id, scored};
 use crm_sink::read_model::{LeadStatus, LeadView};
 use leadflow_core::contract::records::{
-    CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadReviewed, LeadScored, PipelineStage, ReviewDecision,
-    Stage,
+    CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadReviewed, PipelineStage, ReviewDecision, Stage,
 };
 use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{end_offsets, produce, producer, read_to_end};
@@ -57,24 +56,6 @@ async fn wait_for_view(
     })
     .await
     .unwrap()
-}
-
-fn scored(lead_id: &str, version: u64, score: f64, stage: Stage, at: OffsetDateTime) -> LeadScored {
-    LeadScored {
-        lead_id: lead_id.to_owned(),
-        event_id: format!("e{version}"),
-        event_type: "demo_request".into(),
-        delta: 10.0,
-        score,
-        stage,
-        previous_stage: None,
-        event_timestamp: at,
-        rules_version: "v1".into(),
-        processed_at: at,
-        late: false,
-        reason: None,
-        lead_version: Some(version),
-    }
 }
 
 async fn receipts_of(run: &SinkRun, stack: &Stack, lead_id: &str) -> Vec<CrmDelivery> {
@@ -318,22 +299,7 @@ async fn huge_poison_records_on_every_input_topic_are_dead_lettered_whole_and_th
         ),
         (
             topics::SCORES,
-            serde_json::to_value(LeadScored {
-                lead_id: key(topics::SCORES),
-                event_id: "e1".into(),
-                event_type: "signup".into(),
-                delta: 20.0,
-                score: 20.0,
-                stage: Stage::Warm,
-                previous_stage: Some(Stage::Cold),
-                event_timestamp: now,
-                rules_version: "v1".into(),
-                processed_at: now,
-                late: false,
-                reason: None,
-                lead_version: Some(1),
-            })
-            .unwrap(),
+            serde_json::to_value(scored(&key(topics::SCORES), 1, 20.0, Stage::Warm, now)).unwrap(),
         ),
         (
             topics::REVIEWS,

@@ -21,12 +21,13 @@ async fn readyz_is_200_only_once_the_scorer_holds_its_assignment() {
     let not_ready = std::sync::Mutex::new(Vec::new());
     eventually("/readyz answers 200", Duration::from_secs(60), || {
         let url = url.clone();
-        let logs_before = scorer.logs();
+        let scorer = &scorer;
         let not_ready = &not_ready;
         async move {
             let answer = reqwest::get(&url).await.map_err(|e| e.to_string())?;
             if answer.status() == 200 {
-                return Ok(Some(logs_before));
+                // Read after the answer: the line must already be there when readiness says so.
+                return Ok(Some(scorer.logs()));
             }
             let body = answer.text().await.unwrap_or_default();
             not_ready.lock().unwrap().push(body);
@@ -34,10 +35,10 @@ async fn readyz_is_200_only_once_the_scorer_holds_its_assignment() {
         }
     })
     .await
-    .map(|logs_before| {
+    .map(|logs_at_ready| {
         assert!(
-            logs_before.contains("partitions assigned"),
-            "/readyz answered 200 before the scorer had its partitions:\n{logs_before}"
+            logs_at_ready.contains("partitions assigned"),
+            "/readyz answered 200 before the scorer had its partitions:\n{logs_at_ready}"
         )
     })
     .unwrap();

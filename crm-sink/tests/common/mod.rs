@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crm_sink::read_model::LeadView;
 use crm_sink::store::LeadStore;
-use leadflow_core::contract::records::{DeadLetter, EnrichmentStatus, LeadEnriched};
+use leadflow_core::contract::records::{DeadLetter, EnrichmentStatus, LeadEnriched, LeadScored, Stage};
 use leadflow_core::contract::topics;
 use leadflow_core::store::mongo::MongoConfig;
 #[allow(unused_imports)] // each test binary uses part of these
@@ -132,5 +132,24 @@ pub fn enriched(
         reason: (!verified).then(|| "low_probability".to_owned()),
         provider: "nationalize".into(),
         enriched_at,
+    }
+}
+
+/// A LeadScored for `lead_id` at `version`, as the scorer writes it.
+pub fn scored(lead_id: &str, version: u64, score: f64, stage: Stage, at: OffsetDateTime) -> LeadScored {
+    LeadScored {
+        lead_id: lead_id.to_owned(),
+        event_id: format!("e{version}"),
+        event_type: "demo_request".into(),
+        delta: 10.0,
+        score,
+        stage,
+        previous_stage: None,
+        event_timestamp: at,
+        rules_version: "v1".into(),
+        processed_at: at,
+        late: false,
+        reason: None,
+        lead_version: Some(version),
     }
 }

@@ -186,12 +186,13 @@ impl ConsumerContext for StageContext {
             }
             Rebalance::Assign(partitions) => {
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
-                self.membership.set(true);
                 self.assigned
                     .lock()
                     .expect("not poisoned")
                     .extend(partitions.elements().iter().map(|e| e.partition()));
                 tracing::info!(partitions = %describe(partitions), "partitions assigned");
+                // Ready only once the assignment is logged, so that readiness never runs ahead of it.
+                self.membership.set(true);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
