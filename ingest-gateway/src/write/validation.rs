@@ -41,15 +41,24 @@ fn reject_unknown(object: &Map<String, Value>, known: &[&str], errors: &mut Vec<
     }
 }
 
-/// `Ok(None)` when absent or null; an error when present with another type than string.
+/// `None` when absent; an error when present as anything but a string, `null` included (the
+/// OpenAPI document types these fields `string`: a client leaves a field out, it never sends null).
 fn optional_string<'a>(
     object: &'a Map<String, Value>,
     field: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<&'a str> {
     match object.get(field) {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::String(s)) => Some(s),
+        Some(Value::Null) => {
+            errors.push(FieldError::new(
+                field,
+                "invalid_type",
+                format!("{field} must be a string, not null; leave it out instead"),
+            ));
+            None
+        }
         Some(_) => {
             errors.push(FieldError::new(field, "invalid_type", format!("{field} must be a string")));
             None
@@ -62,11 +71,12 @@ fn required_string<'a>(
     field: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<&'a str> {
-    let value = optional_string(object, field, errors);
-    if value.is_none() && matches!(object.get(field), None | Some(Value::Null)) {
+    // A required field sent as null is missing: one error, `required`.
+    if matches!(object.get(field), None | Some(Value::Null)) {
         errors.push(FieldError::new(field, "required", format!("{field} is required")));
+        return None;
     }
-    value
+    optional_string(object, field, errors)
 }
 
 /// At most `max` characters (not bytes: a name in any script counts what a person sees).
@@ -178,7 +188,15 @@ pub fn validate_event(value: &Value, now: OffsetDateTime) -> Result<LeadEvent, V
         None => Some(now),
     };
     let properties = match object.get("properties") {
-        None | Some(Value::Null) => Some(Map::new()),
+        None => Some(Map::new()),
+        Some(Value::Null) => {
+            errors.push(FieldError::new(
+                "properties",
+                "invalid_type",
+                "properties must be a JSON object, not null; leave it out instead",
+            ));
+            None
+        }
         Some(p) => check_properties(p).map_err(|e| errors.push(e)).ok(),
     };
 

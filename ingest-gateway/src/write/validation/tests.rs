@@ -208,8 +208,11 @@ fn a_valid_review_becomes_a_lead_reviewed_stamped_now() {
         (minimal.decision, minimal.reviewer, minimal.note, minimal.reviewed_at),
         (ReviewDecision::Rejected, None, None, NOW)
     );
-    let nulls = review("lead-1", json!({"decision": "Verified", "reviewer": null, "note": null})).unwrap();
-    assert_eq!((nulls.reviewer, nulls.note), (None, None));
+    // The document types them `string`: null is refused, naming the field; absent is none.
+    for field in ["reviewer", "note"] {
+        let errors = review("lead-1", json!({"decision": "Verified", field: null})).unwrap_err();
+        assert_eq!(errors, [(field.to_owned(), "invalid_type")]);
+    }
     let blank = review("lead-1", json!({"decision": "Verified", "reviewer": " \t\n "})).unwrap();
     assert_eq!(blank.reviewer, None, "a blank reviewer is no reviewer");
 }
@@ -414,4 +417,24 @@ mod properties {
             }
         }
     }
+}
+
+/// The document types every optional field `string` (or `object`): a null is refused with a 400
+/// naming the field, as a wrong type is; absent is what "none" is spelled.
+#[test]
+fn null_is_refused_where_the_document_forbids_it() {
+    let reasons =
+        |errors: Vec<FieldError>| errors.into_iter().map(|e| (e.field, e.reason)).collect::<Vec<_>>();
+    for field in ["eventId", "timestamp", "properties"] {
+        let mut body = json!({"leadId": "lead-1", "eventType": "page_view"});
+        body[field] = Value::Null;
+        assert_eq!(reasons(validate_event(&body, NOW).unwrap_err()), [(field.to_owned(), "invalid_type")]);
+    }
+    for field in ["email", "company", "leadId"] {
+        let mut body = json!({"name": "Ada"});
+        body[field] = Value::Null;
+        assert_eq!(reasons(validate_lead(&body, NOW).unwrap_err()), [(field.to_owned(), "invalid_type")]);
+    }
+    let required = validate_event(&json!({"leadId": null, "eventType": "page_view"}), NOW).unwrap_err();
+    assert_eq!(reasons(required), [("leadId".to_owned(), "required")], "a required null is one error");
 }
