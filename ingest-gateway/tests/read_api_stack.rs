@@ -331,8 +331,9 @@ async fn leads_filter_sort_and_page_through_every_lead_exactly_once() {
     assert_eq!(summary["lastActivityAt"], rfc3339(f.now - Duration::hours(1)));
     assert_eq!(summary["inCrm"], false);
     let cursor = first["nextCursor"].as_str().unwrap();
+    // A cursor carries both sort keys, so it continues the other order too.
     let (status, body) = f.gateway.get(&format!("/api/leads?sort=recent&cursor={cursor}")).await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("cursor")), "a cursor of the other order");
+    assert_eq!(status, 200, "a cursor of the other order: {body}");
     let (status, body) = f.gateway.get("/api/leads?cursor=bm90LWpzb24").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("cursor")));
     let (status, body) = f.gateway.get("/api/leads?stage=tepid").await;

@@ -78,7 +78,7 @@ pub struct LeadPage {
 pub fn page(mut found: Vec<StoredLead>, query: &ListQuery) -> LeadPage {
     let more = found.len() > query.limit as usize;
     found.truncate(query.limit as usize);
-    let next_cursor = if more { found.last().map(|l| l.cursor(query.sort).encode()) } else { None };
+    let next_cursor = if more { found.last().map(|l| l.cursor().encode()) } else { None };
     LeadPage { leads: found.iter().map(|l| summary(&l.view)).collect(), next_cursor }
 }
 

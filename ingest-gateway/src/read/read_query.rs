@@ -1,8 +1,6 @@
 //! The read API's query parameters and its opaque page cursor. Pure: every parameter is
 //! checked here, before any query reaches MongoDB, and a bad one is named in the 400.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use leadflow_core::contract::records::Stage;
@@ -40,73 +38,78 @@ pub enum SortOrder {
     Recent,
 }
 
-/// Where the previous page ended: the last lead's sort key and id. Sent to clients as base64url
-/// (no padding) JSON; they pass it back unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "sort", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Cursor {
-    /// The score is carried as text (`{:e}`): Rust's float formatting round-trips exactly, a JSON number
-    /// read back by serde_json may be off by one unit in the last place, which would repeat or
-    /// skip a lead at the page boundary.
-    Score {
-        score: String,
-        id: String,
-    },
-    Recent {
-        at: i64,
-        id: String,
-    },
+/// Where the previous page ended: the last lead's score, its last activity (ms since the epoch)
+/// and its id, sent to clients as the text `<score>~<lastActivityMs>~<leadId>` (the OpenAPI
+/// document gives its pattern, [`CURSOR_PATTERN`]). It carries both sort keys, so it continues
+/// either sort order: after that lead in the order asked for. The score is written as Rust's
+/// `{:e}`, which reads back to the same bits (a decimal rounded by hand may be off by one unit in
+/// the last place, which would repeat or skip a lead at the page boundary).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub score: f64,
+    pub at: i64,
+    pub id: String,
 }
 
+/// What [`Cursor::decode`] accepts, as the OpenAPI document states it for `cursor`.
+pub const CURSOR_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?(e-?[0-9]+)?~-?[0-9]{1,18}~[A-Za-z0-9._:@-]{1,128}$";
+
 impl Cursor {
-    pub fn after_score(score: f64, id: &str) -> Self {
-        Cursor::Score { score: format!("{score:e}"), id: id.to_owned() }
-    }
-
-    pub fn after_recent(last_activity_ms: i64, id: &str) -> Self {
-        Cursor::Recent { at: last_activity_ms, id: id.to_owned() }
-    }
-
-    pub fn sort(&self) -> SortOrder {
-        match self {
-            Cursor::Score { .. } => SortOrder::Score,
-            Cursor::Recent { .. } => SortOrder::Recent,
-        }
+    /// After the lead with `score`, last activity `last_activity_ms` and `id`.
+    pub fn after(score: f64, last_activity_ms: i64, id: &str) -> Self {
+        Cursor { score, at: last_activity_ms, id: id.to_owned() }
     }
 
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("a cursor serialises"))
+        format!("{:e}~{}~{}", self.score, self.at, self.id)
     }
 
-    /// The cursor in `text`, or why it is not one.
+    /// The cursor in `text`, or why it is not one. Accepts exactly [`CURSOR_PATTERN`] (at most
+    /// 512 characters): a score too large for an f64 reads as infinity, which is still a place.
     pub fn decode(text: &str) -> Result<Cursor, String> {
         if text.chars().count() > MAX_CURSOR_CHARS {
             return Err("is too long to be a cursor".to_owned());
         }
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| "is not base64url".to_owned())?;
-        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| "is not a cursor".to_owned())?;
-        let id = match &cursor {
-            Cursor::Score { score, id } => {
-                if !score.parse::<f64>().is_ok_and(f64::is_finite) {
-                    return Err("holds no valid score".to_owned());
-                }
-                id
-            }
-            Cursor::Recent { id, .. } => id,
+        let shape = || "is not <score>~<lastActivityMs>~<leadId>".to_owned();
+        let mut parts = text.splitn(3, '~');
+        let (Some(score), Some(at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(shape());
         };
-        if id.is_empty() {
-            return Err("holds no lead id".to_owned());
+        if !is_score_text(score) {
+            return Err("holds no valid score".to_owned());
         }
-        Ok(cursor)
+        let digits = at.strip_prefix('-').unwrap_or(at);
+        if !(1..=18).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("holds no valid lastActivityMs (1 to 18 digits)".to_owned());
+        }
+        let id_ok = (1..=128).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:@".contains(&b));
+        if !id_ok {
+            return Err("holds no valid lead id".to_owned());
+        }
+        Ok(Cursor {
+            score: score.parse().map_err(|_| "holds no valid score".to_owned())?,
+            at: at.parse().map_err(|_| shape())?,
+            id: id.to_owned(),
+        })
     }
+}
 
-    /// The score of a `Score` cursor (checked finite by `decode`).
-    pub fn score(&self) -> Option<f64> {
-        match self {
-            Cursor::Score { score, .. } => score.parse().ok(),
-            Cursor::Recent { .. } => None,
-        }
+/// `-?[0-9]+(\.[0-9]+)?(e-?[0-9]+)?`: what `{:e}` writes for a finite f64, and no more.
+fn is_score_text(text: &str) -> bool {
+    fn digits(text: &str) -> bool {
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
     }
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once('e') {
+        Some((m, e)) => (m, Some(e.strip_prefix('-').unwrap_or(e))),
+        None => (unsigned, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction),
+        None => digits(mantissa),
+    };
+    mantissa_ok && exponent.is_none_or(digits)
 }
 
 /// `GET /api/leads`, checked.
@@ -214,15 +217,8 @@ pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Vec<Fie
         };
         errors.extend(parsed.err());
     }
-    // After the loop: whether the cursor fits depends on `sort`, wherever it stood.
     if let Some(text) = cursor_text {
         match Cursor::decode(text) {
-            Ok(cursor) if cursor.sort() != query.sort => errors.push(error(
-                "cursor",
-                "invalid_value",
-                "cursor belongs to another sort order; pass the same sort as the page it came from"
-                    .to_owned(),
-            )),
             Ok(cursor) => query.after = Some(cursor),
             Err(why) => errors.push(error(
                 "cursor",
@@ -278,7 +274,7 @@ mod tests {
 
     #[test]
     fn every_parameter_parses() {
-        let cursor = Cursor::after_score(42.5, "lead-1").encode();
+        let cursor = Cursor::after(42.5, 7, "lead-1").encode();
         let query = parse_list_query(&pairs(&[
             ("status", "To Check"),
             ("stage", "hot"),
@@ -292,7 +288,7 @@ mod tests {
         assert_eq!(query.stage, Some(Stage::Hot));
         assert_eq!(query.name_contains.as_deref(), Some("élan"));
         assert_eq!((query.sort, query.limit), (SortOrder::Score, 100));
-        assert_eq!(query.after, Some(Cursor::after_score(42.5, "lead-1")));
+        assert_eq!(query.after, Some(Cursor::after(42.5, 7, "lead-1")));
         assert_eq!(
             parse_list_query(&pairs(&[("q", "   ")])).unwrap().name_contains,
             None,
@@ -332,25 +328,31 @@ mod tests {
 
     #[test]
     fn malformed_cursors_are_named() {
-        let not_json = URL_SAFE_NO_PAD.encode(b"hello");
-        let wrong_shape = URL_SAFE_NO_PAD.encode(br#"{"sort":"score","id":"a"}"#);
-        let extra_field = URL_SAFE_NO_PAD.encode(br#"{"sort":"recent","at":1,"id":"a","x":1}"#);
-        let bad_score = URL_SAFE_NO_PAD.encode(br#"{"sort":"score","score":"NaN","id":"a"}"#);
-        let text_score = URL_SAFE_NO_PAD.encode(br#"{"sort":"score","score":"many","id":"a"}"#);
-        let empty_id = URL_SAFE_NO_PAD.encode(br#"{"sort":"recent","at":1,"id":""}"#);
-        let padded = format!("{}=", Cursor::after_recent(1, "a").encode());
-        let long = "A".repeat(600);
+        let long = format!("1e0~1~{}", "a".repeat(600));
+        let id_129 = format!("1e0~1~{}", "a".repeat(129));
         for text in [
             "",
             "***",
             "a",
-            &not_json,
-            &wrong_shape,
-            &extra_field,
-            &bad_score,
-            &text_score,
-            &empty_id,
-            &padded,
+            "1e0~1",
+            "~1~a",
+            "NaN~1~a",
+            "inf~1~a",
+            "many~1~a",
+            "+1~1~a",
+            "1.~1~a",
+            ".5~1~a",
+            "1e~1~a",
+            "1E5~1~a",
+            "1e0~~a",
+            "1e0~1.5~a",
+            "1e0~1234567890123456789~a",
+            "1e0~1~",
+            "1e0~1~lead 1",
+            "1e0~1~a~b",
+            "1e0~1~léad",
+            "eyJzb3J0IjoicmVjZW50IiwiYXQiOjEsImlkIjoiYSJ9",
+            &id_129,
             &long,
         ] {
             let errors = parse_list_query(&pairs(&[("sort", "recent"), ("cursor", text)])).unwrap_err();
@@ -361,20 +363,20 @@ mod tests {
                 "{text:?}"
             );
         }
+        for text in ["0~0~a", "-1.25e-7~-123456789012345678~a.b_c:d@e-f", "1e99999~1~a", "12~3~x"] {
+            assert!(Cursor::decode(text).is_ok(), "{text:?} matches the documented pattern");
+        }
+        assert_eq!(Cursor::decode("1e99999~1~a").unwrap().score, f64::INFINITY, "still a place");
     }
 
+    /// It carries both sort keys: a cursor continues either order.
     #[test]
-    fn a_cursor_of_the_other_sort_is_refused_wherever_sort_stands() {
-        let score_cursor = Cursor::after_score(1.0, "a").encode();
-        for order in [
-            [("cursor", score_cursor.as_str()), ("sort", "recent")],
-            [("sort", "recent"), ("cursor", &score_cursor)],
-        ] {
-            assert_eq!(fields(parse_list_query(&pairs(&order))), ["cursor"]);
+    fn a_cursor_continues_either_sort_order() {
+        let cursor = Cursor::after(1.0, 5, "a").encode();
+        for sort in ["score", "recent"] {
+            let query = parse_list_query(&pairs(&[("cursor", &cursor), ("sort", sort)])).unwrap();
+            assert_eq!(query.after, Some(Cursor::after(1.0, 5, "a")), "{sort}");
         }
-        let recent = Cursor::after_recent(5, "a").encode();
-        assert_eq!(fields(parse_list_query(&pairs(&[("cursor", &recent), ("sort", "score")]))), ["cursor"]);
-        assert!(parse_list_query(&pairs(&[("cursor", &recent)])).is_ok(), "recent is the default sort");
     }
 
     #[test]
@@ -388,19 +390,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn score_cursors_round_trip_exactly(score in prop::num::f64::NORMAL | prop::num::f64::ZERO | prop::num::f64::SUBNORMAL, id in "[A-Za-z0-9._:@-]{1,128}") {
-            let cursor = Cursor::after_score(score, &id);
-            let back = Cursor::decode(&cursor.encode()).unwrap();
-            prop_assert_eq!(back.score().unwrap().to_bits(), score.to_bits());
-            prop_assert_eq!(back, cursor);
-        }
-
-        #[test]
-        fn recent_cursors_round_trip(at in any::<i64>(), id in "[A-Za-z0-9._:@-]{1,128}") {
-            let cursor = Cursor::after_recent(at, &id);
+        fn cursors_round_trip_exactly(score in prop::num::f64::NORMAL | prop::num::f64::ZERO | prop::num::f64::SUBNORMAL, at in -999_999_999_999_999_999i64..=999_999_999_999_999_999, id in "[A-Za-z0-9._:@-]{1,128}") {
+            let cursor = Cursor::after(score, at, &id);
             let text = cursor.encode();
-            prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "URL-safe: {}", text);
-            prop_assert_eq!(Cursor::decode(&text).unwrap(), cursor);
+            prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~:@".contains(&b)), "URL-safe: {}", text);
+            let back = Cursor::decode(&text).unwrap();
+            prop_assert_eq!(back.score.to_bits(), score.to_bits());
+            prop_assert_eq!(back, cursor);
         }
 
         /// Whatever a client sends as a cursor, the answer is a cursor or an error, never a panic.

@@ -40,12 +40,9 @@ impl From<LeadViewDoc> for StoredLead {
 }
 
 impl StoredLead {
-    /// The cursor that continues after this lead in `sort` order.
-    pub fn cursor(&self, sort: SortOrder) -> Cursor {
-        match sort {
-            SortOrder::Score => Cursor::after_score(self.score, &self.view.lead_id),
-            SortOrder::Recent => Cursor::after_recent(self.last_activity_ms, &self.view.lead_id),
-        }
+    /// The cursor that continues after this lead, in either sort order.
+    pub fn cursor(&self) -> Cursor {
+        Cursor::after(self.score, self.last_activity_ms, &self.view.lead_id)
     }
 }
 
@@ -199,9 +196,9 @@ pub fn list_filter(query: &ListQuery) -> Document {
         clauses.push(doc! { "nameLower": { "$regex": escape_regex(q) } });
     }
     if let Some(cursor) = &query.after {
-        let (field, key, id): (&str, Bson, &str) = match cursor {
-            Cursor::Score { id, .. } => ("score", Bson::Double(cursor.score().unwrap_or(0.0)), id),
-            Cursor::Recent { at, id } => ("lastActivityMs", Bson::Int64(*at), id),
+        let (field, key, id): (&str, Bson, &str) = match query.sort {
+            SortOrder::Score => ("score", Bson::Double(cursor.score), &cursor.id),
+            SortOrder::Recent => ("lastActivityMs", Bson::Int64(cursor.at), &cursor.id),
         };
         clauses.push(doc! { "$or": [
             { field: { "$lt": key.clone() } },
@@ -249,7 +246,7 @@ mod tests {
         q.stage = Some(Stage::Warm);
         q.name_contains = Some("a.b".into());
         q.sort = SortOrder::Score;
-        q.after = Some(Cursor::after_score(12.5, "lead-9"));
+        q.after = Some(Cursor::after(12.5, 3, "lead-9"));
         assert_eq!(
             list_filter(&q),
             doc! { "$and": [
@@ -260,7 +257,7 @@ mod tests {
             ] }
         );
         let mut recent = query();
-        recent.after = Some(Cursor::after_recent(1_700_000_000_000, "x"));
+        recent.after = Some(Cursor::after(99.0, 1_700_000_000_000, "x"));
         assert_eq!(
             list_filter(&recent),
             doc! { "$or": [
