@@ -203,6 +203,11 @@ async fn post_leads<P: Publisher>(
             return Err(AppError::invalid_fields(errors));
         }
         leads
+    } else if !body.is_object() {
+        // A bare name is a batch item only: the document's body is a lead object or a batch.
+        let errors = vec![validation::expect_object(&body, "lead").unwrap_err()];
+        state.count_rejected(&errors);
+        return Err(AppError::invalid_fields(errors));
     } else {
         vec![validation::validate_lead(&body, now).map_err(|errors| {
             state.count_rejected(&errors);

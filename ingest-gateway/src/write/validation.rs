@@ -405,11 +405,20 @@ pub fn validate_scoring_rules(value: &Value) -> Result<ScoringRules, Vec<FieldEr
             check_numbers_object(inner, field, known, &mut errors);
         }
     }
+    // JSON Schema's `integer` is any number with no fractional part: `302.0` is one. Such caps
+    // are read as the whole numbers they are.
+    let mut whole_caps = Map::new();
     match object.get("dailyCaps") {
         None => {}
         Some(Value::Object(caps)) => {
             for (event_type, cap) in caps {
-                if cap.as_u64().is_none_or(|cap| cap > u64::from(u32::MAX)) {
+                let whole = cap.as_u64().or_else(|| {
+                    cap.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                        .map(|f| f as u64)
+                });
+                whole_caps.insert(event_type.clone(), whole.map_or(Value::Null, Value::from));
+                if whole.is_none_or(|cap| cap > u64::from(u32::MAX)) {
                     let field = format!("dailyCaps.{event_type:?}");
                     let message = format!("{field} must be a whole number from 0 to {}", u32::MAX);
                     errors.push(FieldError::new(field, "invalid_type", message));
@@ -425,8 +434,12 @@ pub fn validate_scoring_rules(value: &Value) -> Result<ScoringRules, Vec<FieldEr
     if !errors.is_empty() {
         return Err(errors);
     }
+    let mut value = value.clone();
+    if object.contains_key("dailyCaps") {
+        value["dailyCaps"] = Value::Object(whole_caps);
+    }
     // The shape was checked above, so this only fails if the two disagree.
-    let rules: ScoringRules = serde_json::from_value(value.clone())
+    let rules: ScoringRules = serde_json::from_value(value)
         .map_err(|e| vec![FieldError::new("rules", "invalid_type", e.to_string())])?;
     rules.validate().map_err(|e| vec![FieldError::new(e.field.clone(), "invalid_value", e.to_string())])?;
     Ok(rules)

@@ -30,3 +30,26 @@ schemathesis.openapi.format(
         timezones=_zones,
     ).map(_rfc3339),
 )
+
+
+@schemathesis.hook
+def map_case(context, case):
+    """A rule set's stage thresholds are in order (`x-ordered`: warm <= hot <= qualified).
+
+    The three share one schema, so sorting their values changes no case's validity under it:
+    a valid case stays valid and meets the ordering too, an invalid one keeps its violation.
+    """
+    if case.method.upper() != "PUT" or case.path != "/api/scoring-rules" or not isinstance(case.body, dict):
+        return case
+    stages = case.body.get("stages")
+    names = ("warm", "hot", "qualified")
+    if not isinstance(stages, dict) or not all(
+        isinstance(stages.get(n), (int, float)) and not isinstance(stages.get(n), bool) for n in names
+    ):
+        return case
+    ordered = sorted(stages[n] for n in names)
+    if [stages[n] for n in names] != ordered:
+        body = dict(case.body)
+        body["stages"] = {**stages, **dict(zip(names, ordered))}
+        case.body = body
+    return case

@@ -182,6 +182,22 @@ async fn a_names_batch_takes_strings_and_objects_in_order() {
     assert_eq!(h.published().len(), 2);
 }
 
+/// A bare name is a batch item only: as the whole body it is a 400 naming `lead`, as the
+/// document (a lead object or a batch) says.
+#[tokio::test]
+async fn a_bare_name_as_the_whole_body_is_refused() {
+    let h = Harness::new();
+    for body in [json!("Ada"), json!(["Ada"]), json!(7)] {
+        let (status, _, answer) = h.post("/api/leads", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            (answer["field"].as_str(), answer["details"][0]["reason"].as_str()),
+            (Some("lead"), Some("invalid_type"))
+        );
+    }
+    assert!(h.published().is_empty());
+}
+
 #[tokio::test]
 async fn a_names_batch_with_a_bad_item_publishes_nothing_and_names_it() {
     let h = Harness::new();

@@ -438,3 +438,14 @@ fn null_is_refused_where_the_document_forbids_it() {
     let required = validate_event(&json!({"leadId": null, "eventType": "page_view"}), NOW).unwrap_err();
     assert_eq!(reasons(required), [("leadId".to_owned(), "required")], "a required null is one error");
 }
+
+/// `integer` in JSON Schema is any number without a fractional part: a cap of `302.0` is 302.
+#[test]
+fn a_whole_number_written_with_a_point_is_a_daily_cap() {
+    let mut rules = serde_json::to_value(ScoringRules::seeds()).unwrap();
+    rules["dailyCaps"] = json!({"page_view": 302.0, "signup": 3});
+    let parsed = validate_scoring_rules(&rules).unwrap();
+    assert_eq!((parsed.daily_caps["page_view"], parsed.daily_caps["signup"]), (302, 3));
+    rules["dailyCaps"] = json!({"page_view": 2.5});
+    assert_eq!(validate_scoring_rules(&rules).unwrap_err()[0].field, "dailyCaps.\"page_view\"");
+}
