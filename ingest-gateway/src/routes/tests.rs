@@ -22,6 +22,34 @@ async fn unknown_routes_and_methods_answer_json_404_and_405() {
     );
 }
 
+/// Every path the document lists answers a method it does not list with 405, the JSON error
+/// and an `Allow` header naming the methods it takes (a GET path takes HEAD too).
+#[tokio::test]
+async fn an_unlisted_method_on_a_listed_path_is_405_with_allow() {
+    let h = Harness::new();
+    for (_, path) in ROUTES {
+        let mut listed: Vec<String> =
+            ROUTES.iter().filter(|(_, p)| p == path).map(|(m, _)| m.to_uppercase()).collect();
+        if listed.iter().any(|m| m == "GET") {
+            listed.push("HEAD".to_owned());
+        }
+        listed.sort();
+        for method in ["DELETE", "PATCH", "TRACE", "OPTIONS"] {
+            let request = Request::builder().method(method).uri(*path).body(Body::empty()).unwrap();
+            let (status, headers, body) = h.send(request).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")),
+                "{method} {path}"
+            );
+            let mut allow: Vec<String> =
+                headers[header::ALLOW].to_str().unwrap().split(',').map(|m| m.trim().to_owned()).collect();
+            allow.sort();
+            assert_eq!(allow, listed, "{method} {path}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_request_that_outlives_the_timeout_is_503() {
     let h = Harness::with(RecordingPublisher { stall: true, ..Default::default() });
