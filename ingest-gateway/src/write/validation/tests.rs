@@ -318,6 +318,18 @@ fn seeds_json() -> Value {
 }
 
 #[test]
+fn scoring_rules_that_could_overflow_a_score_are_refused_by_field() {
+    let mut huge = seeds_json();
+    huge["points"]["page_view"] = json!(1e308);
+    let errors = validate_scoring_rules(&huge).unwrap_err();
+    assert_eq!((errors[0].field.as_str(), errors[0].reason), ("points.\"page_view\"", "invalid_value"));
+    let mut grace = seeds_json();
+    grace["decay"]["graceDays"] = json!(1e300);
+    let errors = validate_scoring_rules(&grace).unwrap_err();
+    assert_eq!(errors[0].field, "decay.graceDays");
+}
+
+#[test]
 fn scoring_rules_are_read_as_the_core_reads_them() {
     assert_eq!(validate_scoring_rules(&seeds_json()).unwrap(), ScoringRules::seeds());
     let mut with_caps = seeds_json();
