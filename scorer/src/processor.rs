@@ -9,7 +9,7 @@
 //! - read from any other offset (the same event posted twice, as a client's retry does), it is
 //!   a duplicate: nothing is emitted, and `scorer_events_duplicate_total` counts it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, RecordPosition};
 use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
@@ -78,21 +78,28 @@ impl Transform for ScoreProcessor {
         }
 
         // Where each already-applied event was applied from: this batch, or the stored history.
-        let mut applied: HashMap<(String, String), (LeadScored, Option<RecordPosition>)> = history
-            .iter()
-            .map(|h| ((h.lead_id.clone(), h.event_id.clone()), (h.record.clone(), h.source.clone())))
-            .collect();
-        let missing: Vec<(String, String)> = slots
+        // Only repeats need it, so a batch without any copies nothing.
+        let repeats: HashSet<(String, String)> = slots
             .iter()
             .filter_map(|(_, slot)| match slot {
                 Slot::Applied { lead_id, event_id } => Some((lead_id.clone(), event_id.clone())),
                 Slot::Scored(_) => None,
             })
-            .filter(|key| !applied.contains_key(key))
             .collect();
-        if !missing.is_empty() {
-            let stored = self.store.stored_records(&missing).await.map_err(transient)?;
-            applied.extend(stored.into_iter().map(|(key, h)| (key, (h.record, h.source))));
+        let mut applied: HashMap<(String, String), (LeadScored, Option<RecordPosition>)> = HashMap::new();
+        if !repeats.is_empty() {
+            for h in &history {
+                let key = (h.lead_id.clone(), h.event_id.clone());
+                if repeats.contains(&key) {
+                    applied.insert(key, (h.record.clone(), h.source.clone()));
+                }
+            }
+            let missing: Vec<(String, String)> =
+                repeats.into_iter().filter(|key| !applied.contains_key(key)).collect();
+            if !missing.is_empty() {
+                let stored = self.store.stored_records(&missing).await.map_err(transient)?;
+                applied.extend(stored.into_iter().map(|(key, h)| (key, (h.record, h.source))));
+            }
         }
 
         let changed: Vec<(LeadDoc, u64)> = leads
