@@ -20,6 +20,7 @@ fn codec(stack: &Stack) -> SchemaCodec {
 
 fn sample_name() -> NameSubmitted {
     NameSubmitted {
+        project_id: "default".into(),
         lead_id: "lead-42".into(),
         name: "Zoë Ångström".into(),
         email: Some("zoe@example.com".into()),
@@ -101,4 +102,51 @@ async fn the_registry_rejects_a_backward_incompatible_change() {
         }
         other => panic!("expected the registry to refuse the change, got {other:?}"),
     }
+}
+
+/// Every schema as it was before records carried `projectId`, beside the schema of today.
+fn schemas_before_and_after_projects() -> Vec<(&'static str, &'static str, &'static str)> {
+    use leadflow_core::contract::records::*;
+    use leadflow_core::model::scoring::ScoringRules;
+    macro_rules! pair {
+        ($ty:ty, $file:literal) => {
+            (
+                $file,
+                include_str!(concat!("fixtures/schemas-before-projects/", $file)),
+                <$ty as TopicRecord>::SCHEMA,
+            )
+        };
+    }
+    vec![
+        pair!(NameSubmitted, "NameSubmitted.schema.json"),
+        pair!(LeadEvent, "LeadEvent.schema.json"),
+        pair!(LeadEnriched, "LeadEnriched.schema.json"),
+        pair!(LeadScored, "LeadScored.schema.json"),
+        pair!(LeadReviewed, "LeadReviewed.schema.json"),
+        pair!(CrmResyncRequested, "CrmResyncRequested.schema.json"),
+        pair!(CrmDelivery, "CrmDelivery.schema.json"),
+        pair!(DeadLetter, "DeadLetter.schema.json"),
+        pair!(ScoringRules, "ScoringRules.schema.json"),
+    ]
+}
+
+#[tokio::test]
+async fn adding_the_project_is_a_backward_compatible_change_and_old_records_read_as_the_default_project() {
+    let stack = Stack::get();
+    let codec = codec(&stack);
+    for (file, before, after) in schemas_before_and_after_projects() {
+        let subject = unique(&format!("projects-{}", file.trim_end_matches(".schema.json")));
+        let old = codec.register_schema(&subject, before).await.unwrap();
+        let new = codec
+            .register_schema(&subject, after)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: the registry refused the schema with projectId: {e}"));
+        assert_ne!(old, new, "{file}: the schema changed");
+    }
+    // A record as it was written before projects, plain JSON as an operator's CLI would send.
+    let before =
+        br#"{"eventId":"e1","leadId":"lead-7","eventType":"page_view","timestamp":"2026-01-16T10:00:00Z"}"#;
+    let event: LeadEvent = codec.decode(before).await.unwrap();
+    assert_eq!(event.project_id, "default");
+    assert_eq!(leadflow_core::contract::records::TopicRecord::key(&event), "lead-7");
 }

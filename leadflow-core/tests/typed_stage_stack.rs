@@ -33,6 +33,7 @@ impl Transform for Scores {
                 let event = &input.record;
                 let score = if event.event_type == "nan" { f64::NAN } else { 1.0 };
                 let record = LeadScored {
+                    project_id: "default".into(),
                     lead_id: event.lead_id.clone(),
                     event_id: event.event_id.clone(),
                     event_type: event.event_type.clone(),
@@ -55,6 +56,7 @@ impl Transform for Scores {
 
 async fn input(codec: &SchemaCodec, offset: i64, event_type: &str) -> InputRecord {
     let event = LeadEvent {
+        project_id: "default".into(),
         event_id: format!("e{offset}"),
         lead_id: "lead-typed".into(),
         event_type: event_type.into(),

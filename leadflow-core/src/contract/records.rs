@@ -2,10 +2,13 @@
 //! Schema in `schemas/`, so the codec can only put a record on the topic whose contract it meets.
 //! Field names are camelCase on the wire, as in the schemas.
 
+use std::borrow::Cow;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::contract::project::{self, lead_key};
 use crate::contract::topics;
 
 /// A record type with a topic of its own.
@@ -14,9 +17,9 @@ pub trait TopicRecord: Serialize + DeserializeOwned + Send + Sync {
     const TOPIC: &'static str;
     /// The record's JSON Schema, registered as `<topic>-value`.
     const SCHEMA: &'static str;
-    /// The record key: on every lead topic, the lead id, so that a lead's records share a
-    /// partition.
-    fn key(&self) -> &str;
+    /// The record key: on every lead topic, the lead's [`lead_key`] (its project and id), so
+    /// that a lead's records share a partition.
+    fn key(&self) -> Cow<'_, str>;
 }
 
 macro_rules! topic_record {
@@ -24,8 +27,8 @@ macro_rules! topic_record {
         impl TopicRecord for $ty {
             const TOPIC: &'static str = $topic;
             const SCHEMA: &'static str = include_str!(concat!("../../../schemas/", $schema_file));
-            fn key(&self) -> &str {
-                &self.lead_id
+            fn key(&self) -> Cow<'_, str> {
+                lead_key(&self.project_id, &self.lead_id)
             }
         }
     };
@@ -34,6 +37,9 @@ macro_rules! topic_record {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NameSubmitted {
+    /// The lead's project; absent (in records written before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub lead_id: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +54,9 @@ topic_record!(NameSubmitted, topics::NAMES, "NameSubmitted.schema.json");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeadEvent {
+    /// The lead's project; absent (in records written before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub event_id: String,
     pub lead_id: String,
     pub event_type: String,
@@ -68,6 +77,9 @@ pub enum EnrichmentStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeadEnriched {
+    /// The lead's project; absent (in records written before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub lead_id: String,
     pub name: String,
     /// As submitted: the enricher copies the profile along, so the crm-sink needs one topic per
@@ -100,6 +112,9 @@ pub enum Stage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeadScored {
+    /// The lead's project; absent (in records written before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub lead_id: String,
     pub event_id: String,
     pub event_type: String,
@@ -134,6 +149,9 @@ pub enum ReviewDecision {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeadReviewed {
+    /// The lead's project; absent (in records written before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub lead_id: String,
     pub decision: ReviewDecision,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +167,9 @@ topic_record!(LeadReviewed, topics::REVIEWS, "LeadReviewed.schema.json");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CrmResyncRequested {
+    /// The lead's project; absent (in records written before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub lead_id: String,
     pub version: u64,
     #[serde(with = "time::serde::rfc3339")]
@@ -166,6 +187,9 @@ pub enum DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CrmDelivery {
+    /// The lead's project; absent (in records written before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub lead_id: String,
     pub version: u64,
     pub destination: String,
@@ -198,7 +222,11 @@ pub enum PipelineStage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeadLetter {
+    /// The original record key as text (a lead key, when the record was well formed).
     pub lead_id: String,
+    /// The project the original key names, when it names a valid one; else the default.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     pub stage: PipelineStage,
     pub error_kind: String,
     pub error: String,
@@ -226,7 +254,14 @@ pub struct DeadLetter {
     #[serde(with = "time::serde::rfc3339")]
     pub failed_at: OffsetDateTime,
 }
-topic_record!(DeadLetter, topics::DLQ, "DeadLetter.schema.json");
+impl TopicRecord for DeadLetter {
+    const TOPIC: &'static str = topics::DLQ;
+    const SCHEMA: &'static str = include_str!("../../../schemas/DeadLetter.schema.json");
+    /// The original record's key, as it was: a dead letter shares its source's partition.
+    fn key(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.lead_id)
+    }
+}
 
 /// The schema's bound on a dead letter's `leadId`, which may be any record key.
 const MAX_LEAD_ID_BYTES: usize = 1024;
@@ -259,10 +294,16 @@ impl DeadLetter {
     ) -> DeadLetter {
         let lead_id =
             key.map(|k| cut_text(&String::from_utf8_lossy(k), MAX_LEAD_ID_BYTES)).unwrap_or_default();
+        let (named, _) = project::split_lead_key(&lead_id);
+        let project_id = match project::check_project_id(named) {
+            Ok(()) => named.to_owned(),
+            Err(_) => project::default_project(),
+        };
         let key = key.map(|k| Original::of(k, MAX_ORIGINAL_KEY_BYTES));
         let value = value.map(|v| Original::of(v, MAX_ORIGINAL_VALUE_BYTES));
         DeadLetter {
             lead_id,
+            project_id,
             stage,
             error_kind: error_kind.to_owned(),
             error: cut_text(error, MAX_ERROR_BYTES),
@@ -332,6 +373,7 @@ mod tests {
     #[test]
     fn every_record_type_serialises_to_a_value_its_schema_accepts() {
         validate(&NameSubmitted {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             name: "Zoë Ångström".into(),
             email: Some("zoe@example.com".into()),
@@ -342,6 +384,7 @@ mod tests {
         let mut properties = serde_json::Map::new();
         properties.insert("page".into(), "/pricing".into());
         validate(&LeadEvent {
+            project_id: "default".into(),
             event_id: "evt1".into(),
             lead_id: "lead-1".into(),
             event_type: "page_view".into(),
@@ -350,6 +393,7 @@ mod tests {
         })
         .unwrap();
         validate(&LeadEnriched {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             name: "Zoë".into(),
             email: Some("zoe@example.com".into()),
@@ -364,6 +408,7 @@ mod tests {
         })
         .unwrap();
         validate(&LeadScored {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             event_id: "evt1".into(),
             event_type: "page_view".into(),
@@ -380,6 +425,7 @@ mod tests {
         })
         .unwrap();
         validate(&LeadReviewed {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             decision: ReviewDecision::Verified,
             reviewer: Some("grace@example.com".into()),
@@ -387,8 +433,15 @@ mod tests {
             reviewed_at: AT,
         })
         .unwrap();
-        validate(&CrmResyncRequested { lead_id: "lead-1".into(), version: 2, requested_at: AT }).unwrap();
+        validate(&CrmResyncRequested {
+            project_id: "default".into(),
+            lead_id: "lead-1".into(),
+            version: 2,
+            requested_at: AT,
+        })
+        .unwrap();
         validate(&CrmDelivery {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             version: 3,
             destination: "http".into(),
@@ -398,6 +451,7 @@ mod tests {
         .unwrap();
         validate(&DeadLetter {
             lead_id: String::new(),
+            project_id: "default".into(),
             stage: PipelineStage::CrmSink,
             error_kind: "schema_validation".into(),
             error: "missing leadId".into(),
@@ -488,6 +542,47 @@ mod tests {
             "a dead letter stays far below the topic's 1 MB: {} bytes",
             wire.len()
         );
+    }
+
+    #[test]
+    fn a_record_names_its_project_and_one_written_before_projects_reads_as_the_default() {
+        let before = r#"{"eventId":"e1","leadId":"lead-1","eventType":"page_view","timestamp":"2026-01-16T10:00:00Z"}"#;
+        let event: LeadEvent = serde_json::from_str(before).unwrap();
+        assert_eq!((event.project_id.as_str(), event.key().as_ref()), ("default", "lead-1"));
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            before,
+            "a default-project record keeps its bytes"
+        );
+
+        let acme = LeadEvent { project_id: "acme".into(), ..event };
+        assert_eq!(acme.key(), "acme/lead-1", "the project is part of the key, so the partition");
+        let wire = serde_json::to_value(&acme).unwrap();
+        assert_eq!(wire["projectId"], "acme");
+        validate(&acme).unwrap();
+        let bad = LeadEvent { project_id: "Acme Corp".into(), ..acme };
+        assert!(validate(&bad).is_err(), "the schema refuses a project id outside the pattern");
+    }
+
+    #[test]
+    fn a_dead_letter_names_the_project_its_key_names() {
+        let at = RecordPosition { topic: topics::EVENTS.into(), partition: 0, offset: 1 };
+        let letter = |key: &str| {
+            DeadLetter::for_record(
+                PipelineStage::Scorer,
+                "malformed",
+                "x",
+                &at,
+                Some(key.as_bytes()),
+                None,
+                AT,
+            )
+        };
+        let acme = letter("acme/lead-1");
+        assert_eq!((acme.project_id.as_str(), acme.key().as_ref()), ("acme", "acme/lead-1"));
+        validate(&acme).unwrap();
+        assert_eq!(letter("lead-1").project_id, "default");
+        assert_eq!(letter("Not A Project/x").project_id, "default", "an invalid prefix is no project");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - `version` counts changes to what the CRM sees (profile, country, probability, status,
 //!   stage), not every score change, so the CRM hears of a lead when something it shows changes.
 
+use crate::contract::project::{self, split_lead_key};
 use crate::contract::records::{
     CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, LeadReviewed, LeadScored, ReviewDecision,
     Stage,
@@ -114,8 +115,13 @@ pub struct DeliveryAttempt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeadView {
+    /// The lead's key (`contract::project::lead_key`): its project and its id.
     #[serde(rename = "_id")]
-    pub lead_id: String,
+    pub key: String,
+    /// The lead's project, kept beside the key so the read API can filter on it. Absent in
+    /// documents written before projects: the default project.
+    #[serde(default = "project::default_project")]
+    pub project_id: String,
     /// The Kafka partition of the lead's key (the same on every lead topic).
     pub partition: i32,
     pub enrichment: Option<Enrichment>,
@@ -154,9 +160,11 @@ impl Applied {
 }
 
 impl LeadView {
-    pub fn new(lead_id: &str, partition: i32) -> Self {
+    /// The empty view of the lead whose records carry `key`.
+    pub fn new(key: &str, partition: i32) -> Self {
         LeadView {
-            lead_id: lead_id.to_owned(),
+            key: key.to_owned(),
+            project_id: split_lead_key(key).0.to_owned(),
             partition,
             enrichment: None,
             scoring: None,
@@ -166,6 +174,11 @@ impl LeadView {
             synced_at: None,
             last_delivery: None,
         }
+    }
+
+    /// The lead's id within its project.
+    pub fn lead_id(&self) -> &str {
+        split_lead_key(&self.key).1
     }
 
     pub fn status(&self) -> Option<LeadStatus> {
@@ -291,7 +304,7 @@ impl LeadView {
 
     /// The key under which the CRM applies this version once, however often it is sent.
     pub fn idempotency_key(&self) -> String {
-        format!("{}:{}", self.lead_id, self.version)
+        format!("{}:{}", self.key, self.version)
     }
 
     /// Records the CRM's answer for the current version.
@@ -320,7 +333,8 @@ impl LeadView {
     /// The receipt of the last delivery attempt.
     pub fn receipt(&self) -> Option<CrmDelivery> {
         self.last_delivery.as_ref().map(|d| CrmDelivery {
-            lead_id: self.lead_id.clone(),
+            project_id: self.project_id.clone(),
+            lead_id: self.lead_id().to_owned(),
             version: d.version,
             destination: d.destination.clone(),
             status: d.status,
@@ -337,6 +351,7 @@ mod tests {
 
     fn enriched(status: EnrichmentStatus, probability: f64, at: OffsetDateTime) -> LeadEnriched {
         LeadEnriched {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             name: "Ada Lovelace".into(),
             email: Some("ada@example.com".into()),
@@ -353,6 +368,7 @@ mod tests {
 
     fn scored(version: u64, score: f64, stage: Stage, at: OffsetDateTime) -> LeadScored {
         LeadScored {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             event_id: format!("e{version}"),
             event_type: "page_view".into(),
@@ -432,6 +448,7 @@ mod tests {
 
     fn review(decision: ReviewDecision, at: OffsetDateTime) -> LeadReviewed {
         LeadReviewed {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             decision,
             reviewer: Some("grace@example.com".into()),

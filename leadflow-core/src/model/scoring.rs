@@ -16,11 +16,13 @@
 //!
 //! All functions except [`ScoringRules::validate`] expect rules that passed `validate`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::contract::project;
 use crate::contract::records::{SCORING_RULES_KEY, Stage, TopicRecord};
 
 /// The event type has no points rule, so it scores 0.
@@ -36,6 +38,9 @@ const NAME_RULE: &str = "must match ^[a-z][a-z0-9_]{0,63}$";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScoringRules {
+    /// The project these rules score; absent (before projects) is the default one.
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
     /// The name of this set of rules. Every scored record carries it.
     pub version: String,
     /// Points per event type. An event type without an entry scores 0 (reason `no_rule`).
@@ -83,7 +88,12 @@ pub struct RulesError {
 }
 
 impl ScoringRules {
-    /// The rules LeadFlow ships with.
+    /// The rules LeadFlow ships with, which score every project that has set none of its own.
+    pub fn seeds_for(project_id: &str) -> Self {
+        ScoringRules { project_id: project_id.to_owned(), ..ScoringRules::seeds() }
+    }
+
+    /// The rules LeadFlow ships with, for the default project.
     pub fn seeds() -> Self {
         let points = [
             ("page_view", 5.0),
@@ -93,6 +103,7 @@ impl ScoringRules {
             ("contract_signed", 100.0),
         ];
         ScoringRules {
+            project_id: project::default_project(),
             version: "v1".to_owned(),
             points: points.into_iter().map(|(event_type, points)| (event_type.to_owned(), points)).collect(),
             stages: StageThresholds { warm: 20.0, hot: 50.0, qualified: 100.0 },
@@ -107,6 +118,9 @@ impl ScoringRules {
     pub fn validate(&self) -> Result<(), RulesError> {
         let fail = |field: &str, problem| Err(RulesError { field: field.to_owned(), problem });
 
+        if project::check_project_id(&self.project_id).is_err() {
+            return fail("projectId", "must match ^[a-z0-9][a-z0-9-]{0,62}$");
+        }
         if self.version.trim().is_empty() || self.version.chars().count() > MAX_NAME_CHARS {
             return fail("version", "must be 1 to 64 characters and not blank");
         }
@@ -338,8 +352,14 @@ fn round6(x: f64) -> f64 {
 impl TopicRecord for ScoringRules {
     const TOPIC: &'static str = crate::contract::topics::SCORING_RULES;
     const SCHEMA: &'static str = include_str!("../../../schemas/ScoringRules.schema.json");
-    fn key(&self) -> &str {
-        SCORING_RULES_KEY
+    /// One key per project, so that compaction keeps each project's newest rule set. The
+    /// default project keeps the key of before projects.
+    fn key(&self) -> Cow<'_, str> {
+        if project::is_default_project(&self.project_id) {
+            Cow::Borrowed(SCORING_RULES_KEY)
+        } else {
+            Cow::Owned(format!("{SCORING_RULES_KEY}/{}", self.project_id))
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! The scoring rules in force: the newest valid rule set on the compacted topic
-//! `scoring.rules.v1` (which the gateway's `PUT /api/scoring-rules` writes), or the seeds' rules
-//! while the topic is empty. Every reader (each scorer instance, the gateway) reads the whole
-//! topic without a consumer group, so every one of them follows every change.
+//! The scoring rules in force, per project: each project's newest valid rule set on the
+//! compacted topic `scoring.rules.v1` (which the gateway's `PUT /api/scoring-rules` writes), or
+//! the seeds' rules for a project that has set none. Every reader (each scorer instance, the
+//! gateway) reads the whole topic without a consumer group, so every one of them follows every
+//! change.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +27,37 @@ pub struct RulesInForce {
 
 impl RulesInForce {
     pub fn seeds() -> Self {
-        RulesInForce { rules: Arc::new(ScoringRules::seeds()), offset: None }
+        RulesInForce::seeds_for(crate::contract::project::DEFAULT_PROJECT)
+    }
+
+    pub fn seeds_for(project_id: &str) -> Self {
+        RulesInForce { rules: Arc::new(ScoringRules::seeds_for(project_id)), offset: None }
+    }
+}
+
+/// Every project's rules in force. A project with no rule set on the topic is scored by the
+/// seeds' rules, never by another project's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleBook {
+    by_project: HashMap<String, RulesInForce>,
+}
+
+impl RuleBook {
+    /// The rules in force for `project_id`.
+    pub fn for_project(&self, project_id: &str) -> RulesInForce {
+        self.by_project.get(project_id).cloned().unwrap_or_else(|| RulesInForce::seeds_for(project_id))
+    }
+
+    /// Puts `rules` in force for their project.
+    pub fn set(&mut self, rules: RulesInForce) {
+        self.by_project.insert(rules.rules.project_id.clone(), rules);
+    }
+
+    /// A book with these rules in force (each for its own project).
+    pub fn with(rules: impl IntoIterator<Item = RulesInForce>) -> Self {
+        let mut book = RuleBook::default();
+        rules.into_iter().for_each(|r| book.set(r));
+        book
     }
 }
 
@@ -35,13 +67,13 @@ pub enum RulesUpdate<'a> {
     Refused(&'a str),
 }
 
-/// Follows the rules topic until shutdown, publishing each valid rule set on `rules` and
+/// Follows the rules topic until shutdown, putting each valid rule set in force on `rules` and
 /// reporting every record to `on_update`. `caught_up` fires once everything that was on the
 /// topic at start has been read.
 pub async fn follow(
     kafka: KafkaConfig,
     codec: Arc<SchemaCodec>,
-    rules: watch::Sender<RulesInForce>,
+    rules: watch::Sender<RuleBook>,
     caught_up: oneshot::Sender<()>,
     on_update: impl Fn(RulesUpdate<'_>) + Send,
     shutdown: CancellationToken,
@@ -78,7 +110,8 @@ pub async fn follow(
                 Ok(new) => {
                     tracing::info!(version = %new.version, offset = message.offset(), "scoring rules in force");
                     on_update(RulesUpdate::Applied(&new));
-                    rules.send_replace(RulesInForce { rules: Arc::new(new), offset: Some(message.offset()) });
+                    let offset = Some(message.offset());
+                    rules.send_modify(|book| book.set(RulesInForce { rules: Arc::new(new), offset }));
                 }
                 Err(e) => {
                     on_update(RulesUpdate::Refused(&e));
@@ -96,4 +129,22 @@ async fn decode(codec: &SchemaCodec, value: &[u8]) -> Result<ScoringRules, Strin
     let rules: ScoringRules = codec.decode(value).await.map_err(|e| e.to_string())?;
     rules.validate().map_err(|e| e.to_string())?;
     Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_without_rules_of_its_own_is_scored_by_the_seeds_not_by_another_project() {
+        let mut acme = ScoringRules::seeds_for("acme");
+        acme.version = "acme_v2".into();
+        let book = RuleBook::with([RulesInForce { rules: Arc::new(acme.clone()), offset: Some(4) }]);
+        assert_eq!(*book.for_project("acme").rules, acme);
+        assert_eq!(book.for_project("acme").offset, Some(4));
+        let other = book.for_project("globex");
+        assert_eq!((other.rules.version.as_str(), other.rules.project_id.as_str()), ("v1", "globex"));
+        assert_eq!(other.offset, None);
+        assert_eq!(*book.for_project("default").rules, ScoringRules::seeds());
+    }
 }

@@ -119,7 +119,7 @@ impl Outgoing {
         Outgoing {
             topic: R::TOPIC,
             schema: R::SCHEMA,
-            key: record.key().to_owned(),
+            key: record.key().into_owned(),
             value: serde_json::to_value(record).map_err(|e| e.to_string()),
         }
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::contract::project;
 use crate::contract::records::{LeadScored, RecordPosition, Stage};
 use crate::model::read_model::{LeadStatus, LeadView};
 use crate::model::scoring::ScoringEvent;
@@ -104,8 +105,13 @@ impl AppliedEvent {
 /// A `lead_scores` document: a lead's scoring state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeadDoc {
+    /// The lead's key (`contract::project::lead_key`): its project and its id.
     #[serde(rename = "_id")]
-    pub lead_id: String,
+    pub key: String,
+    /// The lead's project, beside the key so that the decay pass finds each project's rules.
+    /// Absent in documents written before projects: the default project.
+    #[serde(rename = "projectId", default = "project::default_project")]
+    pub project_id: String,
     /// Applied events so far: the optimistic-concurrency check of every write.
     pub version: u64,
     /// The Kafka partition of the lead's key, so a decay pass can pick the leads it owns.
@@ -125,9 +131,11 @@ pub struct LeadDoc {
 }
 
 impl LeadDoc {
-    pub fn new(lead_id: &str, partition: i32) -> Self {
+    /// The empty state of the lead whose records carry `key`.
+    pub fn new(key: &str, partition: i32) -> Self {
         LeadDoc {
-            lead_id: lead_id.to_owned(),
+            key: key.to_owned(),
+            project_id: project::split_lead_key(key).0.to_owned(),
             version: 0,
             partition,
             events: Vec::new(),
@@ -152,15 +160,17 @@ impl LeadDoc {
 // ----- `score_history` ----------------------------------------------------------------------
 
 /// The scorer's audit trail, one [`HistoryDoc`] per applied event, unique on
-/// `(leadId, eventId)`. Written and read only by the scorer (`scorer/src/store.rs`: the records
+/// `(leadId, eventId)`, where `leadId` is the lead's key (project and id), so that eventIds are
+/// unique per lead of a project. Written and read only by the scorer (`scorer/src/store.rs`: the records
 /// of redelivered events, a lead's history).
 pub const SCORE_HISTORY: &str = "score_history";
 
 /// A `score_history` document: the record an applied event produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryDoc {
+    /// The lead's key (`contract::project::lead_key`).
     #[serde(rename = "leadId")]
-    pub lead_id: String,
+    pub lead_key: String,
     #[serde(rename = "eventId")]
     pub event_id: String,
     /// The lead's version once this event was applied: processing order.
@@ -214,6 +224,7 @@ mod tests {
         assert!(bare.get("status").unwrap().as_null().is_some());
 
         view.apply_enriched(&LeadEnriched {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             name: "Ada ÉLAN".into(),
             email: None,
@@ -235,6 +246,7 @@ mod tests {
         );
 
         view.apply_reviewed(&LeadReviewed {
+            project_id: "default".into(),
             lead_id: "lead-1".into(),
             decision: ReviewDecision::Rejected,
             reviewer: None,
@@ -276,6 +288,7 @@ mod tests {
             keys,
             [
                 "_id",
+                "projectId",
                 "version",
                 "partition",
                 "events",
