@@ -1,10 +1,17 @@
-//! The name → prediction cache: an in-process LRU in front of a MongoDB collection whose
-//! documents expire after a TTL (a TTL index, and an age check on read for servers that do not
-//! expire documents themselves). The cache saves API requests; it never decides an outcome, so
-//! when MongoDB is down the predictor asks the API instead.
+//! The (project, name) → prediction cache: an in-process LRU in front of a MongoDB collection
+//! whose documents expire after a TTL (a TTL index, and an age check on read for servers that
+//! do not expire documents themselves). The cache saves API requests; it never decides an
+//! outcome, so when MongoDB is down the predictor asks the API instead.
+//!
+//! Both levels are keyed by [`LookupKey`], the project and the name: one tenant's lookups must
+//! not reveal or shape another's. A cache shared across projects would tell a project, by a hit
+//! it did not pay for (a faster answer, an API quota left unspent), that another project had
+//! asked about that name, and one project's lookups would decide which of another's entries
+//! stay in memory and how old the answers it gets are.
 //!
 //! The documents are [`PredictionDoc`]s, declared in `leadflow_core::store::documents` with the
-//! collection's default name, `NATIONALIZE_CACHE` (the `cache.collection` setting).
+//! collection's default name, `NATIONALIZE_CACHE` (the `cache.collection` setting), and their
+//! `_id` ([`PredictionDoc::id_of`]): the bare name in the default project, as before projects.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -23,6 +30,25 @@ use crate::rules::CountryProbability;
 
 pub type Countries = Arc<[CountryProbability]>;
 
+/// What a prediction is looked up and cached by: the project that asks, and the name's lookup
+/// key (`rules::lookup_key`). See the module doc for why the project is part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LookupKey {
+    pub project: String,
+    pub name: String,
+}
+
+impl LookupKey {
+    pub fn new(project: &str, name: &str) -> Self {
+        LookupKey { project: project.to_owned(), name: name.to_owned() }
+    }
+
+    /// The `_id` of its stored prediction.
+    pub fn stored_id(&self) -> String {
+        PredictionDoc::id_of(&self.project, &self.name)
+    }
+}
+
 #[derive(Clone)]
 struct Cached {
     countries: Countries,
@@ -30,7 +56,7 @@ struct Cached {
 }
 
 pub struct PredictionCache {
-    memory: Mutex<LruCache<String, Cached>>,
+    memory: Mutex<LruCache<LookupKey, Cached>>,
     database: Database,
     store: Collection<PredictionDoc>,
     ttl: Duration,
@@ -60,34 +86,45 @@ impl PredictionCache {
         now - fetched_at < self.ttl
     }
 
-    pub fn get_memory(&self, name: &str) -> Option<Countries> {
+    pub fn get_memory(&self, key: &LookupKey) -> Option<Countries> {
         let now = OffsetDateTime::now_utc();
         let mut memory = self.memory.lock().expect("not poisoned");
-        let cached = memory.get(name)?.clone();
+        let cached = memory.get(key)?.clone();
         if self.fresh(cached.fetched_at, now) {
             Some(cached.countries)
         } else {
-            memory.pop(name);
+            memory.pop(key);
             None
         }
     }
 
-    /// The unexpired stored predictions among `names`; found ones are kept in memory too.
-    pub async fn get_stored(&self, names: &[String]) -> mongodb::error::Result<HashMap<String, Countries>> {
+    /// The unexpired stored predictions among `keys`; found ones are kept in memory too.
+    pub async fn get_stored(
+        &self,
+        keys: &[LookupKey],
+    ) -> mongodb::error::Result<HashMap<LookupKey, Countries>> {
         use futures::TryStreamExt;
         let now = OffsetDateTime::now_utc();
         let oldest =
             bson::DateTime::from_millis(((now - self.ttl).unix_timestamp_nanos() / 1_000_000) as i64);
+        let mut wanted: HashMap<String, &LookupKey> = keys.iter().map(|key| (key.stored_id(), key)).collect();
+        let ids: Vec<String> = wanted.keys().cloned().collect();
         let found: Vec<PredictionDoc> = self
             .store
-            .find(doc! { "_id": { "$in": names }, "fetchedAt": { "$gt": oldest } })
+            .find(doc! { "_id": { "$in": ids }, "fetchedAt": { "$gt": oldest } })
             .await?
             .try_collect()
             .await?;
         let mut memory = self.memory.lock().expect("not poisoned");
         Ok(found
             .into_iter()
-            .map(|stored| {
+            .filter_map(|stored| {
+                // A document of another project under this id (one written before projects, whose
+                // name held a `:`) is not this project's prediction.
+                let key = wanted.remove(&stored.id).filter(|key| key.project == stored.project_id)?;
+                Some((key.clone(), stored))
+            })
+            .map(|(key, stored)| {
                 let fetched_at = OffsetDateTime::from_unix_timestamp_nanos(
                     i128::from(stored.fetched_at.timestamp_millis()) * 1_000_000,
                 )
@@ -97,8 +134,8 @@ impl PredictionCache {
                     .into_iter()
                     .map(|c| CountryProbability { country_id: c.country_id, probability: c.probability })
                     .collect();
-                memory.put(stored.name.clone(), Cached { countries: countries.clone(), fetched_at });
-                (stored.name, countries)
+                memory.put(key.clone(), Cached { countries: countries.clone(), fetched_at });
+                (key, countries)
             })
             .collect())
     }
@@ -106,23 +143,25 @@ impl PredictionCache {
     /// Keeps fresh predictions in memory, then in MongoDB: one `update` command with an upsert
     /// per name, since a command per name costs a round trip each (and on the local
     /// MongoDB-wire server, a cost that grows with the collection).
-    pub async fn put_many(&self, predictions: &[(String, Countries)]) -> mongodb::error::Result<()> {
+    pub async fn put_many(&self, predictions: &[(LookupKey, Countries)]) -> mongodb::error::Result<()> {
         if predictions.is_empty() {
             return Ok(());
         }
         let now = OffsetDateTime::now_utc();
         {
             let mut memory = self.memory.lock().expect("not poisoned");
-            for (name, countries) in predictions {
-                memory.put(name.clone(), Cached { countries: countries.clone(), fetched_at: now });
+            for (key, countries) in predictions {
+                memory.put(key.clone(), Cached { countries: countries.clone(), fetched_at: now });
             }
         }
         let fetched_at = bson::DateTime::now();
         let updates: Vec<bson::Document> = predictions
             .iter()
-            .map(|(name, countries)| {
+            .map(|(key, countries)| {
+                let id = key.stored_id();
                 let stored = PredictionDoc {
-                    name: name.clone(),
+                    id: id.clone(),
+                    project_id: key.project.clone(),
                     countries: countries
                         .iter()
                         .map(|c| PredictedCountry {
@@ -133,7 +172,7 @@ impl PredictionCache {
                     fetched_at,
                 };
                 let replacement = bson::to_document(&stored).expect("a prediction serialises to BSON");
-                doc! { "q": { "_id": name }, "u": replacement, "upsert": true }
+                doc! { "q": { "_id": id }, "u": replacement, "upsert": true }
             })
             .collect();
         let reply = self

@@ -17,7 +17,7 @@ use leadflow_core::runtime::backoff::Backoff;
 use leadflow_core::stage::pause::{PauseGuard, PauseSignal};
 use time::OffsetDateTime;
 
-use crate::cache::{Countries, PredictionCache};
+use crate::cache::{Countries, LookupKey, PredictionCache};
 use crate::config::NationalizeConfig;
 use crate::metrics::EnricherMetrics;
 use crate::nationalize::{ApiError, NamePrediction, NationalizeClient, RateLimitHeaders};
@@ -70,9 +70,13 @@ impl Predictor {
         })
     }
 
-    /// A lookup for each of `keys` (distinct lookup keys).
-    pub async fn predict(&self, keys: &[String], pause: &PauseSignal) -> HashMap<String, Lookup> {
-        let mut found: HashMap<String, Lookup> = HashMap::with_capacity(keys.len());
+    /// A lookup for each of `keys` (distinct lookup keys, each of a project).
+    ///
+    /// The cache is asked per (project, name). The API is asked per name: the names two projects
+    /// both miss in one batch go in one request, and its answer is stored for each of them. That
+    /// shares nothing between tenants: each gets the API's answer of now, as it would alone.
+    pub async fn predict(&self, keys: &[LookupKey], pause: &PauseSignal) -> HashMap<LookupKey, Lookup> {
+        let mut found: HashMap<LookupKey, Lookup> = HashMap::with_capacity(keys.len());
         let mut misses = Vec::new();
         for key in keys {
             match self.cache.get_memory(key) {
@@ -101,8 +105,18 @@ impl Predictor {
         self.count_lookups("miss", misses.len());
         self.metrics.update_hit_ratio();
 
+        // The missed names, each once, in the order first missed, and who asked for each.
+        let mut asking: HashMap<&str, Vec<&LookupKey>> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        for key in &misses {
+            let askers = asking.entry(key.name.as_str()).or_default();
+            if askers.is_empty() {
+                names.push(key.name.clone());
+            }
+            askers.push(key);
+        }
         let requests: Vec<Vec<String>> =
-            misses.chunks(self.names_per_request).map(<[String]>::to_vec).collect();
+            names.chunks(self.names_per_request).map(<[String]>::to_vec).collect();
         let answers: Vec<(Vec<String>, FetchResult)> = futures::stream::iter(requests)
             .map(|names| async move {
                 let result = self.fetch(&names, pause).await;
@@ -111,15 +125,18 @@ impl Predictor {
             .buffer_unordered(self.max_concurrent_requests)
             .collect()
             .await;
-        let mut fetched: Vec<(String, Countries)> = Vec::new();
+        let askers_of = |name: &str| asking.get(name).into_iter().flatten().map(|key| (*key).clone());
+        let mut fetched: Vec<(LookupKey, Countries)> = Vec::new();
         for (names, answer) in answers {
             match answer {
                 Ok(predictions) => {
-                    fetched.extend(prediction_pairs(predictions));
+                    for (name, countries) in prediction_pairs(predictions) {
+                        fetched.extend(askers_of(&name).map(|key| (key, countries.clone())));
+                    }
                 }
                 Err(reason) => {
                     for name in names {
-                        found.insert(name, Lookup::Failed(reason.clone()));
+                        found.extend(askers_of(&name).map(|key| (key, Lookup::Failed(reason.clone()))));
                     }
                 }
             }
@@ -128,7 +145,7 @@ impl Predictor {
             self.metrics.cache_store_errors.inc();
             tracing::warn!(error = %e, "cannot store predictions in the cache");
         }
-        found.extend(fetched.into_iter().map(|(name, countries)| (name, Lookup::Predicted(countries))));
+        found.extend(fetched.into_iter().map(|(key, countries)| (key, Lookup::Predicted(countries))));
         found
     }
 

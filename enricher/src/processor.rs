@@ -9,6 +9,7 @@ use leadflow_core::stage::pause::PauseSignal;
 use leadflow_core::stage::typed::{Decoded, Emit, Transform};
 use time::OffsetDateTime;
 
+use crate::cache::LookupKey;
 use crate::countries::country_name;
 use crate::metrics::EnricherMetrics;
 use crate::predictor::{Lookup, Predictor};
@@ -30,9 +31,9 @@ impl Transform for EnrichProcessor {
         batch: Vec<Decoded<NameSubmitted>>,
         pause: &PauseSignal,
     ) -> Result<Vec<Emit>, ProcessError> {
-        let keys: Vec<String> = batch
+        let keys: Vec<LookupKey> = batch
             .iter()
-            .filter_map(|input| rules::lookup_key(&input.record.name))
+            .filter_map(|input| lookup_key(&input.record))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -50,6 +51,7 @@ impl Transform for EnrichProcessor {
                 .with_label_values(&[status_label(&verdict), verdict.reason.unwrap_or("none")])
                 .inc();
             let enriched = LeadEnriched {
+                project_id: name.project_id,
                 lead_id: name.lead_id,
                 name: name.name,
                 email: name.email,
@@ -70,14 +72,21 @@ impl Transform for EnrichProcessor {
 
 impl EnrichProcessor {
     /// The verdict for one name, and the error when the API could not be asked.
-    fn judge(&self, name: &NameSubmitted, lookups: &HashMap<String, Lookup>) -> (Verdict, Option<String>) {
-        let Some(key) = rules::lookup_key(&name.name) else { return (rules::no_prediction(), None) };
+    fn judge(&self, name: &NameSubmitted, lookups: &HashMap<LookupKey, Lookup>) -> (Verdict, Option<String>) {
+        let Some(key) = lookup_key(name) else { return (rules::no_prediction(), None) };
         match lookups.get(&key) {
             Some(Lookup::Predicted(countries)) => (rules::verdict(countries, self.verified_threshold), None),
             Some(Lookup::Failed(error)) => (rules::enrichment_failed(), Some(error.clone())),
-            None => (rules::enrichment_failed(), Some(format!("no prediction was fetched for {key:?}"))),
+            None => {
+                (rules::enrichment_failed(), Some(format!("no prediction was fetched for {:?}", key.name)))
+            }
         }
     }
+}
+
+/// What the name is looked up by: in its own project (see `crate::cache` for why).
+fn lookup_key(name: &NameSubmitted) -> Option<LookupKey> {
+    rules::lookup_key(&name.name).map(|key| LookupKey { project: name.project_id.clone(), name: key })
 }
 
 fn status_label(verdict: &Verdict) -> &'static str {

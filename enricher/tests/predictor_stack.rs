@@ -7,11 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::{StandIn, json_faults};
-use enricher::cache::PredictionCache;
+use enricher::cache::{LookupKey, PredictionCache};
 use enricher::config::{CacheConfig, EnricherConfig};
 use enricher::metrics::EnricherMetrics;
 use enricher::predictor::{Lookup, Predictor};
+use leadflow_core::contract::project::DEFAULT_PROJECT;
 use leadflow_core::stage::pause::PauseSignal;
+use leadflow_core::store::documents::PredictionDoc;
 use leadflow_testkit::{Stack, unique};
 
 struct Setup {
@@ -45,8 +47,9 @@ async fn predictor(stack: &Stack, stand_in: &StandIn, database: Option<&str>, ma
     }
 }
 
-fn keys(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}x{i}")).collect()
+/// `n` names of the default project.
+fn keys(prefix: &str, n: usize) -> Vec<LookupKey> {
+    (0..n).map(|i| LookupKey::new(DEFAULT_PROJECT, &format!("{prefix}x{i}"))).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,10 +64,10 @@ async fn names_go_ten_per_request_and_repeats_cost_no_request() {
     assert_eq!(first.len(), 25);
     for name in &names {
         let Some(Lookup::Predicted(countries)) = first.get(name) else {
-            panic!("{name}: {:?}", first.get(name))
+            panic!("{name:?}: {:?}", first.get(name))
         };
-        let expected = stand_ins::nationalize::predict(name);
-        assert_eq!(countries.len(), expected.country.len(), "{name}");
+        let expected = stand_ins::nationalize::predict(&name.name);
+        assert_eq!(countries.len(), expected.country.len(), "{name:?}");
         assert_eq!(
             countries[0].country_id,
             expected.country.first().map(|c| c.country_id.clone()).unwrap_or_default()
@@ -132,7 +135,7 @@ async fn server_errors_are_retried_within_the_budget_then_fail_the_names() {
     let lookups = setup.predictor.predict(&names, &PauseSignal::default()).await;
     for name in &names {
         let Some(Lookup::Failed(reason)) = lookups.get(name) else {
-            panic!("{name}: {:?}", lookups.get(name))
+            panic!("{name:?}: {:?}", lookups.get(name))
         };
         assert!(reason.contains("after 3 attempts"), "{reason}");
     }
@@ -145,4 +148,57 @@ async fn server_errors_are_retried_within_the_budget_then_fail_the_names() {
     let recovered = setup.predictor.predict(&names, &PauseSignal::default()).await;
     assert!(recovered.values().all(|l| matches!(l, Lookup::Predicted(_))));
     assert_eq!(stand_in.requests().await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_project_has_its_own_cache_entry_for_a_name() {
+    let stack = Stack::get();
+    let stand_in = StandIn::start(json_faults(0, 0.0, None, 86_400)).await;
+    let setup = predictor(&stack, &stand_in, None, 3).await;
+    let name = format!("{}x0", unique("p").replace('-', ""));
+    let (default, acme, globex) = (
+        LookupKey::new(DEFAULT_PROJECT, &name),
+        LookupKey::new("acme", &name),
+        LookupKey::new("globex", &name),
+    );
+
+    // Both projects miss in one batch: one request for the name, an entry for each project.
+    let both = setup.predictor.predict(&[default.clone(), acme.clone()], &PauseSignal::default()).await;
+    assert!(both.values().all(|l| matches!(l, Lookup::Predicted(_))), "{both:?}");
+    assert_eq!(stand_in.requests().await, 1, "a name two projects miss at once is asked once");
+    let config = leadflow_core::store::mongo::MongoConfig {
+        uri: stack.mongodb_uri.clone(),
+        database: setup.database.clone(),
+    };
+    let stored: Vec<PredictionDoc> = {
+        use futures::TryStreamExt;
+        let db =
+            leadflow_core::store::mongo::client(&config, "test").await.unwrap().database(&setup.database);
+        db.collection::<PredictionDoc>("nationalize_cache")
+            .find(mongodb::bson::doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let mut ids: Vec<(String, String)> = stored.into_iter().map(|d| (d.id, d.project_id)).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [(format!("acme:{name}"), "acme".to_owned()), (name.clone(), DEFAULT_PROJECT.to_owned())],
+        "one document per (project, name)"
+    );
+
+    // A third project finds neither entry, in memory or stored: it pays for its own lookup.
+    let fresh = predictor(&stack, &stand_in, Some(&setup.database), 3).await;
+    let third = fresh.predictor.predict(std::slice::from_ref(&globex), &PauseSignal::default()).await;
+    assert!(matches!(third.get(&globex), Some(Lookup::Predicted(_))));
+    assert_eq!(stand_in.requests().await, 2, "another project's entry is not this project's");
+    assert_eq!(fresh.metrics.cache_lookups.with_label_values(&["store_hit"]).get(), 0);
+    // And each of the first two finds its own stored entry.
+    let again = fresh.predictor.predict(&[default, acme], &PauseSignal::default()).await;
+    assert_eq!(again.len(), 2);
+    assert_eq!(stand_in.requests().await, 2);
+    assert_eq!(fresh.metrics.cache_lookups.with_label_values(&["store_hit"]).get(), 2);
 }

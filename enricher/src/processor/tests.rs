@@ -59,6 +59,7 @@ fn inputs(names: &[String]) -> Vec<Decoded<NameSubmitted>> {
             position: RecordPosition { topic: topics::NAMES.into(), partition: 0, offset: i as i64 },
             key: Some(format!("lead-{i}").into_bytes()),
             record: NameSubmitted {
+                project_id: "default".into(),
                 lead_id: format!("lead-{i}"),
                 name: name.clone(),
                 email: None,
@@ -174,4 +175,26 @@ async fn a_name_the_api_never_answers_is_to_check_and_a_dead_letter_of_its_input
         (&EnrichmentStatus::ToCheck, Some(REASON_ENRICHMENT_FAILED))
     );
     assert_eq!(api.stats().await["requests"], 2, "both attempts of the retry budget were made");
+}
+
+#[tokio::test]
+async fn each_project_gets_its_own_enrichment_of_one_lead_id_and_name() {
+    let api = stand_in(Faults::default()).await;
+    let processor = processor(&api).await;
+    let name = format!("{} Example", FIRST_NAMES[0]);
+    let mut batch = inputs(&[name.clone(), name.clone()]);
+    batch[1].record.project_id = "acme".into();
+    batch[1].record.lead_id = batch[0].record.lead_id.clone();
+
+    let records = enriched(&apply(&processor, &batch).await);
+
+    let got: Vec<(&str, &str)> =
+        records.iter().map(|(_, r)| (r.project_id.as_str(), r.lead_id.as_str())).collect();
+    assert_eq!(got, [("default", "lead-0"), ("acme", "lead-0")], "each output carries its input's project");
+    assert_eq!(records[0].1.country_code, records[1].1.country_code);
+    assert_eq!(api.stats().await["requests"], 1, "both misses of one batch go in one request");
+    // The next batch of each project is answered by that project's own cache entry.
+    apply(&processor, &batch).await;
+    assert_eq!(api.stats().await["requests"], 1);
+    assert_eq!(processor.metrics.cache_lookups.with_label_values(&["memory_hit"]).get(), 2);
 }

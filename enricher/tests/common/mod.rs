@@ -46,6 +46,7 @@ impl std::ops::Deref for StandIn {
 pub fn names(run: &str, n: usize) -> Vec<NameSubmitted> {
     (0..n)
         .map(|i| NameSubmitted {
+            project_id: "default".into(),
             lead_id: format!("{run}-{i}"),
             name: format!("N{run}x{i} Example"),
             email: None,
@@ -166,4 +167,33 @@ impl DistinctKeys {
 
 pub fn json_faults(latency_ms: u64, error_rate: f64, quota: Option<u64>, window_s: u64) -> Value {
     json!({"latencyMs": latency_ms, "errorRate": error_rate, "quota": quota, "windowS": window_s})
+}
+
+/// The partition of `key` among `partitions`, as the Java client's default partitioner (and
+/// the services' producers, `murmur2_random`) pick it: Kafka's murmur2 of the key's bytes, its
+/// sign bit cleared, modulo the partition count. Written out here so that a test can say where
+/// a key must land without asking a producer.
+pub fn java_partition_of(key: &str, partitions: i32) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let data = key.as_bytes();
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (i, byte) in rest.iter().enumerate().rev() {
+            h ^= u32::from(*byte) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    ((h & 0x7fff_ffff) % partitions as u32) as i32
 }

@@ -185,20 +185,40 @@ pub struct HistoryDoc {
 
 // ----- `nationalize_cache` ------------------------------------------------------------------
 
-/// The enricher's name → country prediction cache, one [`PredictionDoc`] per name, expiring
-/// after a TTL on `fetchedAt`. Written and read only by the enricher (`enricher/src/cache.rs`).
-/// This is the name in the enricher's defaults; its `cache.collection` setting may change it.
+/// The enricher's name → country prediction cache, one [`PredictionDoc`] per (project, name),
+/// expiring after a TTL on `fetchedAt`. Written and read only by the enricher
+/// (`enricher/src/cache.rs`). This is the name in the enricher's defaults; its
+/// `cache.collection` setting may change it.
 pub const NATIONALIZE_CACHE: &str = "nationalize_cache";
 
-/// A `nationalize_cache` document: the countries predicted for a name, and when they were
-/// fetched.
+/// A `nationalize_cache` document: the countries predicted for a name in one project, and when
+/// they were fetched. Scoped by project so that one tenant's lookups never reveal or shape
+/// another's (see `enricher/src/cache.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionDoc {
+    /// [`PredictionDoc::id_of`] the project and the name.
     #[serde(rename = "_id")]
-    pub name: String,
+    pub id: String,
+    /// The project that asked; absent in documents written before projects: the default one.
+    #[serde(rename = "projectId", default = "project::default_project")]
+    pub project_id: String,
     pub countries: Vec<PredictedCountry>,
     #[serde(rename = "fetchedAt")]
     pub fetched_at: bson::DateTime,
+}
+
+impl PredictionDoc {
+    /// The `_id` of `name`'s prediction in `project`: the bare name in the default project (as
+    /// before projects, so its stored predictions stay found), `<project>:<name>` elsewhere. A
+    /// default-project name that itself holds a `:` is written `default:<name>`, so that no
+    /// default name can take the id of another project's name (a project id never holds `:`).
+    pub fn id_of(project: &str, name: &str) -> String {
+        if project::is_default_project(project) && !name.contains(':') {
+            name.to_owned()
+        } else {
+            format!("{project}:{name}")
+        }
+    }
 }
 
 /// One country of a [`PredictionDoc`].
@@ -312,7 +332,8 @@ mod tests {
     #[test]
     fn a_prediction_keeps_its_field_names() {
         let prediction = PredictionDoc {
-            name: "ada".into(),
+            id: PredictionDoc::id_of("default", "ada"),
+            project_id: "default".into(),
             countries: vec![PredictedCountry { country_id: "GB".into(), probability: 0.4 }],
             fetched_at: bson::DateTime::from_millis(1_700_000_000_000),
         };
@@ -321,10 +342,25 @@ mod tests {
             document,
             bson::doc! {
                 "_id": "ada",
+                "projectId": "default",
                 "countries": [{ "countryId": "GB", "probability": 0.4 }],
                 "fetchedAt": bson::DateTime::from_millis(1_700_000_000_000),
             }
         );
         assert_eq!(bson::from_document::<PredictionDoc>(document).unwrap(), prediction);
+
+        let mut before_projects = bson::to_document(&prediction).unwrap();
+        before_projects.remove("projectId");
+        let read: PredictionDoc = bson::from_document(before_projects).unwrap();
+        assert_eq!(read.project_id, "default", "a document written before projects is the default's");
+    }
+
+    #[test]
+    fn a_prediction_id_names_the_project_and_no_two_projects_share_one() {
+        assert_eq!(PredictionDoc::id_of("default", "ada"), "ada");
+        assert_eq!(PredictionDoc::id_of("acme", "ada"), "acme:ada");
+        // A default-project name shaped like another project's id does not take it.
+        assert_eq!(PredictionDoc::id_of("default", "acme:ada"), "default:acme:ada");
+        assert_ne!(PredictionDoc::id_of("default", "acme:ada"), PredictionDoc::id_of("acme", "ada"));
     }
 }
