@@ -13,7 +13,7 @@ use std::time::Duration;
 use leadflow_core::contract::codec::SchemaCodec;
 use leadflow_core::contract::records::{LeadScored, TopicRecord};
 use leadflow_core::model::scoring;
-use leadflow_core::stage::rules_feed::RulesInForce;
+use leadflow_core::stage::rules_feed::RuleBook;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -26,7 +26,8 @@ pub struct DecayPass {
     pub store: LeadStore,
     pub codec: Arc<SchemaCodec>,
     pub producer: FutureProducer,
-    pub rules: watch::Receiver<RulesInForce>,
+    /// Each project's rules in force.
+    pub rules: watch::Receiver<RuleBook>,
     pub assigned: Arc<Mutex<BTreeSet<i32>>>,
     pub interval: Duration,
     pub metrics: ScorerMetrics,
@@ -55,12 +56,15 @@ impl DecayPass {
         if partitions.is_empty() {
             return Ok(0);
         }
-        let rules = self.rules.borrow().rules.clone();
-        let quiet_since = now - time::Duration::seconds_f64(rules.decay.grace_days * 86_400.0);
+        let book = self.rules.borrow().clone();
+        // Projects differ in their grace periods: fetch the leads quiet for the shortest one, and
+        // let each lead's own project's rules decide.
+        let quiet_since = now - time::Duration::seconds_f64(book.shortest_grace_days() * 86_400.0);
         let candidates =
             self.store.decay_candidates(&partitions, quiet_since).await.map_err(|e| e.to_string())?;
         let mut announced = 0;
         for lead in candidates {
+            let rules = book.for_project(&lead.project_id).rules;
             let effective = scoring::effective_score(&rules, &lead.scoring_events(), now);
             let stage = rules.stage_for(effective);
             let last = lead.decayed_stage.unwrap_or(lead.stage);
@@ -68,7 +72,8 @@ impl DecayPass {
                 continue;
             }
             let record = LeadScored {
-                lead_id: lead.lead_id.clone(),
+                project_id: lead.project_id.clone(),
+                lead_id: leadflow_core::contract::project::split_lead_key(&lead.key).1.to_owned(),
                 event_id: format!("decay:{}:{}", stage_name(stage), now.date()),
                 event_type: "decay".to_owned(),
                 delta: round6(effective - lead.score),
@@ -85,7 +90,7 @@ impl DecayPass {
             let value = self.codec.encode(&record).await.map_err(|e| e.to_string())?;
             self.producer
                 .send(
-                    FutureRecord::to(LeadScored::TOPIC).key(&record.lead_id).payload(&value),
+                    FutureRecord::to(LeadScored::TOPIC).key(record.key().as_ref()).payload(&value),
                     Duration::from_secs(10),
                 )
                 .await

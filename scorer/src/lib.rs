@@ -12,11 +12,12 @@ pub mod store;
 
 use std::time::Duration;
 
+use leadflow_core::contract::project::DEFAULT_PROJECT;
 use leadflow_core::contract::topics;
 use leadflow_core::runtime::service::ServiceContext;
 use leadflow_core::stage::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError};
 use leadflow_core::stage::metrics::StageMetrics;
-use leadflow_core::stage::rules_feed::{self, RulesInForce, RulesUpdate};
+use leadflow_core::stage::rules_feed::{self, RuleBook, RulesUpdate};
 use leadflow_core::stage::startup::{self, StartupError};
 use leadflow_core::stage::typed::TypedStage;
 use tokio::sync::{oneshot, watch};
@@ -56,7 +57,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
     );
     store.ensure_indexes().await?;
 
-    let (rules_tx, rules) = watch::channel(RulesInForce::seeds());
+    let (rules_tx, rules) = watch::channel(RuleBook::default());
     let (caught_up_tx, caught_up) = oneshot::channel();
     let updates = metrics.rules_updates.clone();
     let feed = tokio::spawn(rules_feed::follow(
@@ -81,7 +82,12 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
         }
         _ = context.shutdown.cancelled() => {}
     }
-    tracing::info!(version = %rules.borrow().rules.version, "scoring rules loaded");
+    let default_version = rules.borrow().for_project(DEFAULT_PROJECT).rules.version.clone();
+    tracing::info!(
+        version = %default_version,
+        projects_with_rules = rules.borrow().len(),
+        "scoring rules loaded"
+    );
 
     let assigned = AssignedPartitions::default();
     let decay = (!config.scoring.decay_pass_interval.is_zero()).then(|| {

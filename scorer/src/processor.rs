@@ -11,11 +11,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, RecordPosition};
+use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, RecordPosition, TopicRecord};
 use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
 use leadflow_core::stage::exactly_once::ProcessError;
 use leadflow_core::stage::pause::PauseSignal;
-use leadflow_core::stage::rules_feed::RulesInForce;
+use leadflow_core::stage::rules_feed::RuleBook;
 use leadflow_core::stage::typed::{Decoded, Emit, Transform};
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
@@ -25,7 +25,8 @@ use crate::store::{AppliedEvent, HistoryDoc, LeadDoc, LeadStore, StoreError};
 
 pub struct ScoreProcessor {
     pub store: LeadStore,
-    pub rules: watch::Receiver<RulesInForce>,
+    /// Each project's rules in force.
+    pub rules: watch::Receiver<RuleBook>,
     pub metrics: ScorerMetrics,
 }
 
@@ -34,7 +35,7 @@ enum Slot {
     Scored(LeadScored),
     /// Already applied: what to do depends on where it was applied from.
     Applied {
-        lead_id: String,
+        lead_key: String,
         event_id: String,
     },
 }
@@ -48,23 +49,28 @@ impl Transform for ScoreProcessor {
         batch: Vec<Decoded<LeadEvent>>,
         _pause: &PauseSignal,
     ) -> Result<Vec<Emit>, ProcessError> {
-        let rules = self.rules.borrow().rules.clone();
-        let mut lead_ids: Vec<String> = batch.iter().map(|e| e.record.lead_id.clone()).collect();
-        lead_ids.sort();
-        lead_ids.dedup();
-        let mut leads = self.store.load(&lead_ids).await.map_err(transient)?;
+        // One view of the rules for the whole batch, so that a change lands between batches.
+        let book = self.rules.borrow().clone();
+        let mut rules_of: HashMap<String, std::sync::Arc<ScoringRules>> = HashMap::new();
+        // Leads are known by their key (project and id): two projects' `lead-1` never meet.
+        let mut lead_keys: Vec<String> = batch.iter().map(|e| e.record.key().into_owned()).collect();
+        lead_keys.sort();
+        lead_keys.dedup();
+        let mut leads = self.store.load(&lead_keys).await.map_err(transient)?;
         let read_versions: HashMap<String, u64> =
-            leads.iter().map(|(id, d)| (id.clone(), d.version)).collect();
+            leads.iter().map(|(key, d)| (key.clone(), d.version)).collect();
         let mut history = Vec::new();
         let mut slots = Vec::with_capacity(batch.len());
         for Decoded { position, record: event, .. } in batch {
-            let lead = leads
-                .entry(event.lead_id.clone())
-                .or_insert_with(|| LeadDoc::new(&event.lead_id, position.partition));
-            let slot = match apply(&rules, lead, &event) {
+            let key = event.key().into_owned();
+            let rules = rules_of
+                .entry(event.project_id.clone())
+                .or_insert_with(|| book.for_project(&event.project_id).rules);
+            let lead = leads.entry(key.clone()).or_insert_with(|| LeadDoc::new(&key, position.partition));
+            let slot = match apply(rules, lead, &event) {
                 Some(record) => {
                     history.push(HistoryDoc {
-                        lead_id: record.lead_id.clone(),
+                        lead_key: key,
                         event_id: record.event_id.clone(),
                         seq: lead.version,
                         record: record.clone(),
@@ -72,7 +78,7 @@ impl Transform for ScoreProcessor {
                     });
                     Slot::Scored(record)
                 }
-                None => Slot::Applied { lead_id: event.lead_id, event_id: event.event_id },
+                None => Slot::Applied { lead_key: key, event_id: event.event_id },
             };
             slots.push((position, slot));
         }
@@ -82,14 +88,14 @@ impl Transform for ScoreProcessor {
         let repeats: HashSet<(String, String)> = slots
             .iter()
             .filter_map(|(_, slot)| match slot {
-                Slot::Applied { lead_id, event_id } => Some((lead_id.clone(), event_id.clone())),
+                Slot::Applied { lead_key, event_id } => Some((lead_key.clone(), event_id.clone())),
                 Slot::Scored(_) => None,
             })
             .collect();
         let mut applied: HashMap<(String, String), (LeadScored, Option<RecordPosition>)> = HashMap::new();
         if !repeats.is_empty() {
             for h in &history {
-                let key = (h.lead_id.clone(), h.event_id.clone());
+                let key = (h.lead_key.clone(), h.event_id.clone());
                 if repeats.contains(&key) {
                     applied.insert(key, (h.record.clone(), h.source.clone()));
                 }
@@ -105,7 +111,7 @@ impl Transform for ScoreProcessor {
         let changed: Vec<(LeadDoc, u64)> = leads
             .into_values()
             .filter_map(|lead| {
-                let read = read_versions.get(&lead.lead_id).copied().unwrap_or(0);
+                let read = read_versions.get(&lead.key).copied().unwrap_or(0);
                 (lead.version != read).then_some((lead, read))
             })
             .collect();
@@ -120,8 +126,8 @@ impl Transform for ScoreProcessor {
         for (position, slot) in slots {
             match slot {
                 Slot::Scored(record) => outputs.push(Emit::record(&position, &record)),
-                Slot::Applied { lead_id, event_id } => {
-                    match applied.get(&(lead_id.clone(), event_id.clone())) {
+                Slot::Applied { lead_key, event_id } => {
+                    match applied.get(&(lead_key.clone(), event_id.clone())) {
                         // Entries written before the source was kept count as redeliveries, as all
                         // repeats did then.
                         Some((record, source)) if source.as_ref().is_none_or(|s| *s == position) => {
@@ -131,7 +137,7 @@ impl Transform for ScoreProcessor {
                         Some(_) => duplicate += 1,
                         None => {
                             tracing::warn!(
-                                lead_id,
+                                lead_key,
                                 event_id,
                                 "an applied event has no stored record; not emitted"
                             );
@@ -172,6 +178,7 @@ fn apply(rules: &ScoringRules, lead: &mut LeadDoc, event: &LeadEvent) -> Option<
     // A new event restarts the decay clock, so a later drop is announced afresh.
     lead.decayed_stage = None;
     Some(LeadScored {
+        project_id: event.project_id.clone(),
         lead_id: event.lead_id.clone(),
         event_id: new.event_id,
         event_type: new.event_type,

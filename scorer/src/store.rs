@@ -48,17 +48,19 @@ impl LeadStore {
         Ok(())
     }
 
-    pub async fn load(&self, lead_ids: &[String]) -> mongodb::error::Result<HashMap<String, LeadDoc>> {
+    /// The state of each lead of `lead_keys` (`contract::project::lead_key`) that has one.
+    pub async fn load(&self, lead_keys: &[String]) -> mongodb::error::Result<HashMap<String, LeadDoc>> {
         let found: Vec<LeadDoc> =
-            self.leads.find(doc! { "_id": { "$in": lead_ids } }).await?.try_collect().await?;
-        Ok(found.into_iter().map(|d| (d.lead_id.clone(), d)).collect())
+            self.leads.find(doc! { "_id": { "$in": lead_keys } }).await?.try_collect().await?;
+        Ok(found.into_iter().map(|d| (d.key.clone(), d)).collect())
     }
 
-    pub async fn lead(&self, lead_id: &str) -> mongodb::error::Result<Option<LeadDoc>> {
-        self.leads.find_one(doc! { "_id": lead_id }).await
+    pub async fn lead(&self, lead_key: &str) -> mongodb::error::Result<Option<LeadDoc>> {
+        self.leads.find_one(doc! { "_id": lead_key }).await
     }
 
-    /// The records that already-applied events produced, to emit again unchanged.
+    /// The records that already-applied events produced, to emit again unchanged; `wanted` holds
+    /// (lead key, eventId) pairs.
     pub async fn stored_records(
         &self,
         wanted: &[(String, String)],
@@ -71,13 +73,13 @@ impl LeadStore {
             .await?
             .try_collect()
             .await?;
-        Ok(found.into_iter().map(|h| ((h.lead_id.clone(), h.event_id.clone()), h)).collect())
+        Ok(found.into_iter().map(|h| ((h.lead_key.clone(), h.event_id.clone()), h)).collect())
     }
 
     /// A lead's audit trail in processing order.
-    pub async fn history(&self, lead_id: &str) -> mongodb::error::Result<Vec<HistoryDoc>> {
+    pub async fn history(&self, lead_key: &str) -> mongodb::error::Result<Vec<HistoryDoc>> {
         let mut found: Vec<HistoryDoc> =
-            self.history.find(doc! { "leadId": lead_id }).await?.try_collect().await?;
+            self.history.find(doc! { "leadId": lead_key }).await?.try_collect().await?;
         found.sort_by_key(|h| h.seq);
         Ok(found)
     }
@@ -93,7 +95,7 @@ impl LeadStore {
             .map(|(lead, read_version)| {
                 let replacement = bson::to_document(lead).expect("a lead serialises to BSON");
                 doc! {
-                    "q": { "_id": &lead.lead_id, "version": *read_version as i64 },
+                    "q": { "_id": &lead.key, "version": *read_version as i64 },
                     "u": replacement,
                     "upsert": *read_version == 0,
                 }
@@ -151,7 +153,7 @@ impl LeadStore {
         let result = self
             .leads
             .update_one(
-                doc! { "_id": &lead.lead_id, "version": lead.version as i64 },
+                doc! { "_id": &lead.key, "version": lead.version as i64 },
                 doc! { "$set": { "decayedStage": stage } },
             )
             .await?;

@@ -7,16 +7,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{ONE_AT_A_TIME, ScorerRun, event, produce_events, run_id};
-use leadflow_core::contract::records::{LeadScored, SCORING_RULES_KEY, Stage};
+use leadflow_core::contract::records::{LeadEvent, LeadScored, SCORING_RULES_KEY, Stage};
 use leadflow_core::contract::topics;
 use leadflow_core::model::scoring::ScoringRules;
-use leadflow_core::stage::rules_feed::RulesInForce;
+use leadflow_core::stage::rules_feed::RuleBook;
 use leadflow_testkit::kafka::{produce, producer};
 use leadflow_testkit::{Stack, unique};
 use scorer::decay_pass::DecayPass;
 use scorer::store::{AppliedEvent, LeadDoc};
 use time::OffsetDateTime;
 use time::macros::datetime;
+
+/// Writes `rules` under its project's key, as the gateway's `PUT /api/scoring-rules` does.
+async fn publish_project_rules(stack: &Stack, rules: &ScoringRules) {
+    use leadflow_core::contract::records::TopicRecord;
+    let value = common::codec(stack).encode(rules).await.unwrap();
+    produce(&producer(stack), topics::SCORING_RULES, &rules.key(), &value).await;
+}
 
 async fn publish_rules(stack: &Stack, rules: &ScoringRules) {
     let value = common::codec(stack).encode(rules).await.unwrap();
@@ -47,6 +54,53 @@ async fn a_new_rule_set_on_the_topic_is_picked_up_and_named_in_each_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_project_is_scored_by_its_own_rules_and_one_lead_id_in_two_projects_is_two_leads() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let run = ScorerRun::new(&stack);
+    let mut scorer = run.start(&stack, "a", &[]).await;
+    let project = run_id().to_lowercase();
+    let mut theirs = ScoringRules::seeds_for(&project);
+    theirs.version = unique("project-rules").replace('-', "_");
+    theirs.points.insert("page_view".into(), 30.0);
+    publish_project_rules(&stack, &theirs).await;
+    scorer.wait_for_log(&format!("version={}", theirs.version), Duration::from_secs(30)).await.unwrap();
+
+    // The same leadId and the same eventId in the default project and in `project`.
+    let lead = format!("{}-tenant", run_id());
+    let at = datetime!(2026-01-16 10:00 UTC);
+    let in_project = LeadEvent { project_id: project.clone(), ..event("t1", &lead, "page_view", at) };
+    produce_events(&stack, &[event("t1", &lead, "page_view", at), in_project]).await;
+
+    let records = leadflow_testkit::kafka::read_from(&stack, topics::SCORES, &run.scores_from, |r| {
+        r.iter().filter(|r| r.key.ends_with(&lead)).count() >= 2
+    })
+    .await;
+    let mut seen: Vec<(String, LeadScored)> = Vec::new();
+    for record in records.iter().filter(|r| r.key.ends_with(&lead)) {
+        let scored: LeadScored = common::codec(&stack).decode(&record.value).await.unwrap();
+        seen.push((record.key.clone(), scored));
+    }
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    let trail: Vec<(&str, &str, f64, &str)> = seen
+        .iter()
+        .map(|(key, s)| (key.as_str(), s.project_id.as_str(), s.score, s.rules_version.as_str()))
+        .collect();
+    let project_key = format!("{project}/{lead}");
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(trail[0].0, project_key, "{trail:?}");
+    assert_eq!((trail[0].1, trail[0].2, trail[0].3), (project.as_str(), 30.0, theirs.version.as_str()));
+    assert_eq!(
+        (trail[1].0, trail[1].1, trail[1].2),
+        (lead.as_str(), "default", 5.0),
+        "the default project keeps its rules"
+    );
+    let store = run.store(&stack).await;
+    assert_eq!(store.lead(&project_key).await.unwrap().map(|d| d.project_id), Some(project.clone()));
+    assert_eq!(store.lead(&lead).await.unwrap().map(|d| d.project_id), Some("default".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_decay_pass_announces_a_stage_drop_once() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let stack = Stack::get();
@@ -73,7 +127,7 @@ async fn the_decay_pass_announces_a_stage_drop_once() {
         store: store.clone(),
         codec: Arc::new(common::codec(&stack)),
         producer: producer(&stack),
-        rules: tokio::sync::watch::channel(RulesInForce::seeds()).1,
+        rules: tokio::sync::watch::channel(RuleBook::default()).1,
         assigned: Arc::new(Mutex::new(BTreeSet::from([2]))),
         interval: Duration::from_secs(3600),
         metrics: scorer::metrics::ScorerMetrics::register(&prometheus::Registry::new()).unwrap(),

@@ -53,6 +53,24 @@ impl RuleBook {
         self.by_project.insert(rules.rules.project_id.clone(), rules);
     }
 
+    /// How many projects have rules of their own.
+    pub fn len(&self) -> usize {
+        self.by_project.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_project.is_empty()
+    }
+
+    /// The shortest decay grace period of any project, the seeds' included (they score every
+    /// project without rules of its own).
+    pub fn shortest_grace_days(&self) -> f64 {
+        self.by_project
+            .values()
+            .map(|r| r.rules.decay.grace_days)
+            .fold(ScoringRules::seeds().decay.grace_days, f64::min)
+    }
+
     /// A book with these rules in force (each for its own project).
     pub fn with(rules: impl IntoIterator<Item = RulesInForce>) -> Self {
         let mut book = RuleBook::default();

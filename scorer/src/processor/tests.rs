@@ -7,7 +7,7 @@ use leadflow_core::contract::records::{LeadEvent, LeadScored, RecordPosition, St
 use leadflow_core::contract::topics;
 use leadflow_core::model::scoring::ScoringRules;
 use leadflow_core::stage::pause::PauseSignal;
-use leadflow_core::stage::rules_feed::RulesInForce;
+use leadflow_core::stage::rules_feed::{RuleBook, RulesInForce};
 use leadflow_core::stage::typed::{Decoded, Emit, Transform};
 use leadflow_core::store::mongo::MongoConfig;
 use leadflow_testkit::{Stack, unique};
@@ -19,24 +19,37 @@ use crate::metrics::ScorerMetrics;
 use crate::store::LeadStore;
 
 /// A processor with its own database, and the sender of the rules it reads.
-async fn processor() -> (ScoreProcessor, watch::Sender<RulesInForce>) {
+async fn processor() -> (ScoreProcessor, watch::Sender<RuleBook>) {
     let stack = Stack::get();
     let database = unique("scorer_unit").replace('-', "_");
     let mongo = MongoConfig { uri: stack.mongodb_uri.clone(), database: database.clone() };
     let store = LeadStore::new(leadflow_core::store::mongo::client(&mongo, "test").await.unwrap(), &database);
     store.ensure_indexes().await.unwrap();
-    let (rules, receiver) = watch::channel(RulesInForce::seeds());
+    let (rules, receiver) = watch::channel(RuleBook::default());
     let metrics = ScorerMetrics::register(&prometheus::Registry::new()).unwrap();
     (ScoreProcessor { store, rules: receiver, metrics }, rules)
 }
 
 /// The event `event_id` of `lead` read at `offset`, `minute` minutes into the lead's history.
 fn event(lead: &str, event_id: &str, event_type: &str, minute: i64, offset: i64) -> Decoded<LeadEvent> {
+    project_event("default", lead, event_id, event_type, minute, offset)
+}
+
+/// [`event`], in `project`.
+fn project_event(
+    project: &str,
+    lead: &str,
+    event_id: &str,
+    event_type: &str,
+    minute: i64,
+    offset: i64,
+) -> Decoded<LeadEvent> {
     let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
     Decoded {
         position: RecordPosition { topic: topics::EVENTS.into(), partition: 0, offset },
-        key: Some(lead.as_bytes().to_vec()),
+        key: Some(leadflow_core::contract::project::lead_key(project, lead).as_bytes().to_vec()),
         record: LeadEvent {
+            project_id: project.to_owned(),
             event_id: event_id.to_owned(),
             lead_id: lead.to_owned(),
             event_type: event_type.to_owned(),
@@ -133,8 +146,45 @@ async fn rules_changed_on_the_channel_score_the_next_batch() {
     let mut changed = ScoringRules::seeds();
     changed.version = "v2".to_owned();
     changed.points.insert("page_view".to_owned(), 7.0);
-    rules.send(RulesInForce { rules: Arc::new(changed), offset: Some(1) }).unwrap();
+    rules.send_modify(|book| book.set(RulesInForce { rules: Arc::new(changed), offset: Some(1) }));
     let after = scored(&apply(&processor, &[event("tim", "e2", "page_view", 1, 1)]).await);
 
     assert_eq!((after[0].1.rules_version.as_str(), after[0].1.delta), ("v2", 7.0));
+}
+
+#[tokio::test]
+async fn two_projects_with_one_lead_id_keep_apart_and_each_is_scored_by_its_own_rules() {
+    let (processor, rules) = processor().await;
+    let mut acme = ScoringRules::seeds_for("acme");
+    acme.version = "acme_v2".to_owned();
+    acme.points.insert("page_view".to_owned(), 30.0);
+    rules.send_modify(|book| book.set(RulesInForce { rules: Arc::new(acme), offset: Some(9) }));
+
+    let batch = vec![
+        project_event("acme", "ada", "e1", "page_view", 0, 0),
+        event("ada", "e1", "page_view", 0, 1),
+        project_event("globex", "ada", "e1", "page_view", 0, 2),
+    ];
+    let outputs = scored(&apply(&processor, &batch).await);
+
+    let seen: Vec<(&str, &str, &str, f64, Stage)> = outputs
+        .iter()
+        .map(|(_, s)| (s.project_id.as_str(), s.lead_id.as_str(), s.rules_version.as_str(), s.score, s.stage))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("acme", "ada", "acme_v2", 30.0, Stage::Warm),
+            ("default", "ada", "v1", 5.0, Stage::Cold),
+            ("globex", "ada", "v1", 5.0, Stage::Cold),
+        ],
+        "one eventId in three projects is three events; a project without rules gets the seeds"
+    );
+    let keys: Vec<String> = ["acme/ada", "ada", "globex/ada"].map(String::from).to_vec();
+    let stored = processor.store.load(&keys).await.unwrap();
+    assert_eq!(stored.len(), 3, "three lead documents");
+    assert_eq!(stored["acme/ada"].project_id, "acme");
+    assert_eq!(stored["ada"].project_id, "default");
+    assert_eq!(processor.store.history("acme/ada").await.unwrap().len(), 1);
+    assert_eq!(processor.metrics.events_duplicate.get(), 0, "no project's event is another's repeat");
 }

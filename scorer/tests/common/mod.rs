@@ -26,6 +26,7 @@ pub fn run_id() -> String {
 
 pub fn event(event_id: &str, lead_id: &str, event_type: &str, timestamp: OffsetDateTime) -> LeadEvent {
     LeadEvent {
+        project_id: "default".into(),
         event_id: event_id.to_owned(),
         lead_id: lead_id.to_owned(),
         event_type: event_type.to_owned(),
