@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::config::AuthConfig;
 use leadflow_core::contract::codec::SchemaRegistryConfig;
 use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
 use leadflow_core::runtime::duration::{millis_or_humantime, secs_or_humantime};
@@ -23,6 +24,8 @@ pub struct GatewayConfig {
     pub mongo: MongoConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
+    /// Keys, projects, rate limits and sessions; its secrets have no default.
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -46,8 +46,10 @@ pub struct ErrorBody {
 pub struct AppError {
     pub status: StatusCode,
     pub body: ErrorBody,
-    /// Sent as `Retry-After` (whole seconds) with a 503.
+    /// Sent as `Retry-After` (whole seconds) with a 503 or a 429.
     pub retry_after: Option<Duration>,
+    /// More headers of the answer: `WWW-Authenticate` with a 401, `RateLimit-*` with a 429.
+    pub headers: HeaderMap,
 }
 
 impl AppError {
@@ -56,7 +58,39 @@ impl AppError {
             status,
             body: ErrorBody { error, message: message.into(), field: None, details: Vec::new() },
             retry_after: None,
+            headers: HeaderMap::new(),
         }
+    }
+
+    /// 401: no credential, or one that is not (or no longer) valid. Never says which, beyond
+    /// "missing": a caller probing keys learns nothing.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        error.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        error
+    }
+
+    /// 403: a valid credential without the right to do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 429: over the key's rate limit; `headers` carries the `RateLimit-*` headers and
+    /// `retry_after` (when the request can ever fit) the wait.
+    pub fn rate_limited(
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+        headers: HeaderMap,
+    ) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        error.retry_after = retry_after;
+        error.headers = headers;
+        error
+    }
+
+    /// A 500 whose message is the record's contract failure.
+    pub fn contract(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
     pub fn invalid_json(message: impl Into<String>) -> Self {
@@ -143,6 +177,7 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
+        response.headers_mut().extend(self.headers);
         if let Some(after) = self.retry_after {
             let seconds = after.as_secs().max(1).to_string();
             response

@@ -9,6 +9,7 @@
 //! By layer: [`write`], [`read`] and [`live`] (the stream of lead updates) each own their
 //! handlers and the state they take; [`state`] composes that state and [`routes`] the router.
 
+pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod read;
 pub mod routes;
 pub mod state;
+pub mod users;
 pub mod write;
 
 #[cfg(test)]
@@ -30,19 +32,23 @@ use leadflow_core::contract::codec::SchemaCodec;
 use leadflow_core::runtime::ops_server::ReadinessChecks;
 use leadflow_core::runtime::service::{self, ServiceContext};
 use leadflow_core::stage::kafka::producer_config;
-use leadflow_core::stage::rules_feed::{self, RulesInForce};
+use leadflow_core::stage::rules_feed::{self, RuleBook};
 use leadflow_core::stage::startup::{self, StartupError};
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{oneshot, watch};
 
 pub use config::{DEFAULTS, GatewayConfig as Config};
 
+use crate::auth::AuthState;
+use crate::auth::store::MongoAuthStore;
 use crate::live::LiveState;
 use crate::live::tail::{self, LiveUpdates};
 use crate::metrics::GatewayMetrics;
 use crate::read::ReadState;
 use crate::read::read_store::ReadStore;
 use crate::state::AppState;
+use crate::users::UsersState;
+use crate::users::store::MongoUserStore;
 use crate::write::WriteState;
 use crate::write::publisher::KafkaPublisher;
 
@@ -54,6 +60,8 @@ pub enum GatewayError {
     Producer(#[from] rdkafka::error::KafkaError),
     #[error("cannot set up the MongoDB client: {0}")]
     Mongo(#[from] mongodb::error::Error),
+    #[error("cannot set up dashboard sessions: {0}")]
+    Sessions(#[from] crate::users::session::SessionError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -73,10 +81,25 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     // available (and the gateway ready) while MongoDB is down; reads then answer 503 with
     // Retry-After. Building the client connects to nothing, so a MongoDB outage does not hold up
     // start-up either.
-    let reads = ReadStore::new(
-        leadflow_core::store::mongo::client(&config.mongo, "ingest-gateway").await?,
-        &config.mongo.database,
-    );
+    let mongo = leadflow_core::store::mongo::client(&config.mongo, "ingest-gateway").await?;
+    let reads = ReadStore::new(mongo.clone(), &config.mongo.database);
+    // Keys, projects and rate limits live in MongoDB too: with auth, the write API needs it to
+    // check a key (each replica caches a lookup for `auth.cache_ttl`) and to count the shared
+    // rate limit; while MongoDB is away, requests answer 503 with Retry-After.
+    //
+    // Dashboard users live there as well, and their sessions are the third kind of credential.
+    let users = Arc::new(UsersState::new(
+        &config.auth,
+        Arc::new(MongoUserStore::new(mongo.clone(), &config.mongo.database)),
+        config.http.retry_after,
+    )?);
+    let auth = Arc::new(AuthState::new(
+        &config.auth,
+        Arc::new(MongoAuthStore::new(mongo, &config.mongo.database)),
+        users.sessions.clone(),
+        config.http.retry_after,
+    ));
+    let default_project = tokio::spawn(ensure_default_project(auth.clone(), context.shutdown.clone()));
     let (api_listening, api_listening_rx) = watch::channel(false);
     let readiness = with_api_listener(
         startup::kafka_and_registry_readiness(&config.kafka, codec.clone()),
@@ -88,7 +111,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     startup::register_schemas(&codec, &context.shutdown).await?;
 
     // The same reader of `scoring.rules.v1` as the scorer's, so both agree on the rules in force.
-    let (rules_tx, rules) = watch::channel(RulesInForce::seeds());
+    let (rules_tx, rules) = watch::channel(RuleBook::default());
     let (caught_up_tx, caught_up) = oneshot::channel();
     let feed =
         tokio::spawn(follow_rules(config.kafka.clone(), codec.clone(), rules_tx, caught_up_tx, &context));
@@ -102,7 +125,10 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
         }
         _ = context.shutdown.cancelled() => {}
     }
-    tracing::info!(version = %rules.borrow().rules.version, "scoring rules loaded");
+    tracing::info!(
+        default_version = %rules.borrow().for_project(leadflow_core::contract::project::DEFAULT_PROJECT).rules.version,
+        "scoring rules loaded"
+    );
 
     let updates = LiveUpdates::new();
     let live_feed = tokio::spawn(tail::follow(
@@ -122,6 +148,8 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
         write: write.clone(),
         read: Arc::new(ReadState { reads, rules, retry_after }),
         live: Arc::new(LiveState { updates, shutdown: context.shutdown.clone() }),
+        auth,
+        users,
         request_timeout: config.http.request_timeout,
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -147,6 +175,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     if tokio::time::timeout(grace, live_feed).await.is_err() {
         tracing::warn!("the live updates reader did not stop within the grace period");
     }
+    default_project.abort();
     let _ = ops.await;
     served.map_err(GatewayError::Serve)
 }
@@ -162,6 +191,25 @@ fn with_api_listener(checks: ReadinessChecks, listening: watch::Receiver<bool>) 
     })
 }
 
+/// Creates the `default` project if it is missing, retrying while MongoDB is away (start-up
+/// does not wait for MongoDB: the ops endpoints and readiness come up without it).
+async fn ensure_default_project(auth: Arc<AuthState>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match auth.ensure_default_project().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot create the default project yet")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// How long start-up waits for the rules topic to be read to its end before serving anyway.
 const RULES_CATCH_UP_WAIT: Duration = Duration::from_secs(15);
 
@@ -170,7 +218,7 @@ const RULES_CATCH_UP_WAIT: Duration = Duration::from_secs(15);
 fn follow_rules(
     kafka: leadflow_core::stage::kafka::KafkaConfig,
     codec: Arc<SchemaCodec>,
-    rules: watch::Sender<RulesInForce>,
+    rules: watch::Sender<RuleBook>,
     caught_up: oneshot::Sender<()>,
     context: &ServiceContext,
 ) -> impl Future<Output = ()> + Send + 'static {

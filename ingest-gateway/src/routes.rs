@@ -1,20 +1,25 @@
 //! The API's router, from its three parts (the write API, the read API, the live stream) and
-//! the dashboard, with what every request goes through: the server-side timeout, the request
-//! metrics, and JSON answers for unknown routes and methods.
+//! the dashboard, and the management API (projects, keys), with what every request goes through:
+//! CORS, the server-side timeout, the request metrics, and JSON answers for unknown routes and
+//! methods.
 
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::ServiceExt;
 
+use crate::auth;
 use crate::dashboard;
 use crate::error::AppError;
 use crate::live::sse;
 use crate::read;
 use crate::state::AppState;
+use crate::users;
 use crate::write;
 use crate::write::publisher::Publisher;
 
@@ -32,13 +37,51 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/stream"),
     ("get", "/api/scoring-rules"),
     ("put", "/api/scoring-rules"),
+    ("post", "/api/projects"),
+    ("get", "/api/projects"),
+    ("get", "/api/projects/{id}"),
+    ("patch", "/api/projects/{id}"),
+    ("post", "/api/projects/{id}/keys"),
+    ("get", "/api/projects/{id}/keys"),
+    ("delete", "/api/projects/{id}/keys/{keyId}"),
+    ("post", "/api/projects/{id}/keys/{keyId}/rotate"),
+    ("post", "/api/auth/register"),
+    ("post", "/api/auth/login"),
+    ("get", "/api/auth/me"),
+    ("post", "/api/auth/logout"),
 ];
 
 pub fn router<P: Publisher>(state: AppState<P>) -> Router {
+    let cors = auth::cors::layer(state.auth.clone());
+    let app = api(state);
+    // tower-http answers every OPTIONS as a preflight. Only a real one (with Origin and
+    // Access-Control-Request-Method) goes to it; any other OPTIONS is a method the route does not
+    // take, answered 405 with Allow like every unlisted method.
+    let with_cors = app.clone().layer(cors);
+    Router::new().fallback_service(tower::service_fn(move |request: Request| {
+        let (app, with_cors) = (app.clone(), with_cors.clone());
+        async move {
+            if request.method() == Method::OPTIONS && !is_preflight(&request) {
+                app.oneshot(request).await
+            } else {
+                with_cors.oneshot(request).await
+            }
+        }
+    }))
+}
+
+fn is_preflight(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::ORIGIN) && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+fn api<P: Publisher>(state: AppState<P>) -> Router {
     Router::new()
         .merge(write::handlers::routes::<P, _>())
         .merge(read::handlers::routes())
         .merge(sse::routes())
+        .merge(auth::management::routes())
+        .merge(users::handlers::routes())
         .route("/", get(dashboard::index))
         .route("/dashboard/{file}", get(dashboard::asset))
         .fallback(|| async { AppError::not_found() })

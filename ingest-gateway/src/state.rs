@@ -7,14 +7,21 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 
+use crate::auth::AuthState;
 use crate::live::LiveState;
 use crate::read::ReadState;
+use crate::users::UsersState;
 use crate::write::WriteState;
 
 pub struct AppState<P> {
     pub write: Arc<WriteState<P>>,
     pub read: Arc<ReadState>,
     pub live: Arc<LiveState>,
+    /// Credentials, scopes, the rate limit and CORS; every layer's handlers check their caller
+    /// through it.
+    pub auth: Arc<AuthState>,
+    /// Dashboard users: register, login, sessions.
+    pub users: Arc<UsersState>,
     /// The server-side bound on one request, publishing included.
     pub request_timeout: Duration,
 }
@@ -26,6 +33,8 @@ impl<P> Clone for AppState<P> {
             write: self.write.clone(),
             read: self.read.clone(),
             live: self.live.clone(),
+            auth: self.auth.clone(),
+            users: self.users.clone(),
             request_timeout: self.request_timeout,
         }
     }
@@ -46,5 +55,17 @@ impl<P> FromRef<AppState<P>> for Arc<ReadState> {
 impl<P> FromRef<AppState<P>> for Arc<LiveState> {
     fn from_ref(state: &AppState<P>) -> Self {
         state.live.clone()
+    }
+}
+
+impl<P> FromRef<AppState<P>> for Arc<AuthState> {
+    fn from_ref(state: &AppState<P>) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl<P> FromRef<AppState<P>> for Arc<UsersState> {
+    fn from_ref(state: &AppState<P>) -> Self {
+        state.users.clone()
     }
 }

@@ -1,7 +1,8 @@
 //! What the router and write-handler tests share: the whole app, as `routes::router` serves it,
 //! with a publisher that records instead of talking to Kafka, a read model that never answers,
-//! and the rules in force set by hand, so every status, body, metric and "nothing published"
-//! claim is checked offline through `oneshot`.
+//! the auth store in memory, and the rules in force set by hand, so every status, body, metric
+//! and "nothing published" claim is checked offline through `oneshot`. Requests go with a key of
+//! the default project holding every scope, unless they carry a credential of their own.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +16,16 @@ use tower::ServiceExt;
 
 use leadflow_core::contract::records::TopicRecord;
 use leadflow_core::model::scoring::ScoringRules;
-use leadflow_core::stage::rules_feed::RulesInForce;
+use leadflow_core::stage::rules_feed::{RuleBook, RulesInForce};
+use time::OffsetDateTime;
+
+use crate::auth::AuthState;
+use crate::auth::config::AuthConfig;
+use crate::auth::documents::{ApiKeyDoc, ProjectDoc};
+use crate::auth::keys;
+use crate::auth::scope::Scope;
+use crate::auth::session::{NoSessions, SessionCheck};
+use crate::auth::store::{AuthStore, MemoryAuthStore};
 
 use crate::live::LiveState;
 use crate::live::tail::LiveUpdates;
@@ -24,6 +34,8 @@ use crate::read::ReadState;
 use crate::read::read_store::ReadStore;
 use crate::routes::router;
 use crate::state::AppState;
+use crate::users::UsersState;
+use crate::users::store::MemoryUserStore;
 use crate::write::WriteState;
 use crate::write::publisher::{PublishError, Publisher};
 
@@ -49,7 +61,7 @@ impl Publisher for RecordingPublisher {
         records
             .iter()
             .map(|r| {
-                published.push((R::TOPIC.to_owned(), r.key().to_owned(), serde_json::to_value(r).unwrap()));
+                published.push((R::TOPIC.to_owned(), r.key().into_owned(), serde_json::to_value(r).unwrap()));
                 Ok(())
             })
             .collect()
@@ -64,14 +76,74 @@ pub struct Harness {
     pub state: AppState<RecordingPublisher>,
     registry: Registry,
     /// Stands in for the rules topic's reader: what is sent here is the rules in force.
-    rules: watch::Sender<RulesInForce>,
+    rules: watch::Sender<RuleBook>,
+    pub store: Arc<MemoryAuthStore>,
+    /// A key of the default project with every scope and no practical limit: what requests
+    /// without a credential of their own are sent with.
+    pub key: String,
+}
+
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+pub fn auth_config() -> AuthConfig {
+    serde_json::from_value(serde_json::json!({
+        "admin_token": TEST_ADMIN_TOKEN, "jwt_secret": "j".repeat(32), "session_ttl": "1h",
+        "cache_ttl": "2s", "default_events_per_minute": 100, "cookie_secure": false,
+    }))
+    .unwrap()
+}
+
+/// Stores a key of `project` with `scopes` and returns its text.
+pub fn store_key(
+    store: &MemoryAuthStore,
+    project: &str,
+    scopes: &[Scope],
+    events_per_minute: Option<u32>,
+) -> String {
+    let made = keys::generate().unwrap();
+    let doc = ApiKeyDoc {
+        id: made.id,
+        project_id: project.to_owned(),
+        name: "test".to_owned(),
+        scopes: scopes.to_vec(),
+        events_per_minute,
+        hash: made.hash,
+        created_at: OffsetDateTime::now_utc(),
+        revoked_at: None,
+    };
+    futures::executor::block_on(store.insert_key(doc)).unwrap();
+    made.text.expose().to_owned()
+}
+
+pub fn store_project(
+    store: &MemoryAuthStore,
+    id: &str,
+    allowed_origins: &[&str],
+    events_per_minute: Option<u32>,
+) {
+    let project = ProjectDoc {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        allowed_origins: allowed_origins.iter().map(|o| o.to_string()).collect(),
+        events_per_minute,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    futures::executor::block_on(store.insert_project(project)).unwrap();
 }
 
 impl Harness {
     pub fn with(publisher: RecordingPublisher) -> Self {
+        Self::with_sessions(publisher, Arc::new(NoSessions))
+    }
+
+    pub fn with_sessions(publisher: RecordingPublisher, sessions: Arc<dyn SessionCheck>) -> Self {
         let registry = Registry::new();
-        let (rules, rules_rx) = watch::channel(RulesInForce::seeds());
+        let (rules, rules_rx) = watch::channel(RuleBook::default());
         let retry_after = Duration::from_secs(2);
+        let store = Arc::new(MemoryAuthStore::default());
+        store_project(&store, "default", &[], None);
+        let key = store_key(&store, "default", &Scope::ALL, Some(1_000_000));
+        let auth = Arc::new(AuthState::new(&auth_config(), store.clone(), sessions, retry_after));
         let state = AppState {
             write: Arc::new(WriteState {
                 publisher,
@@ -84,16 +156,39 @@ impl Harness {
                 updates: LiveUpdates::new(),
                 shutdown: tokio_util::sync::CancellationToken::new(),
             }),
+            auth,
+            users: Arc::new(
+                UsersState::new(&auth_config(), Arc::new(MemoryUserStore::default()), retry_after).unwrap(),
+            ),
             request_timeout: Duration::from_millis(200),
         };
-        Harness { state, registry, rules }
+        Harness { state, registry, rules, store, key }
+    }
+
+    /// A new key of `project` (which must exist: see [`store_project`]).
+    pub fn key_of(&self, project: &str, scopes: &[Scope], events_per_minute: Option<u32>) -> String {
+        store_key(&self.store, project, scopes, events_per_minute)
     }
 
     pub fn new() -> Self {
         Self::with(RecordingPublisher::default())
     }
 
-    pub async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    /// Sends `request` with the harness's key unless it carries a credential of its own.
+    pub async fn send(&self, mut request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let headers = request.headers();
+        let has_credential = [header::AUTHORIZATION.as_str(), "x-api-key", header::COOKIE.as_str()]
+            .iter()
+            .any(|h| headers.contains_key(*h));
+        if !has_credential {
+            let bearer = format!("Bearer {}", self.key);
+            request.headers_mut().insert(header::AUTHORIZATION, bearer.parse().unwrap());
+        }
+        self.send_as_is(request).await
+    }
+
+    /// Sends `request` exactly as it is, with no credential added.
+    pub async fn send_as_is(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
         let response = router(self.state.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -123,9 +218,10 @@ impl Harness {
         self.send(request).await
     }
 
-    /// Makes `rules` the rules in force, as if read from the topic at `offset`.
+    /// Makes `rules` the rules in force for their project, as if read from the topic at `offset`.
     pub fn in_force(&self, rules: ScoringRules, offset: i64) {
-        self.rules.send_replace(RulesInForce { rules: Arc::new(rules), offset: Some(offset) });
+        self.rules
+            .send_modify(|book| book.set(RulesInForce { rules: Arc::new(rules), offset: Some(offset) }));
     }
 
     pub fn published(&self) -> Vec<(String, String, Value)> {

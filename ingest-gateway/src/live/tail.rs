@@ -31,10 +31,12 @@ pub const BUFFERED_UPDATES: usize = 10_000;
 pub const TAILED_TOPICS: [&str; 4] =
     [topics::ENRICHED, topics::SCORES, topics::REVIEWS, topics::CRM_DELIVERIES];
 
-/// One update, as sent: `id` is the SSE event id, `data` the JSON payload.
+/// One update, as sent: `id` is the SSE event id, `data` the JSON payload. `project` is the
+/// project of the lead it is about: a stream carries only its caller's project's updates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
     pub seq: u64,
+    pub project: String,
     pub data: Value,
 }
 
@@ -73,10 +75,10 @@ impl LiveUpdates {
         format!("{}-{}", self.run, update.seq)
     }
 
-    /// Numbers, keeps and broadcasts one update.
-    pub fn publish(&self, data: Value) {
+    /// Numbers, keeps and broadcasts one update of a lead of `project`.
+    pub fn publish(&self, project: &str, data: Value) {
         let mut buffer = self.buffer.lock().expect("not poisoned");
-        let update = Arc::new(Update { seq: buffer.next_seq, data });
+        let update = Arc::new(Update { seq: buffer.next_seq, project: project.to_owned(), data });
         buffer.next_seq += 1;
         if buffer.updates.len() == BUFFERED_UPDATES {
             buffer.updates.pop_front();
@@ -112,28 +114,38 @@ impl LiveUpdates {
     }
 }
 
-/// The update a record makes, or `None` for a record that does not decode (the stage that
-/// reads it dead-letters it; the stream just skips it).
-pub async fn update_of(codec: &SchemaCodec, topic: &str, value: &[u8]) -> Option<Value> {
+/// The update a record makes, with its lead's project, or `None` for a record that does not
+/// decode (the stage that reads it dead-letters it; the stream just skips it). `leadId` is the
+/// bare lead id, as the caller's project knows it.
+pub async fn update_of(codec: &SchemaCodec, topic: &str, value: &[u8]) -> Option<(String, Value)> {
     Some(match topic {
         topics::ENRICHED => {
             let r: LeadEnriched = codec.decode(value).await.ok()?;
-            json!({"kind": "enriched", "leadId": r.lead_id, "name": r.name, "status": r.status,
-                   "countryCode": r.country_code, "probability": r.probability, "at": r.enriched_at.unix_timestamp()})
+            (
+                r.project_id,
+                json!({"kind": "enriched", "leadId": r.lead_id, "name": r.name, "status": r.status,
+                   "countryCode": r.country_code, "probability": r.probability, "at": r.enriched_at.unix_timestamp()}),
+            )
         }
         topics::SCORES => {
             let r: LeadScored = codec.decode(value).await.ok()?;
-            json!({"kind": "scored", "leadId": r.lead_id, "eventId": r.event_id, "eventType": r.event_type,
-                   "score": r.score, "stage": r.stage, "previousStage": r.previous_stage})
+            (
+                r.project_id,
+                json!({"kind": "scored", "leadId": r.lead_id, "eventId": r.event_id, "eventType": r.event_type,
+                   "score": r.score, "stage": r.stage, "previousStage": r.previous_stage}),
+            )
         }
         topics::REVIEWS => {
             let r: LeadReviewed = codec.decode(value).await.ok()?;
-            json!({"kind": "reviewed", "leadId": r.lead_id, "decision": r.decision})
+            (r.project_id, json!({"kind": "reviewed", "leadId": r.lead_id, "decision": r.decision}))
         }
         topics::CRM_DELIVERIES => {
             let r: CrmDelivery = codec.decode(value).await.ok()?;
-            json!({"kind": "crm_sync", "leadId": r.lead_id, "version": r.version, "status": r.status,
-                   "destination": r.destination})
+            (
+                r.project_id,
+                json!({"kind": "crm_sync", "leadId": r.lead_id, "version": r.version, "status": r.status,
+                   "destination": r.destination}),
+            )
         }
         _ => return None,
     })
@@ -187,9 +199,9 @@ async fn tail(
             _ = shutdown.cancelled() => return Ok(()),
         };
         if let Some(value) = message.payload()
-            && let Some(update) = update_of(codec, message.topic(), value).await
+            && let Some((project, update)) = update_of(codec, message.topic(), value).await
         {
-            updates.publish(update);
+            updates.publish(&project, update);
         }
     }
 }
@@ -200,7 +212,7 @@ mod tests {
 
     fn published(updates: &LiveUpdates, n: usize) {
         for i in 0..n {
-            updates.publish(json!({ "n": i }));
+            updates.publish("default", json!({ "n": i }));
         }
     }
 
@@ -210,11 +222,11 @@ mod tests {
         published(&updates, 5);
         let (resume, _) = updates.subscribe(None);
         assert_eq!(resume, Resume { missed: Vec::new(), reset: false }, "a new client starts from now");
-        let seen = updates.event_id(&Update { seq: 3, data: Value::Null });
+        let seen = updates.event_id(&Update { seq: 3, project: "default".into(), data: Value::Null });
         let (resume, mut receiver) = updates.subscribe(Some(&seen));
         assert!(!resume.reset);
         assert_eq!(resume.missed.iter().map(|u| u.seq).collect::<Vec<_>>(), vec![4, 5]);
-        updates.publish(json!({ "n": 5 }));
+        updates.publish("default", json!({ "n": 5 }));
         assert_eq!(receiver.try_recv().unwrap().seq, 6, "then live updates follow, none twice");
     }
 
@@ -222,7 +234,7 @@ mod tests {
     fn an_id_this_process_cannot_serve_asks_the_client_to_reset() {
         let updates = LiveUpdates::new();
         published(&updates, BUFFERED_UPDATES + 10);
-        let too_old = updates.event_id(&Update { seq: 2, data: Value::Null });
+        let too_old = updates.event_id(&Update { seq: 2, project: "default".into(), data: Value::Null });
         let (resume, _) = updates.subscribe(Some(&too_old));
         assert!(resume.reset, "updates 3..=10 are gone");
         assert_eq!(resume.missed.len(), BUFFERED_UPDATES, "what is kept is still sent");
@@ -230,7 +242,11 @@ mod tests {
             let (resume, _) = updates.subscribe(Some(other));
             assert!(resume.reset && resume.missed.is_empty(), "{other:?}");
         }
-        let newest = updates.event_id(&Update { seq: (BUFFERED_UPDATES + 10) as u64, data: Value::Null });
+        let newest = updates.event_id(&Update {
+            seq: (BUFFERED_UPDATES + 10) as u64,
+            project: "default".into(),
+            data: Value::Null,
+        });
         assert_eq!(updates.subscribe(Some(&newest)).0, Resume { missed: Vec::new(), reset: false });
     }
 }

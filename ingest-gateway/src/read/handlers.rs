@@ -15,6 +15,9 @@ use leadflow_core::contract::records::{DeliveryStatus, Stage};
 use leadflow_core::model::read_model::{CrmFields, Enrichment, LeadView, Review, Scoring};
 use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
 
+use crate::auth::AuthState;
+use crate::auth::caller::Caller;
+use crate::auth::scope::Scope;
 use crate::error::{AppError, FieldError};
 use crate::ids;
 use crate::read::ReadState;
@@ -27,6 +30,7 @@ pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<ReadState>: FromRef<S>,
+    Arc<AuthState>: FromRef<S>,
 {
     Router::new()
         .route("/api/leads", get(list_leads))
@@ -56,7 +60,7 @@ pub struct LeadSummary {
 
 pub fn summary(view: &LeadView) -> LeadSummary {
     LeadSummary {
-        lead_id: view.lead_id.clone(),
+        lead_id: view.lead_id().to_owned(),
         shown: view.crm_fields(),
         score: view.scoring.as_ref().map(|s| s.score),
         last_activity_at: view.last_activity_at(),
@@ -328,25 +332,29 @@ impl ReadState {
         }
     }
 
-    fn rules_in_force(&self) -> Arc<ScoringRules> {
-        self.rules.borrow().rules.clone()
+    /// The project's rules in force (its own, else the seeds').
+    fn rules_in_force(&self, project: &str) -> Arc<ScoringRules> {
+        self.rules.borrow().for_project(project).rules.clone()
     }
 
-    /// The lead's view and the scorer's state of it, read together.
+    /// The project's lead's view and the scorer's state of it, read together. Another
+    /// project's lead of the same id is not found: its answer is the 404 of a missing lead.
     async fn lead_and_score_state(
         &self,
+        project: &str,
         lead_id: &str,
     ) -> Result<(Option<StoredLead>, Option<ScoreState>), AppError> {
-        tokio::try_join!(self.reads.lead(lead_id), self.reads.score_state(lead_id))
+        tokio::try_join!(self.reads.lead(project, lead_id), self.reads.score_state(project, lead_id))
             .map_err(|e| self.read_failure(e))
     }
 
     /// As [`Self::lead_and_score_state`], for answers that need either: a 404 when neither is known.
     async fn lead_or_score_state(
         &self,
+        project: &str,
         lead_id: &str,
     ) -> Result<(Option<StoredLead>, Option<ScoreState>), AppError> {
-        match self.lead_and_score_state(lead_id).await? {
+        match self.lead_and_score_state(project, lead_id).await? {
             (None, None) => Err(lead_not_found(lead_id)),
             found => Ok(found),
         }
@@ -360,36 +368,42 @@ fn lead_not_found(lead_id: &str) -> AppError {
 /// `GET /api/leads`.
 pub async fn list_leads(
     State(state): State<Arc<ReadState>>,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<LeadPage>, AppError> {
+    let project = caller.in_project(Scope::Read)?.project_id;
     let Query(pairs) = query.map_err(bad_query)?;
     let query = read_query::parse_list_query(&pairs).map_err(AppError::invalid_fields)?;
-    let found = state.reads.list(&query).await.map_err(|e| state.read_failure(e))?;
+    let found = state.reads.list(&project, &query).await.map_err(|e| state.read_failure(e))?;
     Ok(Json(page(found, &query)))
 }
 
 /// `GET /api/leads/{id}`.
 pub async fn get_lead(
     State(state): State<Arc<ReadState>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<LeadDetail>, AppError> {
+    let project = caller.in_project(Scope::Read)?.project_id;
     let lead_id = checked_lead_request(path, query)?;
-    let (lead, score_state) = state.lead_and_score_state(&lead_id).await?;
+    let (lead, score_state) = state.lead_and_score_state(&project, &lead_id).await?;
     let lead = lead.ok_or_else(|| lead_not_found(&lead_id))?;
-    let rules = state.rules_in_force();
+    let rules = state.rules_in_force(&project);
     Ok(Json(detail(&lead.view, score_state.as_ref(), &rules, OffsetDateTime::now_utc())))
 }
 
 /// `GET /api/leads/{id}/history`.
 pub async fn get_history(
     State(state): State<Arc<ReadState>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<HistoryAnswer>, AppError> {
+    let project = caller.in_project(Scope::Read)?.project_id;
     let lead_id = checked_lead_request(path, query)?;
-    let (_, score_state) = state.lead_or_score_state(&lead_id).await?;
-    let rules = state.rules_in_force();
+    let (_, score_state) = state.lead_or_score_state(&project, &lead_id).await?;
+    let rules = state.rules_in_force(&project);
     let entries = score_state.map(|s| history_items(&rules, &s.events)).unwrap_or_default();
     Ok(Json(HistoryAnswer { lead_id, rules_version: rules.version.clone(), entries }))
 }
@@ -397,11 +411,13 @@ pub async fn get_history(
 /// `GET /api/leads/{id}/intelligence`.
 pub async fn get_intelligence(
     State(state): State<Arc<ReadState>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<IntelligenceAnswer>, AppError> {
+    let project = caller.in_project(Scope::Read)?.project_id;
     let lead_id = checked_lead_request(path, query)?;
-    let (lead, score_state) = state.lead_or_score_state(&lead_id).await?;
+    let (lead, score_state) = state.lead_or_score_state(&project, &lead_id).await?;
     let view = lead.map(|l| l.view);
     Ok(Json(intelligence_of(&lead_id, view.as_ref(), score_state.as_ref(), OffsetDateTime::now_utc())))
 }
@@ -409,12 +425,15 @@ pub async fn get_intelligence(
 /// `GET /api/leaderboard`.
 pub async fn get_leaderboard(
     State(state): State<Arc<ReadState>>,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Leaderboard>, AppError> {
+    let project = caller.in_project(Scope::Read)?.project_id;
     let Query(pairs) = query.map_err(bad_query)?;
     let limit = read_query::parse_leaderboard_query(&pairs).map_err(AppError::invalid_fields)?;
-    let (top, (stages, total)) = tokio::try_join!(state.reads.top(limit), state.reads.stage_counts())
-        .map_err(|e| state.read_failure(e))?;
+    let (top, (stages, total)) =
+        tokio::try_join!(state.reads.top(&project, limit), state.reads.stage_counts(&project))
+            .map_err(|e| state.read_failure(e))?;
     Ok(Json(Leaderboard { top: top.iter().map(|l| summary(&l.view)).collect(), stages, total }))
 }
 

@@ -15,6 +15,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{Client, Collection};
 
+use leadflow_core::contract::project::{is_default_project, lead_key};
 use leadflow_core::contract::records::Stage;
 use leadflow_core::model::read_model::LeadView;
 use leadflow_core::model::scoring::ScoringEvent;
@@ -42,7 +43,7 @@ impl From<LeadViewDoc> for StoredLead {
 impl StoredLead {
     /// The cursor that continues after this lead, in either sort order.
     pub fn cursor(&self) -> Cursor {
-        Cursor::after(self.score, self.last_activity_ms, &self.view.lead_id)
+        Cursor::after(self.score, self.last_activity_ms, self.view.lead_id())
     }
 }
 
@@ -114,11 +115,12 @@ impl ReadStore {
         Self::new(Client::with_options(options).expect("a client from fixed options"), "unreachable")
     }
 
-    /// One page of leads: at most `query.limit + 1`, so the caller knows whether more follow.
-    pub async fn list(&self, query: &ListQuery) -> Result<Vec<StoredLead>, ReadError> {
+    /// One page of the project's leads: at most `query.limit + 1`, so the caller knows whether
+    /// more follow.
+    pub async fn list(&self, project: &str, query: &ListQuery) -> Result<Vec<StoredLead>, ReadError> {
         let found: Vec<LeadViewDoc> = self
             .leads
-            .find(list_filter(query))
+            .find(list_filter(project, query))
             .sort(sort_keys(query.sort))
             .limit(i64::from(query.limit) + 1)
             .await?
@@ -127,19 +129,23 @@ impl ReadStore {
         Ok(found.into_iter().map(StoredLead::from).collect())
     }
 
-    pub async fn lead(&self, lead_id: &str) -> Result<Option<StoredLead>, ReadError> {
-        Ok(self.leads.find_one(doc! { "_id": lead_id }).await?.map(StoredLead::from))
+    /// The project's lead: found by its lead key, which names the project, so another project's
+    /// lead of the same id is never found.
+    pub async fn lead(&self, project: &str, lead_id: &str) -> Result<Option<StoredLead>, ReadError> {
+        let key = lead_key(project, lead_id);
+        Ok(self.leads.find_one(doc! { "_id": key.as_ref() }).await?.map(StoredLead::from))
     }
 
-    pub async fn score_state(&self, lead_id: &str) -> Result<Option<ScoreState>, ReadError> {
-        Ok(self.scores.find_one(doc! { "_id": lead_id }).await?.map(ScoreState::from))
+    pub async fn score_state(&self, project: &str, lead_id: &str) -> Result<Option<ScoreState>, ReadError> {
+        let key = lead_key(project, lead_id);
+        Ok(self.scores.find_one(doc! { "_id": key.as_ref() }).await?.map(ScoreState::from))
     }
 
-    /// The `limit` scored leads with the highest scores, ties by id.
-    pub async fn top(&self, limit: u32) -> Result<Vec<StoredLead>, ReadError> {
+    /// The project's `limit` scored leads with the highest scores, ties by id.
+    pub async fn top(&self, project: &str, limit: u32) -> Result<Vec<StoredLead>, ReadError> {
         let found: Vec<LeadViewDoc> = self
             .leads
-            .find(doc! { "scoring": { "$ne": Bson::Null } })
+            .find(doc! { "$and": [project_filter(project), { "scoring": { "$ne": Bson::Null } }] })
             .sort(sort_keys(SortOrder::Score))
             .limit(i64::from(limit))
             .await?
@@ -148,10 +154,10 @@ impl ReadStore {
         Ok(found.into_iter().map(StoredLead::from).collect())
     }
 
-    /// Scored leads per stage (every stage, 0 when none), and all leads in the read model.
-    pub async fn stage_counts(&self) -> Result<(StageCounts, u64), ReadError> {
+    /// The project's scored leads per stage (every stage, 0 when none), and all its leads.
+    pub async fn stage_counts(&self, project: &str) -> Result<(StageCounts, u64), ReadError> {
         let pipeline = [
-            doc! { "$match": { "scoring": { "$ne": Bson::Null } } },
+            doc! { "$match": { "$and": [project_filter(project), { "scoring": { "$ne": Bson::Null } }] } },
             doc! { "$group": { "_id": "$scoring.stage", "n": { "$sum": 1 } } },
         ];
         let groups: Vec<Document> = self.leads.aggregate(pipeline).await?.try_collect().await?;
@@ -168,7 +174,7 @@ impl ReadStore {
                 *count = n;
             }
         }
-        let total = self.leads.count_documents(doc! {}).await?;
+        let total = self.leads.count_documents(project_filter(project)).await?;
         Ok((counts, total))
     }
 }
@@ -182,10 +188,22 @@ pub fn sort_keys(sort: SortOrder) -> Document {
     }
 }
 
-/// The filter of a page: the query's filters and, after a cursor, the keyset condition
-/// "strictly after the cursor's (key desc, id asc)".
-pub fn list_filter(query: &ListQuery) -> Document {
-    let mut clauses: Vec<Document> = Vec::new();
+/// The project's documents. A document written before projects has no `projectId` and is the
+/// default project's.
+pub fn project_filter(project: &str) -> Document {
+    if is_default_project(project) {
+        doc! { "projectId": { "$in": [project, Bson::Null] } }
+    } else {
+        doc! { "projectId": project }
+    }
+}
+
+/// The filter of a page: the project, the query's filters and, after a cursor, the keyset
+/// condition "strictly after the cursor's (key desc, id asc)". The cursor holds the bare lead id;
+/// the `_id` it is compared with is the lead key, which within one project orders as the id does
+/// (every key of a project has the same prefix).
+pub fn list_filter(project: &str, query: &ListQuery) -> Document {
+    let mut clauses: Vec<Document> = vec![project_filter(project)];
     if let Some(status) = query.status {
         clauses.push(doc! { "status": status.as_str() });
     }
@@ -196,9 +214,11 @@ pub fn list_filter(query: &ListQuery) -> Document {
         clauses.push(doc! { "nameLower": { "$regex": escape_regex(q) } });
     }
     if let Some(cursor) = &query.after {
-        let (field, key, id): (&str, Bson, &str) = match query.sort {
-            SortOrder::Score => ("score", Bson::Double(cursor.score), &cursor.id),
-            SortOrder::Recent => ("lastActivityMs", Bson::Int64(cursor.at), &cursor.id),
+        let id = lead_key(project, &cursor.id);
+        let id = id.as_ref();
+        let (field, key): (&str, Bson) = match query.sort {
+            SortOrder::Score => ("score", Bson::Double(cursor.score)),
+            SortOrder::Recent => ("lastActivityMs", Bson::Int64(cursor.at)),
         };
         clauses.push(doc! { "$or": [
             { field: { "$lt": key.clone() } },
@@ -206,7 +226,6 @@ pub fn list_filter(query: &ListQuery) -> Document {
         ] });
     }
     match clauses.len() {
-        0 => doc! {},
         1 => clauses.remove(0),
         _ => doc! { "$and": clauses },
     }
@@ -234,8 +253,13 @@ mod tests {
     }
 
     #[test]
-    fn no_filters_is_an_empty_filter() {
-        assert_eq!(list_filter(&query()), doc! {});
+    fn no_filters_is_the_project_alone() {
+        assert_eq!(list_filter("acme", &query()), doc! { "projectId": "acme" });
+        assert_eq!(
+            list_filter("default", &query()),
+            doc! { "projectId": { "$in": ["default", Bson::Null] } },
+            "documents from before projects are the default project's"
+        );
         assert_eq!(sort_keys(SortOrder::Recent), doc! { "lastActivityMs": -1, "_id": 1 });
     }
 
@@ -248,21 +272,25 @@ mod tests {
         q.sort = SortOrder::Score;
         q.after = Some(Cursor::after(12.5, 3, "lead-9"));
         assert_eq!(
-            list_filter(&q),
+            list_filter("acme", &q),
             doc! { "$and": [
+                { "projectId": "acme" },
                 { "status": "To Check" },
                 { "scoring.stage": "warm" },
                 { "nameLower": { "$regex": "a\\.b" } },
-                { "$or": [ { "score": { "$lt": 12.5 } }, { "score": 12.5, "_id": { "$gt": "lead-9" } } ] },
+                { "$or": [ { "score": { "$lt": 12.5 } }, { "score": 12.5, "_id": { "$gt": "acme/lead-9" } } ] },
             ] }
         );
         let mut recent = query();
         recent.after = Some(Cursor::after(99.0, 1_700_000_000_000, "x"));
         assert_eq!(
-            list_filter(&recent),
-            doc! { "$or": [
-                { "lastActivityMs": { "$lt": 1_700_000_000_000i64 } },
-                { "lastActivityMs": 1_700_000_000_000i64, "_id": { "$gt": "x" } },
+            list_filter("default", &recent),
+            doc! { "$and": [
+                { "projectId": { "$in": ["default", Bson::Null] } },
+                { "$or": [
+                    { "lastActivityMs": { "$lt": 1_700_000_000_000i64 } },
+                    { "lastActivityMs": 1_700_000_000_000i64, "_id": { "$gt": "x" } },
+                ] },
             ] }
         );
     }

@@ -34,7 +34,9 @@ async fn an_unlisted_method_on_a_listed_path_is_405_with_allow() {
             listed.push("HEAD".to_owned());
         }
         listed.sort();
-        for method in ["DELETE", "PATCH", "TRACE", "OPTIONS"] {
+        for method in
+            ["DELETE", "PATCH", "TRACE", "OPTIONS"].into_iter().filter(|m| !listed.iter().any(|l| l == m))
+        {
             let request = Request::builder().method(method).uri(*path).body(Body::empty()).unwrap();
             let (status, headers, body) = h.send(request).await;
             assert_eq!(

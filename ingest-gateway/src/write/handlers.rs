@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,11 @@ use time::OffsetDateTime;
 use leadflow_core::contract::records::{LeadEvent, NameSubmitted, ReviewDecision, TopicRecord};
 use leadflow_core::model::scoring::ScoringRules;
 
-use crate::error::{AppError, ErrorBody, FieldError};
+use crate::auth::AuthState;
+use crate::auth::caller::Caller;
+use crate::auth::scope::Scope;
+
+use crate::error::{AppError, FieldError};
 use crate::write::WriteState;
 use crate::write::json_body::JsonBody;
 use crate::write::publisher::{PublishError, Publisher};
@@ -34,6 +38,7 @@ where
     P: Publisher,
     S: Clone + Send + Sync + 'static,
     Arc<WriteState<P>>: FromRef<S>,
+    Arc<AuthState>: FromRef<S>,
 {
     Router::new()
         .route("/api/events", post(post_event::<P>))
@@ -69,28 +74,32 @@ impl<P: Publisher> WriteState<P> {
         tracing::warn!(error = %error, "publish failed");
         match error {
             PublishError::Unavailable(message) => AppError::unavailable(message.clone(), self.retry_after),
-            PublishError::Contract(message) => AppError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: ErrorBody { error: "internal", message: message.clone(), field: None, details: vec![] },
-                retry_after: None,
-            },
+            PublishError::Contract(message) => AppError::contract(message.clone()),
         }
     }
 }
 
+/// The credential comes first: a caller who may not post learns nothing of the input rules.
 async fn post_event<P: Publisher>(
     State(state): State<Arc<WriteState<P>>>,
+    State(auth): State<Arc<AuthState>>,
+    caller: Caller,
     JsonBody(body): JsonBody<EVENT_BODY_LIMIT>,
-) -> Result<(StatusCode, Json<EventAccepted>), AppError> {
-    let event = validation::validate_event(&body, OffsetDateTime::now_utc()).map_err(|errors| {
+) -> Result<Response, AppError> {
+    let caller = caller.in_project(Scope::Ingest)?;
+    let mut event = validation::validate_event(&body, OffsetDateTime::now_utc()).map_err(|errors| {
         state.count_rejected(&errors);
         AppError::invalid_fields(errors)
     })?;
+    event.project_id = caller.project_id.clone();
+    let limits = auth.admit(&caller, 1).await?;
     match state.publish(std::slice::from_ref(&event)).await.remove(0) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
+            limits,
             Json(EventAccepted { event_id: event.event_id, lead_id: event.lead_id }),
-        )),
+        )
+            .into_response()),
         Err(e) => Err(state.publish_failure(&e)),
     }
 }
@@ -115,11 +124,16 @@ pub struct BatchOutcome {
 }
 
 /// Publishes every valid item and reports on each in input order: 202 when every valid item
-/// was acknowledged, 503 with `Retry-After` when some were not, 400 when none was valid.
+/// was acknowledged, 503 with `Retry-After` when some were not, 400 when none was valid. The
+/// rate limit counts the valid items (what would be published), all or none: 429 publishes
+/// nothing.
 async fn post_event_batch<P: Publisher>(
     State(state): State<Arc<WriteState<P>>>,
+    State(auth): State<Arc<AuthState>>,
+    caller: Caller,
     JsonBody(body): JsonBody<EVENTS_BATCH_BODY_LIMIT>,
 ) -> Result<Response, AppError> {
+    let caller = caller.in_project(Scope::Ingest)?;
     let items = validation::batch_items(&body, "events", MAX_EVENTS_PER_BATCH)
         .map_err(|e| AppError::invalid_fields(vec![e]))?;
     let now = OffsetDateTime::now_utc();
@@ -127,7 +141,8 @@ async fn post_event_batch<P: Publisher>(
     let mut valid: Vec<(usize, LeadEvent)> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         match validation::validate_event(item, now) {
-            Ok(event) => {
+            Ok(mut event) => {
+                event.project_id = caller.project_id.clone();
                 valid.push((index, event));
                 results.push(None);
             }
@@ -139,6 +154,7 @@ async fn post_event_batch<P: Publisher>(
             }
         }
     }
+    let limits = if valid.is_empty() { HeaderMap::new() } else { auth.admit(&caller, valid.len()).await? };
     let events: Vec<LeadEvent> = valid.iter().map(|(_, e)| e.clone()).collect();
     let published = state.publish(&events).await;
     for ((index, event), outcome) in valid.into_iter().zip(published) {
@@ -162,7 +178,7 @@ async fn post_event_batch<P: Publisher>(
     } else {
         StatusCode::ACCEPTED
     };
-    let mut response = (status, Json(outcome)).into_response();
+    let mut response = (status, limits, Json(outcome)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         let seconds = state.retry_after.as_secs().max(1).to_string();
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.parse().expect("digits"));
@@ -181,8 +197,11 @@ pub struct LeadAccepted {
 /// rejects the request, naming the item, and nothing is published.
 async fn post_leads<P: Publisher>(
     State(state): State<Arc<WriteState<P>>>,
+    State(auth): State<Arc<AuthState>>,
+    caller: Caller,
     JsonBody(body): JsonBody<LEADS_BODY_LIMIT>,
-) -> Result<(StatusCode, Json<Vec<LeadAccepted>>), AppError> {
+) -> Result<Response, AppError> {
+    let caller = caller.in_project(Scope::Ingest)?;
     let now = OffsetDateTime::now_utc();
     let is_batch = body.as_object().is_some_and(|o| o.contains_key("names"));
     let leads: Vec<NameSubmitted> = if is_batch {
@@ -214,12 +233,19 @@ async fn post_leads<P: Publisher>(
             AppError::invalid_fields(errors)
         })?]
     };
+    let mut leads = leads;
+    for lead in &mut leads {
+        lead.project_id = caller.project_id.clone();
+    }
+    // The design counts `POST /api/leads` as 1, a batch of names included.
+    let limits = auth.admit(&caller, 1).await?;
     let results = state.publish(&leads).await;
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(state.publish_failure(e));
     }
-    let accepted = leads.into_iter().map(|l| LeadAccepted { lead_id: l.lead_id, name: l.name }).collect();
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    let accepted: Vec<LeadAccepted> =
+        leads.into_iter().map(|l| LeadAccepted { lead_id: l.lead_id, name: l.name }).collect();
+    Ok((StatusCode::ACCEPTED, limits, Json(accepted)).into_response())
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -241,9 +267,11 @@ pub struct ReviewAccepted {
 /// arrives.
 async fn post_review<P: Publisher>(
     State(state): State<Arc<WriteState<P>>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<REVIEW_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<ReviewAccepted>), AppError> {
+    let caller = caller.in_project(Scope::Admin)?;
     // A segment that does not percent-decode to UTF-8 is a bad id, answered like any other.
     let lead_id = match path {
         Ok(Path(id)) => id,
@@ -257,11 +285,14 @@ async fn post_review<P: Publisher>(
             return Err(AppError::invalid_fields(vec![error]));
         }
     };
-    let review =
+    let mut review =
         validation::validate_review(&lead_id, &body, OffsetDateTime::now_utc()).map_err(|errors| {
             state.count_rejected(&errors);
             AppError::invalid_fields(errors)
         })?;
+    // Keyed by the caller's project and this id: a review names a lead of its own project only,
+    // and can never reach another project's lead of the same id.
+    review.project_id = caller.project_id;
     match state.publish(std::slice::from_ref(&review)).await.remove(0) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
@@ -292,14 +323,18 @@ pub struct RulesAnswer {
     pub offset: Option<i64>,
 }
 
-/// The rules in force as this gateway has read them from the topic.
-async fn get_scoring_rules<P: Publisher>(State(state): State<Arc<WriteState<P>>>) -> Json<RulesAnswer> {
-    let in_force = state.rules.borrow().clone();
-    Json(RulesAnswer {
+/// The caller's project's rules in force, as this gateway has read them from the topic.
+async fn get_scoring_rules<P: Publisher>(
+    State(state): State<Arc<WriteState<P>>>,
+    caller: Caller,
+) -> Result<Json<RulesAnswer>, AppError> {
+    let caller = caller.in_project(Scope::Read)?;
+    let in_force = state.rules.borrow().for_project(&caller.project_id);
+    Ok(Json(RulesAnswer {
         rules: ScoringRules::clone(&in_force.rules),
         source: if in_force.offset.is_some() { RulesSource::Topic } else { RulesSource::Default },
         offset: in_force.offset,
-    })
+    }))
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -308,20 +343,24 @@ pub struct RulesPublished {
     pub status: &'static str,
 }
 
-/// Publishes a rule set to `scoring.rules.v1` (key `scoring-rules`), answering 202 once Kafka
+/// Publishes a rule set of the caller's project to `scoring.rules.v1` (keyed by the project id),
+/// answering 202 once Kafka
 /// has acknowledged it. Every scorer instance then switches to it. A version names one rule
 /// set: reusing the version in force for other content is a 409; resending the rules in force
 /// publishes them again, which changes nothing.
 async fn put_scoring_rules<P: Publisher>(
     State(state): State<Arc<WriteState<P>>>,
+    caller: Caller,
     JsonBody(body): JsonBody<RULES_BODY_LIMIT>,
 ) -> Result<(StatusCode, Json<RulesPublished>), AppError> {
-    let rules = validation::validate_scoring_rules(&body).map_err(|errors| {
+    let caller = caller.in_project(Scope::Admin)?;
+    let mut rules = validation::validate_scoring_rules(&body).map_err(|errors| {
         state.count_rejected(&errors);
         AppError::invalid_fields(errors)
     })?;
+    rules.project_id = caller.project_id.clone();
     {
-        let in_force = state.rules.borrow();
+        let in_force = state.rules.borrow().for_project(&caller.project_id);
         if in_force.rules.version == rules.version && *in_force.rules != rules {
             return Err(AppError::conflict(
                 "version",
@@ -335,7 +374,7 @@ async fn put_scoring_rules<P: Publisher>(
     }
     match state.publish(std::slice::from_ref(&rules)).await.remove(0) {
         Ok(()) => {
-            tracing::info!(version = %rules.version, "scoring rules published");
+            tracing::info!(project = %rules.project_id, version = %rules.version, "scoring rules published");
             Ok((StatusCode::ACCEPTED, Json(RulesPublished { version: rules.version, status: "published" })))
         }
         Err(e) => Err(state.publish_failure(&e)),

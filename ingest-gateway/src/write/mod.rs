@@ -1,6 +1,6 @@
 //! The write API: lead names, behavioural events and reviews of leads, posted by producers and
 //! people, and the scoring rules (the rules in force, and publishing a new rule set). Each
-//! request is checked by [`validation`] and its records published to Kafka keyed by lead id by
+//! request is checked by [`validation`] and its records published to Kafka, stamped with the caller's project and keyed by its lead key, by
 //! a [`publisher::Publisher`]; the answer is 202 only once Kafka has acknowledged every record.
 
 pub mod handlers;
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use leadflow_core::stage::rules_feed::RulesInForce;
+use leadflow_core::stage::rules_feed::RuleBook;
 
 use crate::metrics::GatewayMetrics;
 
@@ -24,7 +24,7 @@ pub struct WriteState<P> {
     pub metrics: GatewayMetrics,
     /// Sent as `Retry-After` with a 503.
     pub retry_after: Duration,
-    /// The scoring rules in force, as `leadflow_core::stage::rules_feed::follow` reads them from
-    /// `scoring.rules.v1` (the scorer reads them the same way).
-    pub rules: watch::Receiver<RulesInForce>,
+    /// Every project's scoring rules in force, as `leadflow_core::stage::rules_feed::follow`
+    /// reads them from `scoring.rules.v1` (the scorer reads them the same way).
+    pub rules: watch::Receiver<RuleBook>,
 }

@@ -81,7 +81,8 @@ impl Publisher for KafkaPublisher {
                     continue;
                 }
             };
-            let message = FutureRecord::to(R::TOPIC).key(record.key()).payload(&bytes);
+            let key = record.key();
+            let message = FutureRecord::to(R::TOPIC).key(key.as_ref()).payload(&bytes);
             pending.push(self.producer.send_result(message).map_err(|(e, _)| from_kafka(&e)));
         }
         let mut results = Vec::with_capacity(pending.len());

@@ -6,6 +6,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use leadflow_core::contract::project::default_project;
 use leadflow_core::contract::records::{LeadEvent, LeadReviewed, NameSubmitted, ReviewDecision};
 use leadflow_core::model::scoring::ScoringRules;
 
@@ -31,7 +32,7 @@ pub fn expect_object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String,
         .ok_or_else(|| FieldError::new(what, "invalid_type", format!("{what} must be a JSON object")))
 }
 
-fn reject_unknown(object: &Map<String, Value>, known: &[&str], errors: &mut Vec<FieldError>) {
+pub fn reject_unknown(object: &Map<String, Value>, known: &[&str], errors: &mut Vec<FieldError>) {
     for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
         errors.push(FieldError::new(
             key.clone(),
@@ -43,7 +44,7 @@ fn reject_unknown(object: &Map<String, Value>, known: &[&str], errors: &mut Vec<
 
 /// `None` when absent; an error when present as anything but a string, `null` included (the
 /// OpenAPI document types these fields `string`: a client leaves a field out, it never sends null).
-fn optional_string<'a>(
+pub fn optional_string<'a>(
     object: &'a Map<String, Value>,
     field: &str,
     errors: &mut Vec<FieldError>,
@@ -66,7 +67,7 @@ fn optional_string<'a>(
     }
 }
 
-fn required_string<'a>(
+pub fn required_string<'a>(
     object: &'a Map<String, Value>,
     field: &str,
     errors: &mut Vec<FieldError>,
@@ -202,6 +203,8 @@ pub fn validate_event(value: &Value, now: OffsetDateTime) -> Result<LeadEvent, V
 
     match (errors.is_empty(), lead_id, event_type, timestamp, properties) {
         (true, Some(lead_id), Some(event_type), Some(timestamp), Some(properties)) => Ok(LeadEvent {
+            // The handler stamps the caller's project.
+            project_id: default_project(),
             event_id: event_id.map_or_else(|| Uuid::now_v7().to_string(), str::to_owned),
             lead_id: lead_id.to_owned(),
             event_type: event_type.to_owned(),
@@ -263,6 +266,8 @@ fn lead_from_parts(
         check_lead_id("leadId", id)?;
     }
     Ok(NameSubmitted {
+        // The handler stamps the caller's project.
+        project_id: default_project(),
         lead_id: lead_id.map_or_else(|| Uuid::now_v7().to_string(), str::to_owned),
         name: name.to_owned(),
         email: email.map(str::to_owned),
@@ -322,6 +327,8 @@ pub fn validate_review(
     }
     match (errors.is_empty(), decision) {
         (true, Some(decision)) => Ok(LeadReviewed {
+            // The handler stamps the caller's project.
+            project_id: default_project(),
             lead_id: lead_id.to_owned(),
             decision,
             reviewer: reviewer.map(str::to_owned),

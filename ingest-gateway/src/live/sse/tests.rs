@@ -1,5 +1,6 @@
-//! The stream through `oneshot`, on a router of the stream's route alone: it resumes after
-//! `Last-Event-ID`, asks a client from elsewhere to reset, and ends at shutdown.
+//! The stream through `oneshot`, on the whole app: it resumes after `Last-Event-ID`, asks a
+//! client from elsewhere to reset, ends at shutdown, carries only its caller's project's updates,
+//! and ends once its key is revoked.
 
 use std::time::Duration;
 
@@ -9,9 +10,21 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
+use crate::auth::scope::Scope;
+use crate::routes::router;
+use crate::testing::{Harness, store_project};
 
-fn live_state() -> Arc<LiveState> {
-    Arc::new(LiveState { updates: LiveUpdates::new(), shutdown: tokio_util::sync::CancellationToken::new() })
+/// Opens the stream with `key` (and `Last-Event-ID` when given).
+async fn open(h: &Harness, key: &str, last_event_id: Option<&str>) -> axum::response::Response {
+    let mut request = Request::get("/api/stream").header(header::AUTHORIZATION, format!("Bearer {key}"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    router(h.state.clone()).oneshot(request.body(Body::empty()).unwrap()).await.unwrap()
+}
+
+fn seen(seq: u64) -> Update {
+    Update { seq, project: "default".into(), data: Value::Null }
 }
 
 /// Reads a streaming body until `enough` holds for the text so far; also says whether the
@@ -35,17 +48,13 @@ async fn read_stream_until(
 
 #[tokio::test]
 async fn the_stream_resumes_after_the_last_event_id_and_ends_at_shutdown() {
-    let state = live_state();
+    let h = Harness::new();
+    let state = h.state.live.clone();
     let live = &state.updates;
     for n in 1..=3 {
-        live.publish(json!({ "kind": "scored", "leadId": format!("lead-{n}") }));
+        live.publish("default", json!({ "kind": "scored", "leadId": format!("lead-{n}") }));
     }
-    let first = Update { seq: 1, data: Value::Null };
-    let request = Request::get("/api/stream")
-        .header("last-event-id", live.event_id(&first))
-        .body(Body::empty())
-        .unwrap();
-    let response = routes().with_state(state.clone()).oneshot(request).await.unwrap();
+    let response = open(&h, &h.key, Some(&live.event_id(&seen(1)))).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = response.into_body().into_data_stream();
@@ -53,7 +62,7 @@ async fn the_stream_resumes_after_the_last_event_id_and_ends_at_shutdown() {
     let (text, _) = read_stream_until(&mut body, |text| {
         if text.matches("event: lead").count() == 2 && !text.contains("lead-4") {
             // Live updates follow the missed ones.
-            live_for_later.publish(json!({ "kind": "reviewed", "leadId": "lead-4" }));
+            live_for_later.publish("default", json!({ "kind": "reviewed", "leadId": "lead-4" }));
         }
         text.contains("lead-4")
     })
@@ -61,15 +70,72 @@ async fn the_stream_resumes_after_the_last_event_id_and_ends_at_shutdown() {
     assert!(!text.contains("lead-1"), "lead-1 was seen before the reconnect: {text}");
     let order: Vec<usize> = ["lead-2", "lead-3", "lead-4"].iter().map(|l| text.find(l).unwrap()).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "missed updates first, in order: {text}");
-    assert!(text.contains(&format!("id: {}", live.event_id(&Update { seq: 4, data: Value::Null }))));
+    assert!(text.contains(&format!("id: {}", live.event_id(&seen(4)))));
 
-    let request =
-        Request::get("/api/stream").header("last-event-id", "another-gateway-7").body(Body::empty()).unwrap();
-    let response = routes().with_state(state.clone()).oneshot(request).await.unwrap();
+    let response = open(&h, &h.key, Some("another-gateway-7")).await;
     let mut body = response.into_body().into_data_stream();
     let (text, _) = read_stream_until(&mut body, |text| text.contains("\n\n")).await;
     assert!(text.starts_with("event: reset"), "an id from elsewhere asks the client to re-read: {text}");
     state.shutdown.cancel();
     let (rest, ended) = read_stream_until(&mut body, |_| false).await;
     assert!(ended, "the stream ends at shutdown; it sent {rest:?}");
+}
+
+#[tokio::test]
+async fn a_stream_carries_only_its_projects_updates_even_when_resuming() {
+    let h = Harness::new();
+    store_project(&h.store, "acme", &[], None);
+    let acme = h.key_of("acme", &[Scope::Read], None);
+    let live = h.state.live.updates.clone();
+    live.publish("default", json!({ "kind": "scored", "leadId": "same-id", "from": "default-0" }));
+    live.publish("acme", json!({ "kind": "scored", "leadId": "same-id", "from": "acme-1" }));
+    let response = open(&h, &acme, Some(&live.event_id(&seen(0)))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let later = live.clone();
+    let (text, _) = read_stream_until(&mut body, |text| {
+        if text.contains("acme-1") && !text.contains("acme-4") {
+            later.publish("default", json!({ "kind": "scored", "leadId": "same-id", "from": "default-3" }));
+            later.publish("acme", json!({ "kind": "scored", "leadId": "same-id", "from": "acme-4" }));
+        }
+        text.contains("acme-4")
+    })
+    .await;
+    assert!(text.contains("acme-1") && text.contains("acme-4"), "{text}");
+    assert!(!text.contains("default-"), "another project's updates reached the stream: {text}");
+}
+
+#[tokio::test]
+async fn a_stream_needs_the_read_scope_and_ends_once_its_key_is_revoked() {
+    let h = Harness::new();
+    let ingest_only = h.key_of("default", &[Scope::Ingest], None);
+    let (status, _, body) = h
+        .send(Request::get("/api/stream").header("x-api-key", &ingest_only).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::FORBIDDEN, Some("this key lacks the read scope"))
+    );
+    let (status, headers, _) = h.send_as_is(Request::get("/api/stream").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (status, headers[header::WWW_AUTHENTICATE].to_str().unwrap()),
+        (StatusCode::UNAUTHORIZED, "Bearer")
+    );
+
+    let reader = h.key_of("default", &[Scope::Read], None);
+    let response = open(&h, &reader, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let key_id = crate::auth::keys::key_id_of(&reader).unwrap().to_owned();
+    use crate::auth::store::AuthStore;
+    h.store.revoke_key("default", &key_id, time::OffsetDateTime::now_utc()).await.unwrap();
+    let revoked_at = std::time::Instant::now();
+    let (rest, ended) = read_stream_until(&mut body, |_| false).await;
+    assert!(ended, "the stream outlived its revoked key; it sent {rest:?}");
+    let ttl = h.state.auth.cache_ttl;
+    assert!(
+        revoked_at.elapsed() <= ttl + Duration::from_millis(500),
+        "ended after {:?}",
+        revoked_at.elapsed()
+    );
 }

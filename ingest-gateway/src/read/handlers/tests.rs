@@ -1,40 +1,24 @@
 //! The read API's pure shaping (summaries, pages, history, intelligence) and its handlers
-//! through `oneshot`, on a router of the read routes alone (no publisher exists here): every 400
+//! through `oneshot`, on the whole app with a key of every scope: every 400
 //! answers before MongoDB is asked (the harness's MongoDB never answers), and an unreachable
 //! MongoDB is a 503 with Retry-After.
-
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use time::macros::datetime;
-use tokio::sync::watch;
-use tower::ServiceExt;
 
 use leadflow_core::contract::records::{EnrichmentStatus, ReviewDecision};
 use leadflow_core::model::read_model::{DeliveryAttempt, RecordPosition};
-use leadflow_core::stage::rules_feed::RulesInForce;
 
 use super::*;
 use crate::read::read_query::{Cursor, SortOrder};
-use crate::read::read_store::ReadStore;
 
 const T0: OffsetDateTime = datetime!(2026-01-16 10:00 UTC);
 
+/// Through the whole app (the harness's MongoDB never answers), with a key of every scope.
 async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let (_rules, rules_rx) = watch::channel(RulesInForce::seeds());
-    let state = Arc::new(ReadState {
-        reads: ReadStore::unreachable(),
-        rules: rules_rx,
-        retry_after: Duration::from_secs(2),
-    });
-    let request = Request::get(path).body(Body::empty()).unwrap();
-    let response = routes().with_state(state).oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, headers, serde_json::from_slice(&bytes).expect("every answer is JSON"))
+    crate::testing::Harness::new().send(Request::get(path).body(Body::empty()).unwrap()).await
 }
 
 async fn bad_request_naming(path: &str, field: &str) -> Value {
@@ -146,7 +130,7 @@ fn a_summary_takes_the_reviewed_status_and_the_newest_activity() {
 
 fn stored(id: &str, score: f64, at: i64) -> StoredLead {
     let mut view = view();
-    view.lead_id = id.into();
+    view.key = id.into();
     StoredLead { view, score, last_activity_ms: at }
 }
 

@@ -196,6 +196,7 @@ fn a_valid_review_becomes_a_lead_reviewed_stamped_now() {
     assert_eq!(
         record,
         LeadReviewed {
+            project_id: "default".into(),
             lead_id: "lead-ada".into(),
             decision: ReviewDecision::Verified,
             reviewer: Some("grace@example.com".into()),

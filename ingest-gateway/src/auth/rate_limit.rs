@@ -1,0 +1,85 @@
+//! The per-key rate limit, one budget shared by every replica: the GCRA state of each key lives
+//! in MongoDB (`rate_limits`), and each request moves it by compare-and-swap, so two replicas
+//! that count at once cannot both spend the same slot (the loser re-reads and decides again).
+//! The limit of a key: its own `eventsPerMinute`, else its project's, else
+//! `auth.default_events_per_minute`. Requests are counted before anything is published.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue};
+use time::OffsetDateTime;
+
+use crate::auth::AuthState;
+use crate::auth::caller::InProject;
+use crate::auth::gcra::{self, Decision};
+use crate::error::AppError;
+
+/// How many times a request re-reads the state after losing a race before it gives up (503).
+const MAX_SWAPS: usize = 50;
+
+/// The `RateLimit-*` headers of an answer.
+pub fn headers(decision: &Decision) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let number = |n: u64| HeaderValue::from_str(&n.to_string()).expect("digits");
+    headers.insert("ratelimit-limit", number(u64::from(decision.limit)));
+    headers.insert("ratelimit-remaining", number(u64::from(decision.remaining)));
+    headers.insert("ratelimit-reset", number(decision.reset_secs));
+    headers
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl AuthState {
+    /// The limit that applies to the caller's key.
+    async fn limit_of(&self, caller: &InProject, key_limit: Option<u32>) -> Result<u32, AppError> {
+        if let Some(limit) = key_limit {
+            return Ok(limit);
+        }
+        let project = self.project(&caller.project_id).await?;
+        Ok(project.and_then(|p| p.events_per_minute).unwrap_or(self.default_events_per_minute))
+    }
+
+    /// Counts `n` events against the caller's key: the `RateLimit-*` headers when they fit, a
+    /// 429 (with those headers and `Retry-After`) when not. A caller without a key (a session
+    /// user) is not limited here.
+    pub async fn admit(&self, caller: &InProject, n: usize) -> Result<HeaderMap, AppError> {
+        let Some(key) = &caller.key else { return Ok(HeaderMap::new()) };
+        let limit = self.limit_of(caller, key.events_per_minute).await?;
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        for _ in 0..MAX_SWAPS {
+            let tat = self.store.rate_tat(&key.key_id).await.map_err(|e| self.unavailable(e))?;
+            let decision = gcra::decide(tat, now_ms(), n, limit);
+            if !decision.allowed {
+                return Err(refusal(&decision, n));
+            }
+            let swapped = self
+                .store
+                .swap_rate_tat(&key.key_id, tat, decision.tat)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            if swapped {
+                return Ok(headers(&decision));
+            }
+        }
+        Err(AppError::unavailable("the rate limit is contended; retry", self.retry_after))
+    }
+}
+
+fn refusal(decision: &Decision, n: u32) -> AppError {
+    let message = match decision.retry_after_secs {
+        Some(after) => {
+            format!("this key may send {} events per minute; {n} more fit in {after} s", decision.limit)
+        }
+        None => format!(
+            "this request has {n} events and this key may send {} per minute: it can never fit; send \
+             smaller batches",
+            decision.limit
+        ),
+    };
+    // A batch that can never fit still gets Retry-After: the time until the budget is full, so
+    // that clients which only read the header do not hammer.
+    let after = decision.retry_after_secs.unwrap_or(decision.reset_secs.max(1));
+    AppError::rate_limited(message, Some(Duration::from_secs(after)), headers(decision))
+}
