@@ -1,4 +1,6 @@
-//! Where delivered leads go: the CRM over HTTP, or the original system's log line.
+//! Where delivered leads go: a project's CRM over HTTP, or the original system's log line.
+//! One destination serves one project's leads (see [`crate::connections`]); the CRM gets each
+//! lead under its bare leadId, since each project has a CRM of its own.
 
 use leadflow_core::stage::pause::PauseSignal;
 
@@ -31,7 +33,7 @@ impl Destination {
                 let contacts: Vec<ContactUpsert> = leads
                     .iter()
                     .map(|lead| ContactUpsert {
-                        lead_id: lead.lead_id.clone(),
+                        lead_id: lead.lead_id().to_owned(),
                         version: lead.version,
                         properties: contact::properties(lead),
                     })
@@ -42,7 +44,7 @@ impl Destination {
                 .iter()
                 .map(|lead| {
                     let name = lead.enrichment.as_ref().map_or("", |e| e.name.as_str());
-                    tracing::info!(lead_id = %lead.lead_id, version = lead.version, "[CRM Sync] Sending verified lead {name} to Sales Team...");
+                    tracing::info!(project = %lead.project_id, lead_id = %lead.lead_id(), version = lead.version, "[CRM Sync] Sending verified lead {name} to Sales Team...");
                     ContactOutcome::Delivered
                 })
                 .collect()),

@@ -55,7 +55,9 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A refusal's reason is kept to this many characters.
 const MAX_ERROR_CHARS: usize = 500;
 
-/// `[crm.http]`. The defaults are in `config/defaults.toml`. Its `Debug` shows no token.
+/// `[crm.http]`, the default project's connection, and each project's own
+/// (`[crm.projects.<id>]`, see [`crate::config`]). The defaults are in `config/defaults.toml`.
+/// Its `Debug` shows no token.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpDestinationConfig {
@@ -200,6 +202,8 @@ pub struct HttpDestination {
 struct Inner {
     http: reqwest::Client,
     url: reqwest::Url,
+    /// The config key of this connection, for error messages.
+    key: String,
     authorization: Option<HeaderValue>,
     batch_size: usize,
     max_attempts: u32,
@@ -235,47 +239,53 @@ enum Settled {
 }
 
 impl HttpDestination {
+    /// The connection of `[crm.http]`.
     pub fn new(
         config: &HttpDestinationConfig,
+        metrics: HttpDestinationMetrics,
+    ) -> Result<Self, DeliveryError> {
+        Self::named(config, "crm.http", metrics)
+    }
+
+    /// The connection configured under `key` (`crm.http`, `crm.projects.<id>`), which its
+    /// error messages name. Each connection has its own limiter: the budget is per CRM.
+    pub fn named(
+        config: &HttpDestinationConfig,
+        key: &str,
         metrics: HttpDestinationMetrics,
     ) -> Result<Self, DeliveryError> {
         let bad = |message: String| Err(DeliveryError::Config(message));
         let base = match reqwest::Url::parse(&config.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => url,
             Ok(_) => {
-                return bad(format!(
-                    "crm.http.base_url must be an http or https URL, got {}",
-                    config.base_url
-                ));
+                return bad(format!("{key}.base_url must be an http or https URL, got {}", config.base_url));
             }
-            Err(e) => return bad(format!("crm.http.base_url is not a URL ({e}): {}", config.base_url)),
+            Err(e) => return bad(format!("{key}.base_url is not a URL ({e}): {}", config.base_url)),
         };
         if base.query().is_some() || base.fragment().is_some() {
-            return bad(format!("crm.http.base_url must have no query or fragment, got {}", config.base_url));
+            return bad(format!("{key}.base_url must have no query or fragment, got {}", config.base_url));
         }
         let url = reqwest::Url::parse(&format!("{}{UPSERT_PATH}", base.as_str().trim_end_matches('/')))
-            .map_err(|e| {
-                DeliveryError::Config(format!("crm.http.base_url cannot take the upsert path: {e}"))
-            })?;
+            .map_err(|e| DeliveryError::Config(format!("{key}.base_url cannot take the upsert path: {e}")))?;
         if !(1..=MAX_INPUTS).contains(&config.batch_size) {
-            return bad(format!("crm.http.batch_size must be 1 to {MAX_INPUTS}, got {}", config.batch_size));
+            return bad(format!("{key}.batch_size must be 1 to {MAX_INPUTS}, got {}", config.batch_size));
         }
-        for (key, value) in [
+        for (setting, value) in [
             ("requests_per_window", u64::from(config.requests_per_window)),
             ("max_attempts", u64::from(config.max_attempts)),
         ] {
             if value == 0 {
-                return bad(format!("crm.http.{key} must be at least 1"));
+                return bad(format!("{key}.{setting} must be at least 1"));
             }
         }
-        for (key, value) in [("window", config.window), ("request_timeout", config.request_timeout)] {
+        for (setting, value) in [("window", config.window), ("request_timeout", config.request_timeout)] {
             if value.is_zero() {
-                return bad(format!("crm.http.{key} must be more than 0"));
+                return bad(format!("{key}.{setting} must be more than 0"));
             }
         }
         if config.backoff_max < config.backoff_initial {
             return bad(format!(
-                "crm.http.backoff_max must be at least crm.http.backoff_initial ({:?}), got {:?}",
+                "{key}.backoff_max must be at least {key}.backoff_initial ({:?}), got {:?}",
                 config.backoff_initial, config.backoff_max
             ));
         }
@@ -284,7 +294,7 @@ impl HttpDestination {
             token => {
                 // The token itself stays out of the message.
                 let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    DeliveryError::Config("crm.http.access_token holds characters a header cannot".into())
+                    DeliveryError::Config(format!("{key}.access_token holds characters a header cannot"))
                 })?;
                 value.set_sensitive(true);
                 Some(value)
@@ -297,6 +307,7 @@ impl HttpDestination {
         let inner = Inner {
             http,
             url,
+            key: key.to_owned(),
             authorization,
             batch_size: config.batch_size,
             max_attempts: config.max_attempts,
@@ -482,11 +493,12 @@ impl HttpDestination {
         let reason = refusal_reason(status, &body);
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Answer::Misconfigured(format!(
-                "the CRM refused the credentials (crm.http.access_token): {reason}"
+                "the CRM refused the credentials ({}.access_token): {reason}",
+                self.inner.key
             )),
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Answer::Misconfigured(format!(
-                "the CRM has no upsert endpoint at {} (crm.http.base_url): {reason}",
-                self.inner.url
+                "the CRM has no upsert endpoint at {} ({}.base_url): {reason}",
+                self.inner.url, self.inner.key
             )),
             _ => Answer::Refused { status, error: reason },
         }

@@ -5,9 +5,13 @@
 //! delivered version, committed with the consumed offsets); the CRM side is exactly-once in
 //! effect, through upserts keyed `leadId:version` that the CRM applies once however often they
 //! are sent. See [`processor`] for the crash cases.
+//!
+//! Leads are known by their lead key (project and leadId): the read model holds one document per
+//! key, and each project's leads go to that project's own CRM ([`connections`]).
 
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod contact;
 pub mod destination;
 pub mod http_destination;
@@ -28,9 +32,8 @@ use leadflow_core::stage::typed::TypedStage;
 
 pub use config::{CrmSinkConfig as Config, DEFAULTS};
 
-use crate::config::DestinationKind;
-use crate::destination::Destination;
-use crate::http_destination::{DeliveryError, HttpDestination, HttpDestinationMetrics};
+use crate::connections::Connections;
+use crate::http_destination::DeliveryError;
 use crate::metrics::SinkMetrics;
 use crate::processor::SinkProcessor;
 use crate::reconcile::PeriodicReconcile;
@@ -62,13 +65,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
     let codec = service.codec.clone();
     let metrics = SinkMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
-    let destination = match config.crm.destination {
-        DestinationKind::Http => {
-            let http_metrics = HttpDestinationMetrics::register(&context.metrics)?;
-            Destination::Http(HttpDestination::new(&config.crm.http, http_metrics)?)
-        }
-        DestinationKind::Log => Destination::Log,
-    };
+    let connections = Connections::from_config(&config.crm, &context.metrics)?;
     let store = LeadStore::new(
         leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-sink").await?,
         &config.mongo.database,
@@ -84,12 +81,17 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
         interval: config.crm.reconcile_interval,
         gauge_refresh: config.crm.out_of_sync_refresh,
         metrics: metrics.clone(),
+        projects: connections.projects(),
     };
     let reconcile = tokio::spawn(reconcile.run(context.shutdown.clone()));
 
-    tracing::info!(destination = config.crm.destination.as_str(), "delivering to the CRM");
+    tracing::info!(
+        destination = config.crm.destination.as_str(),
+        projects = ?connections.projects(),
+        "delivering to the CRM"
+    );
     let processor =
-        TypedStage::new(SinkProcessor { store, destination, metrics }, codec, stage_metrics.clone());
+        TypedStage::new(SinkProcessor::new(store, connections, metrics), codec, stage_metrics.clone());
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,

@@ -1,4 +1,5 @@
-//! The crm-sink's own metrics; every label is a fixed set. The CRM client's request metrics
+//! The crm-sink's own metrics; every label is a fixed set, but `project`, which takes one value
+//! per project (an id of at most 63 characters; projects are created by an admin). The CRM client's request metrics
 //! live with it (`crm_requests_total`, `crm_request_duration_seconds`, `crm_retries_total`), and
 //! consumer lag with the stage (`kafka_consumer_lag_records`).
 
@@ -10,6 +11,7 @@ pub struct SinkMetrics {
     pub deliveries: IntCounterVec,
     pub leads_out_of_sync: IntGauge,
     pub resync_requests: prometheus::IntCounter,
+    pub unconfigured_project_leads: IntCounterVec,
 }
 
 impl SinkMetrics {
@@ -37,11 +39,20 @@ impl SinkMetrics {
                 "crm_sink_resync_requests_total",
                 "Re-delivery requests the periodic reconcile wrote to crm.resync.v1.",
             )?,
+            unconfigured_project_leads: IntCounterVec::new(
+                Opts::new(
+                    "crm_sink_unconfigured_project_leads_total",
+                    "Lead versions due for delivery but not sent because their project has no CRM connection \
+                     (crm.projects.<id>), by project; counted again by each batch that meets the lead.",
+                ),
+                &["project"],
+            )?,
         };
         registry.register(Box::new(metrics.records_applied.clone()))?;
         registry.register(Box::new(metrics.deliveries.clone()))?;
         registry.register(Box::new(metrics.leads_out_of_sync.clone()))?;
         registry.register(Box::new(metrics.resync_requests.clone()))?;
+        registry.register(Box::new(metrics.unconfigured_project_leads.clone()))?;
         Ok(metrics)
     }
 }

@@ -1,7 +1,9 @@
 //! One batch of lead records in (enriched, scored, reviewed, resync requests), CRM deliveries
-//! and their receipts out. Per batch: fold the records into each lead's view, deliver every
-//! touched lead whose CRM copy is behind, save the views (with the delivery outcome) to MongoDB,
-//! and hand the receipts to the stage, which commits them with the batch's offsets in one Kafka
+//! and their receipts out. Per batch: fold the records into each lead's view (one per lead key,
+//! so per project and leadId), deliver every touched lead whose CRM copy is behind through its
+//! own project's connection (a lead of a project without one is counted and left out of sync,
+//! see [`crate::connections`]), save the views (with the delivery outcome) to MongoDB, and hand
+//! the receipts to the stage, which commits them with the batch's offsets in one Kafka
 //! transaction.
 //!
 //! A crash after the CRM answered but before the Kafka commit is the case to get right. The
@@ -13,7 +15,7 @@
 //!   a batch that meets that record again emits the stored receipt again. So every delivered
 //!   `(leadId, version)` gets exactly one committed receipt.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use leadflow_core::contract::codec::{CodecError, SchemaCodec};
 use leadflow_core::contract::records::{
@@ -25,6 +27,7 @@ use leadflow_core::stage::pause::PauseSignal;
 use leadflow_core::stage::typed::{DeadLetterSpec, DecodeInput, Decoded, Emit, Transform};
 use time::OffsetDateTime;
 
+use crate::connections::{Connections, Unconfigured};
 use crate::contact;
 use crate::destination::Destination;
 use crate::http_destination::ContactOutcome;
@@ -37,8 +40,16 @@ pub const CRM_REJECTED: &str = "crm_rejected";
 
 pub struct SinkProcessor {
     pub store: LeadStore,
-    pub destination: Destination,
+    pub connections: Connections,
+    pub unconfigured: Unconfigured,
     pub metrics: SinkMetrics,
+}
+
+impl SinkProcessor {
+    pub fn new(store: LeadStore, connections: Connections, metrics: SinkMetrics) -> Self {
+        let unconfigured = Unconfigured::new(metrics.unconfigured_project_leads.clone());
+        SinkProcessor { store, connections, unconfigured, metrics }
+    }
 }
 
 /// A decoded input record, from one of the four co-partitioned topics.
@@ -63,7 +74,8 @@ impl DecodeInput for Fact {
 }
 
 impl Fact {
-    fn lead_id(&self) -> &str {
+    /// The lead key (`contract::project::lead_key`): the read model's `_id`.
+    fn key(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Fact::Enriched(r) => r.key(),
             Fact::Scored(r) => r.key(),
@@ -92,19 +104,19 @@ impl Transform for SinkProcessor {
         let positions: HashSet<RecordPosition> = batch.iter().map(|d| d.position.clone()).collect();
         let facts: Vec<(RecordPosition, Fact)> = batch.into_iter().map(|d| (d.position, d.record)).collect();
 
-        let mut lead_ids: Vec<String> = facts.iter().map(|(_, f)| f.lead_id().to_owned()).collect();
-        lead_ids.sort();
-        lead_ids.dedup();
-        let mut stored = self.store.load(&lead_ids).await.map_err(mongo_error)?;
+        let mut keys: Vec<String> = facts.iter().map(|(_, f)| f.key().into_owned()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut stored = self.store.load(&keys).await.map_err(mongo_error)?;
         let mut touched: Vec<Touched> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (position, fact) in facts {
-            let lead_id = fact.lead_id().to_owned();
-            let i = *index.entry(lead_id.clone()).or_insert_with(|| {
-                let before = stored.remove(&lead_id);
+            let key = fact.key().into_owned();
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                let before = stored.remove(&key);
                 let view = before
                     .as_ref()
-                    .map_or_else(|| LeadView::new(&lead_id, position.partition), |s| s.view.clone());
+                    .map_or_else(|| LeadView::new(&key, position.partition), |s| s.view.clone());
                 touched.push(Touched {
                     before,
                     view,
@@ -141,14 +153,25 @@ impl Transform for SinkProcessor {
                 lead.view.needs_delivery() || (lead.resync_requested && lead.view.out_of_sync())
             })
             .collect();
-        if !due.is_empty() {
+        // Each project's due leads go through that project's connection, and only through it.
+        let mut due_by_project: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for i in due {
+            due_by_project.entry(touched[i].view.project_id.as_str()).or_default().push(i);
+        }
+        let mut deliveries: Vec<(&Destination, Vec<usize>)> = Vec::new();
+        for (project, due) in due_by_project {
+            match self.connections.of(project) {
+                Some(destination) => deliveries.push((destination, due)),
+                None => self.unconfigured.note(project, due.len()),
+            }
+        }
+        for (destination, due) in deliveries {
             let views: Vec<&LeadView> = due.iter().map(|i| &touched[*i].view).collect();
-            let outcomes = self
-                .destination
+            let outcomes = destination
                 .deliver(&views, pause)
                 .await
                 .map_err(|e| ProcessError::Transient(format!("CRM delivery: {e}")))?;
-            let destination = self.destination.kind().as_str();
+            let destination = destination.kind().as_str();
             let now = OffsetDateTime::now_utc();
             for (i, outcome) in due.into_iter().zip(outcomes) {
                 let lead = &mut touched[i];
@@ -198,7 +221,7 @@ impl SinkProcessor {
                 CRM_REJECTED,
                 attempt.error.clone().unwrap_or_default(),
             );
-            letter.replacement = Some((Some(view.lead_id.as_bytes().to_vec()), contact));
+            letter.replacement = Some((Some(view.key.as_bytes().to_vec()), contact));
             letter.failed_at = Some(attempt.at);
             records.push(Emit::DeadLetter(letter));
         }

@@ -5,6 +5,9 @@
 //! receipt per delivered version, idempotency keys); reconcile itself never calls the CRM.
 //! Asking twice is harmless: a lead found in sync when its request is read is skipped.
 //!
+//! Leads of a project with no CRM connection (see [`crate::connections`]) are never asked
+//! for: nothing could deliver them, so asking would only fill `crm.resync.v1` every interval.
+//!
 //! Two ways to run it:
 //! - periodically inside the service (`crm.reconcile_interval`), for the leads on the
 //!   partitions the instance holds, skipping versions the CRM refused (retrying those every few
@@ -13,10 +16,12 @@
 //!   after fixing whatever made the CRM refuse them. It waits until each lead is delivered or
 //!   refused again, and says so.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use leadflow_core::contract::codec::SchemaCodec;
+use leadflow_core::contract::project::split_lead_key;
 use leadflow_core::contract::records::{CrmResyncRequested, DeliveryStatus, TopicRecord};
 use leadflow_core::runtime::service::ServiceContext;
 use leadflow_core::stage::exactly_once::AssignedPartitions;
@@ -39,6 +44,8 @@ pub enum ReconcileError {
     Codec(#[from] leadflow_core::contract::codec::CodecError),
     #[error(transparent)]
     Startup(#[from] leadflow_core::stage::startup::StartupError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("{unsettled} of {requested} leads were neither delivered nor refused within {waited:?}")]
     Unsettled { requested: usize, unsettled: usize, waited: Duration },
 }
@@ -50,21 +57,33 @@ pub struct ReconcileOptions {
     pub wait: Duration,
 }
 
-/// Writes a resync request for each lead out of sync; returns the leads asked for.
+/// Writes a resync request for each lead out of sync of the `projects` delivered to (`None`:
+/// every project); returns the leads asked for, as (lead key, version).
 pub async fn request_resync(
     store: &LeadStore,
     codec: &SchemaCodec,
     producer: &FutureProducer,
     partitions: Option<&[i32]>,
     include_refused: bool,
+    projects: Option<&BTreeSet<String>>,
 ) -> Result<Vec<(String, u64)>, ReconcileError> {
-    let leads = store.out_of_sync(partitions, include_refused).await?;
+    let out_of_sync = store.out_of_sync(partitions, include_refused).await?;
+    let deliverable =
+        out_of_sync.into_iter().filter(|lead| projects.is_none_or(|p| p.contains(&lead.project_id)));
     let now = OffsetDateTime::now_utc();
-    let mut values = Vec::with_capacity(leads.len());
-    for (lead_id, version) in &leads {
-        let request = CrmResyncRequested { lead_id: lead_id.clone(), version: *version, requested_at: now };
-        values.push((lead_id, codec.encode(&request).await?));
+    let mut leads = Vec::new();
+    let mut values = Vec::new();
+    for lead in deliverable {
+        let request = CrmResyncRequested {
+            project_id: lead.project_id.clone(),
+            lead_id: split_lead_key(&lead.key).1.to_owned(),
+            version: lead.version,
+            requested_at: now,
+        };
+        values.push(codec.encode(&request).await?);
+        leads.push((lead.key, lead.version));
     }
+    let values: Vec<(&String, Vec<u8>)> = leads.iter().map(|(key, _)| key).zip(values).collect();
     let sends = values.iter().map(|(key, value)| {
         producer.send(
             FutureRecord::to(CrmResyncRequested::TOPIC).key(key.as_str()).payload(value),
@@ -87,6 +106,8 @@ pub struct PeriodicReconcile {
     pub interval: Duration,
     pub gauge_refresh: Duration,
     pub metrics: SinkMetrics,
+    /// The projects delivered to; `None`: every project.
+    pub projects: Option<BTreeSet<String>>,
 }
 
 impl PeriodicReconcile {
@@ -115,7 +136,10 @@ impl PeriodicReconcile {
         if partitions.is_empty() {
             return;
         }
-        match request_resync(&self.store, &self.codec, &self.producer, Some(&partitions), false).await {
+        let projects = self.projects.as_ref();
+        match request_resync(&self.store, &self.codec, &self.producer, Some(&partitions), false, projects)
+            .await
+        {
             Ok(leads) if leads.is_empty() => tracing::debug!("reconcile: every lead is in sync"),
             Ok(leads) => {
                 self.metrics.resync_requests.inc_by(leads.len() as u64);
@@ -142,8 +166,9 @@ pub async fn run_once(
         &config.mongo.database,
     );
     let producer: FutureProducer = leadflow_core::stage::kafka::producer_config(&config.kafka).create()?;
+    let projects = config.crm.delivered_projects().map_err(ReconcileError::Config)?;
     let requested_at = OffsetDateTime::now_utc();
-    let leads = request_resync(&store, &codec, &producer, None, true).await?;
+    let leads = request_resync(&store, &codec, &producer, None, true, projects.as_ref()).await?;
     if leads.is_empty() {
         println!("reconcile: every Verified lead is in sync; nothing to deliver");
         return Ok(());

@@ -32,6 +32,16 @@ pub struct StoredLead {
 
 pub use leadflow_core::store::mongo::StoreError;
 
+/// A lead whose CRM copy lags the read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfSync {
+    /// The lead key (`contract::project::lead_key`).
+    pub key: String,
+    pub project_id: String,
+    /// The version the CRM lacks.
+    pub version: u64,
+}
+
 #[derive(Clone)]
 pub struct LeadStore {
     database: Database,
@@ -61,17 +71,19 @@ impl LeadStore {
         Ok(())
     }
 
-    pub async fn load(&self, lead_ids: &[String]) -> mongodb::error::Result<HashMap<String, StoredLead>> {
+    /// The stored leads among `keys` (lead keys: `contract::project::lead_key`), by key.
+    pub async fn load(&self, keys: &[String]) -> mongodb::error::Result<HashMap<String, StoredLead>> {
         let found: Vec<LeadViewDoc> =
-            self.leads.find(doc! { "_id": { "$in": lead_ids } }).await?.try_collect().await?;
+            self.leads.find(doc! { "_id": { "$in": keys } }).await?.try_collect().await?;
         Ok(found
             .into_iter()
-            .map(|d| (d.view.lead_id.clone(), StoredLead { view: d.view, revision: d.revision }))
+            .map(|d| (d.view.key.clone(), StoredLead { view: d.view, revision: d.revision }))
             .collect())
     }
 
-    pub async fn lead(&self, lead_id: &str) -> mongodb::error::Result<Option<LeadView>> {
-        Ok(self.leads.find_one(doc! { "_id": lead_id }).await?.map(|d| d.view))
+    /// The lead whose key is `key`.
+    pub async fn lead(&self, key: &str) -> mongodb::error::Result<Option<LeadView>> {
+        Ok(self.leads.find_one(doc! { "_id": key }).await?.map(|d| d.view))
     }
 
     /// Writes changed leads in one `update` command, each conditional on the revision it was
@@ -83,11 +95,11 @@ impl LeadStore {
         let updates: Vec<Document> = changed
             .into_iter()
             .map(|(view, read_revision)| {
-                let lead_id = view.lead_id.clone();
+                let key = view.key.clone();
                 let document = LeadViewDoc::from_view(view, read_revision + 1);
                 let replacement = bson::to_document(&document).expect("a lead serialises to BSON");
                 doc! {
-                    "q": { "_id": lead_id, "revision": read_revision as i64 },
+                    "q": { "_id": key, "revision": read_revision as i64 },
                     "u": replacement,
                     "upsert": read_revision == 0,
                 }
@@ -102,13 +114,13 @@ impl LeadStore {
         leadflow_core::store::mongo::expect_all_matched(&reply, expected, "revision")
     }
 
-    /// Leads the CRM lacks the current version of, as `(leadId, version)`: on `partitions`
-    /// (all when `None`), and with or without those it refused at that version.
+    /// Leads the CRM lacks the current version of: on `partitions` (all when `None`), and with
+    /// or without those it refused at that version.
     pub async fn out_of_sync(
         &self,
         partitions: Option<&[i32]>,
         include_refused: bool,
-    ) -> mongodb::error::Result<Vec<(String, u64)>> {
+    ) -> mongodb::error::Result<Vec<OutOfSync>> {
         let mut filter = doc! { "outOfSync": true };
         if let Some(partitions) = partitions {
             filter.insert("partition", doc! { "$in": partitions });
@@ -117,7 +129,10 @@ impl LeadStore {
             filter.insert("refused", false);
         }
         let found: Vec<LeadViewDoc> = self.leads.find(filter).await?.try_collect().await?;
-        Ok(found.into_iter().map(|d| (d.view.lead_id, d.view.version)).collect())
+        Ok(found
+            .into_iter()
+            .map(|d| OutOfSync { key: d.view.key, project_id: d.view.project_id, version: d.view.version })
+            .collect())
     }
 
     pub async fn count_out_of_sync(&self) -> mongodb::error::Result<u64> {

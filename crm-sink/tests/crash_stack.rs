@@ -81,8 +81,7 @@ async fn every_lead_is_delivered_once_at_its_latest_version_through_kills_and_dr
         let expected = &expected;
         async move {
             let found = store.load(&leads).await.map_err(|e| e.to_string())?;
-            let synced =
-                found.values().filter(|s| s.view.synced_version == expected[&s.view.lead_id]).count();
+            let synced = found.values().filter(|s| s.view.synced_version == expected[&s.view.key]).count();
             if synced < LEADS { Err(format!("{synced} of {LEADS} synced")) } else { Ok(Some(())) }
         }
     })

@@ -6,11 +6,13 @@
 mod common;
 
 use common::{CrmStandIn, enriched, run_id};
+use crm_sink::connections::Connections;
 use crm_sink::destination::Destination;
 use crm_sink::http_destination::{HttpDestination, HttpDestinationConfig, HttpDestinationMetrics};
 use crm_sink::metrics::SinkMetrics;
 use crm_sink::processor::{Fact, SinkProcessor};
 use crm_sink::store::LeadStore;
+use leadflow_core::contract::project::DEFAULT_PROJECT;
 use leadflow_core::contract::records::{
     CrmDelivery, DeliveryStatus, EnrichmentStatus, LeadEnriched, RecordPosition, TopicRecord,
 };
@@ -37,7 +39,8 @@ async fn processor(stack: &Stack, crm: &CrmStandIn) -> SinkProcessor {
     let destination = Destination::Http(
         HttpDestination::new(&config, HttpDestinationMetrics::register(&registry).unwrap()).unwrap(),
     );
-    SinkProcessor { store, destination, metrics: SinkMetrics::register(&registry).unwrap() }
+    let connections = Connections::per_project([(DEFAULT_PROJECT.to_owned(), destination)]);
+    SinkProcessor::new(store, connections, SinkMetrics::register(&registry).unwrap())
 }
 
 fn input(record: &LeadEnriched, offset: i64) -> Decoded<Fact> {

@@ -111,6 +111,7 @@ async fn verified_leads_become_contacts_to_check_leads_wait_and_a_review_release
     produce_records(
         &stack,
         &[LeadReviewed {
+            project_id: "default".into(),
             lead_id: reviewed.clone(),
             decision: ReviewDecision::Verified,
             reviewer: Some("grace@example.com".into()),
@@ -304,6 +305,7 @@ async fn huge_poison_records_on_every_input_topic_are_dead_lettered_whole_and_th
         (
             topics::REVIEWS,
             serde_json::to_value(LeadReviewed {
+                project_id: "default".into(),
                 lead_id: key(topics::REVIEWS),
                 decision: ReviewDecision::Rejected,
                 reviewer: None,
@@ -315,6 +317,7 @@ async fn huge_poison_records_on_every_input_topic_are_dead_lettered_whole_and_th
         (
             topics::CRM_RESYNC,
             serde_json::to_value(leadflow_core::contract::records::CrmResyncRequested {
+                project_id: "default".into(),
                 lead_id: key(topics::CRM_RESYNC),
                 version: 1,
                 requested_at: now,
@@ -363,5 +366,5 @@ async fn huge_poison_records_on_every_input_topic_are_dead_lettered_whole_and_th
         .await;
     }
     let view = wait_for_view(&run, &stack, &lead, |_| true).await;
-    assert_eq!(view.lead_id, lead, "the enriched record after the poison ones is in the read model");
+    assert_eq!(view.key, lead, "the enriched record after the poison ones is in the read model");
 }

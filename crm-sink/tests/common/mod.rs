@@ -121,6 +121,7 @@ pub fn enriched(
 ) -> LeadEnriched {
     let verified = status == EnrichmentStatus::Verified;
     LeadEnriched {
+        project_id: "default".into(),
         lead_id: lead_id.to_owned(),
         name: name.to_owned(),
         email: Some(format!("{}@example.com", lead_id.to_lowercase())),
@@ -138,6 +139,7 @@ pub fn enriched(
 /// A LeadScored for `lead_id` at `version`, as the scorer writes it.
 pub fn scored(lead_id: &str, version: u64, score: f64, stage: Stage, at: OffsetDateTime) -> LeadScored {
     LeadScored {
+        project_id: "default".into(),
         lead_id: lead_id.to_owned(),
         event_id: format!("e{version}"),
         event_type: "demo_request".into(),
