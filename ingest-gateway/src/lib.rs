@@ -125,10 +125,9 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
         }
         _ = context.shutdown.cancelled() => {}
     }
-    tracing::info!(
-        default_version = %rules.borrow().for_project(leadflow_core::contract::project::DEFAULT_PROJECT).rules.version,
-        "scoring rules loaded"
-    );
+    // The default project's version, under the name this line has always had.
+    let default_rules = rules.borrow().for_project(leadflow_core::contract::project::DEFAULT_PROJECT);
+    tracing::info!(version = %default_rules.rules.version, "scoring rules loaded");
 
     let updates = LiveUpdates::new();
     let live_feed = tokio::spawn(tail::follow(

@@ -167,6 +167,7 @@ async fn a_review_is_published_as_lead_reviewed_keyed_by_the_lead() {
     assert_eq!(
         review,
         LeadReviewed {
+            project_id: "default".into(),
             lead_id: lead.clone(),
             decision: ReviewDecision::Rejected,
             reviewer: Some(reviewer),

@@ -2,7 +2,8 @@
 
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
-    leadflow_testkit::check_service_lifecycle(env!("CARGO_BIN_EXE_ingest-gateway"), libc::SIGTERM)
+    let env = leadflow_testkit::auth::gateway_auth_env();
+    leadflow_testkit::check_service_lifecycle_with(env!("CARGO_BIN_EXE_ingest-gateway"), libc::SIGTERM, &env)
         .await
         .unwrap();
 }

@@ -27,6 +27,7 @@ struct Seed {
 impl Seed {
     fn enriched(&self, id: &str, name: &str, status: EnrichmentStatus, ago: Duration) -> LeadEnriched {
         LeadEnriched {
+            project_id: "default".into(),
             lead_id: id.into(),
             name: name.into(),
             email: Some(format!("{id}@example.com")),
@@ -43,6 +44,7 @@ impl Seed {
 
     fn scored(&self, id: &str, score: f64, stage: Stage, ago: Duration) -> LeadScored {
         LeadScored {
+            project_id: "default".into(),
             lead_id: id.into(),
             event_id: format!("{id}.last"),
             event_type: "page_view".into(),
@@ -60,7 +62,7 @@ impl Seed {
     }
 
     fn reviewed(&self, id: &str, decision: ReviewDecision, ago: Duration) -> LeadReviewed {
-        LeadReviewed { lead_id: id.into(), decision, reviewer: None, note: None, reviewed_at: self.now - ago }
+        LeadReviewed { project_id: "default".into(), lead_id: id.into(), decision, reviewer: None, note: None, reviewed_at: self.now - ago }
     }
 
     /// Seven leads (`ada` … `gus`); their expected orders are spelled out in the tests.

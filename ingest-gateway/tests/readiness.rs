@@ -13,7 +13,8 @@ use serde_json::json;
 #[tokio::test]
 async fn the_first_post_after_readyz_answers_200_is_accepted() {
     let stack = Stack::get();
-    let env = [("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+    let mut env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+    env.extend(leadflow_testkit::auth::gateway_auth_env());
     let (mut gateway, ops) =
         ServiceProcess::spawn_against(&stack, env!("CARGO_BIN_EXE_ingest-gateway"), &env).await.unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
@@ -39,9 +40,20 @@ async fn the_first_post_after_readyz_answers_200_is_accepted() {
         .wait_for_log_field("API listening", "addr", Duration::ZERO)
         .await
         .unwrap_or_else(|e| panic!("/readyz answered 200 before the API was listening: {e:#}"));
+    // The first request is the management call that makes a key: it must be answered, not
+    // refused.
+    let key = leadflow_testkit::auth::create_project_and_key(
+        &format!("http://{api}"),
+        "default",
+        &["ingest"],
+        1_000_000,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the first POST after /readyz answered 200 got no answer: {e:#}"));
     let lead = common::run_id();
     let response = client
         .post(format!("http://{api}/api/events"))
+        .bearer_auth(&key)
         .json(&json!({"leadId": lead, "eventType": "page_view"}))
         .send()
         .await

@@ -44,12 +44,13 @@ async fn every_202_survives_a_stop_mid_stream(signal: i32) -> std::process::Exit
 
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (client, url, run, completed, next) = (
+        let (client, url, run, completed, next, key) = (
             client.clone(),
             format!("{}/api/events", gateway.base_url),
             run.clone(),
             completed.clone(),
             next.clone(),
+            gateway.key.clone(),
         );
         workers.push(tokio::spawn(async move {
             let mut accepted = Vec::new();
@@ -61,7 +62,7 @@ async fn every_202_survives_a_stop_mid_stream(signal: i32) -> std::process::Exit
                 let event_id = format!("{run}.e{n}");
                 let body = json!({"eventId": event_id, "leadId": format!("{run}.lead{}", n % 8), "eventType": "page_view"});
                 // Refused connections after the shutdown began are expected; only 202s matter.
-                if let Ok(response) = client.post(&url).json(&body).send().await
+                if let Ok(response) = client.post(&url).bearer_auth(&key).json(&body).send().await
                     && response.status() == 202
                 {
                     accepted.push(event_id);

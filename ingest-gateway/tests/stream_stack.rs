@@ -6,62 +6,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Gateway, run_id};
+use common::{Gateway, read_events, run_id};
 use leadflow_core::contract::records::{LeadScored, Stage};
 use leadflow_testkit::Stack;
 use leadflow_testkit::kafka::produce_records;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 
-/// One SSE event: its id, name and JSON data.
-#[derive(Debug)]
-struct SseEvent {
-    id: Option<String>,
-    event: String,
-    data: Value,
-}
-
-/// Reads events from an open stream until `done` holds, failing after 30 s.
-async fn read_events(
-    response: &mut reqwest::Response,
-    pending: &mut String,
-    done: impl Fn(&[SseEvent]) -> bool,
-) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done(&events) {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no more events within 30 s; got {events:?}"))
-            .unwrap()
-            .expect("the stream stays open");
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = pending.find("\n\n") {
-            let frame: String = pending.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
-            for line in frame.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    event = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data.push_str(v);
-                }
-            }
-            if !data.is_empty() {
-                events.push(SseEvent { id, event, data: serde_json::from_str(&data).unwrap() });
-            }
-        }
-    }
-    events
-}
-
-fn has_lead(events: &[SseEvent], lead: &str, kind: &str) -> bool {
+fn has_lead(events: &[common::SseEvent], lead: &str, kind: &str) -> bool {
     events.iter().any(|e| e.data["leadId"] == lead && e.data["kind"] == kind)
 }
 
 async fn open(gateway: &Gateway, last_event_id: Option<&str>) -> reqwest::Response {
-    let mut request = reqwest::Client::new().get(format!("{}/api/stream", gateway.base_url));
+    let mut request =
+        reqwest::Client::new().get(format!("{}/api/stream", gateway.base_url)).bearer_auth(&gateway.key);
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
     }
@@ -88,6 +46,7 @@ async fn lead_updates_stream_live_and_a_reconnect_resumes_without_gaps_or_repeat
     produce_records(
         &stack,
         &[LeadScored {
+            project_id: "default".into(),
             lead_id: scored.clone(),
             event_id: "e1".into(),
             event_type: "signup".into(),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod auth;
 pub mod fault_proxy;
 pub mod kafka;
 pub mod poison;

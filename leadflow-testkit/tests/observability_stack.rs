@@ -188,7 +188,8 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
         ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
         ("LEADFLOW_MONGO__DATABASE", db("obs_crm_sink")),
     ];
-    let gateway_env = [("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+    let mut gateway_env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+    gateway_env.extend(leadflow_testkit::auth::gateway_auth_env());
 
     let mut services = Vec::new();
     for (name, env) in [
@@ -211,20 +212,39 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
     // Traffic: names (some Verified, some To Check), events with one invalid, a 404.
     let run = unique("obs");
     let http = reqwest::Client::new();
+    let key = leadflow_testkit::auth::create_project_and_key(
+        &format!("http://{api}"),
+        "default",
+        &["ingest"],
+        1_000_000,
+    )
+    .await
+    .unwrap();
     let names: Vec<Value> = ["Ada Lovelace", "Kenji Watanabe", "Grace Hopper", "Zoë Ångström"]
         .iter()
         .enumerate()
         .map(|(i, name)| json!({"leadId": format!("{run}-{i}"), "name": name, "company": "Example Ltd"}))
         .collect();
-    let response =
-        http.post(format!("http://{api}/api/leads")).json(&json!({"names": names})).send().await.unwrap();
+    let response = http
+        .post(format!("http://{api}/api/leads"))
+        .bearer_auth(&key)
+        .json(&json!({"names": names}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
     let events = json!({"events": [
         {"eventId": format!("{run}-e1"), "leadId": format!("{run}-0"), "eventType": "page_view", "timestamp": "2026-01-16T10:00:00Z"},
         {"eventId": format!("{run}-e2"), "leadId": format!("{run}-0"), "eventType": "demo_request", "timestamp": "2026-01-16T10:05:00Z"},
         {"eventId": format!("{run}-e3"), "leadId": "", "eventType": "no_such_type"},
     ]});
-    let response = http.post(format!("http://{api}/api/events/batch")).json(&events).send().await.unwrap();
+    let response = http
+        .post(format!("http://{api}/api/events/batch"))
+        .bearer_auth(&key)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
     assert!(response.status().is_success() || response.status().is_client_error(), "{response:?}");
     let _ = http.get(format!("http://{api}/no-such-route")).send().await.unwrap();
     // One undecodable record per consumer: each stage dead-letters it.

@@ -19,20 +19,26 @@ use serde_json::json;
 struct Gateway {
     _process: ServiceProcess,
     url: String,
+    /// An ingest key of the default project.
+    key: String,
 }
 
 async fn gateway(stack: &Stack) -> Gateway {
-    let env = [("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+    let mut env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+    env.extend(leadflow_testkit::auth::gateway_auth_env());
     let (mut process, _) =
         ServiceProcess::spawn_against(stack, &workspace_binary("ingest-gateway"), &env).await.unwrap();
     let api = process.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
-    Gateway { _process: process, url: format!("http://{api}") }
+    let url = format!("http://{api}");
+    let key = leadflow_testkit::auth::create_project_and_key(&url, "default", &["ingest"], 1_000_000).await.unwrap();
+    Gateway { _process: process, url, key }
 }
 
 impl Gateway {
     async fn post_events(&self, events: serde_json::Value) {
         let response = reqwest::Client::new()
             .post(format!("{}/api/events/batch", self.url))
+            .bearer_auth(&self.key)
             .json(&json!({ "events": events }))
             .send()
             .await
