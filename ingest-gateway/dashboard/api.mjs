@@ -1,5 +1,10 @@
 // The gateway's API as the dashboard uses it. Every call either returns the parsed JSON or
 // throws an ApiError carrying the gateway's message and, for a 400, the fields it named.
+// Calls go with the session cookie (the browser sends it, same origin), the chosen project and,
+// when unsafe, the CSRF token; posting names and events takes a project key with the `ingest`
+// scope, which a dashboard user does not have.
+
+import { sessionHeaders } from './session.mjs';
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -10,8 +15,20 @@ export class ApiError extends Error {
   }
 }
 
-async function call(method, path, body) {
-  const init = { method, headers: { accept: 'application/json' } };
+// Told when the gateway says the session is gone (expired, or logged out in another tab).
+let onSignedOut = () => {};
+export function whenSignedOut(handler) {
+  onSignedOut = handler;
+}
+
+// The project key the forms post with; kept in memory only, never stored.
+let ingestKey = '';
+export function setIngestKey(key) {
+  ingestKey = key.trim();
+}
+
+async function call(method, path, body, extraHeaders = {}) {
+  const init = { method, headers: { accept: 'application/json', ...sessionHeaders(method), ...extraHeaders } };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -30,6 +47,7 @@ async function call(method, path, body) {
     // Not JSON: only a proxy in between answers that way; keep its text as the message.
     json = { message: text.slice(0, 200) };
   }
+  if (response.status === 401 && !path.startsWith('/api/auth/') && !extraHeaders['x-api-key']) onSignedOut();
   if (!response.ok) throw new ApiError(response.status, json);
   return json;
 }
@@ -48,6 +66,14 @@ export const getHistory = (id) => call('GET', `${lead(id)}/history`);
 export const getIntelligence = (id) => call('GET', `${lead(id)}/intelligence`);
 export const getLeaderboard = (limit) => call('GET', `/api/leaderboard${query({ limit })}`);
 export const getScoringRules = () => call('GET', '/api/scoring-rules');
-export const submitLeads = (names) => call('POST', '/api/leads', { names });
-export const sendEvent = (event) => call('POST', '/api/events', event);
+const withIngestKey = () => {
+  if (!ingestKey) throw new ApiError(0, { message: 'enter a project key with the ingest scope to post names and events' });
+  return { 'x-api-key': ingestKey };
+};
+export const submitLeads = async (names) => call('POST', '/api/leads', { names }, withIngestKey());
+export const sendEvent = async (event) => call('POST', '/api/events', event, withIngestKey());
 export const reviewLead = (id, decision) => call('POST', `${lead(id)}/review`, { decision });
+
+export const login = (email, password) => call('POST', '/api/auth/login', { email, password });
+export const getMe = () => call('GET', '/api/auth/me');
+export const logout = () => call('POST', '/api/auth/logout');

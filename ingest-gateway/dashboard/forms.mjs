@@ -43,7 +43,8 @@ export function setUpNamesForm(form, onAccepted) {
   });
 }
 
-export async function setUpEventForm(form) {
+// The event types the chosen project's rules score; read again on every project switch.
+export async function loadEventTypes(form) {
   const select = form.querySelector('select[name=eventType]');
   try {
     const { rules } = await getScoringRules();
@@ -55,6 +56,9 @@ export async function setUpEventForm(form) {
     select.replaceChildren(...['page_view', 'signup', 'demo_request'].map((type) => el('option', { value: type }, type)));
     showResult(form, false, [`the scoring rules could not be read: ${error.message}`]);
   }
+}
+
+export function setUpEventForm(form) {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const data = new FormData(form);

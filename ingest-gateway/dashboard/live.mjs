@@ -2,15 +2,21 @@
 // sends `Last-Event-ID`, so the gateway replays what was missed; when it cannot, it sends `reset`
 // and the views re-read what they show. If the browser gives up (the gateway answered with an
 // error), a new connection is opened after a pause, and the views re-read too, since a new
-// EventSource has no last id to resume from.
+// EventSource has no last id to resume from. The stream is the chosen project's: the session
+// cookie goes with it (same origin), and the project as `?project=`, since EventSource sends no
+// headers of ours. `close()` ends it for good (a project switch or a logout).
+
+import { streamUrl } from './session.mjs';
 
 const RETRY_MS = 3000;
 
 export function connectLive({ onUpdate, onResync, onState }) {
   let source;
   let opened = false;
+  let closed = false;
+  let retry;
   const connect = () => {
-    source = new EventSource('/api/stream');
+    source = new EventSource(streamUrl());
     source.addEventListener('open', () => {
       onState('live');
       // The first connection, and any that could not resume: read afresh.
@@ -28,14 +34,22 @@ export function connectLive({ onUpdate, onResync, onState }) {
     });
     source.addEventListener('reset', () => onResync());
     source.addEventListener('error', () => {
+      if (closed) return;
       if (source.readyState === EventSource.CLOSED) {
         onState('offline');
         opened = false;
-        setTimeout(connect, RETRY_MS);
+        retry = setTimeout(connect, RETRY_MS);
       } else {
         onState('reconnecting');
       }
     });
   };
   connect();
+  return {
+    close() {
+      closed = true;
+      clearTimeout(retry);
+      source.close();
+    },
+  };
 }

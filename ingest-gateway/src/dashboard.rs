@@ -1,6 +1,8 @@
 //! The dashboard at `/`: plain ES modules and a style sheet from `ingest-gateway/dashboard/`,
 //! compiled into the binary, so a gateway serves its own UI with nothing to deploy beside it and
-//! no front-end build step. The page reads the same public API as anyone else.
+//! no front-end build step. The page reads the same public API as anyone else, as a dashboard
+//! user: it logs in (`/api/auth/login`), and then its calls carry the session cookie, the chosen
+//! project and, when unsafe, the CSRF token.
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, header};
@@ -24,6 +26,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("leads_view.mjs", JAVASCRIPT, include_str!("../dashboard/leads_view.mjs")),
     ("live.mjs", JAVASCRIPT, include_str!("../dashboard/live.mjs")),
     ("model.mjs", JAVASCRIPT, include_str!("../dashboard/model.mjs")),
+    ("session.mjs", JAVASCRIPT, include_str!("../dashboard/session.mjs")),
 ];
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";

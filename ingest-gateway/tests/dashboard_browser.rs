@@ -2,7 +2,9 @@
 //! `playwright-core`; `scripts/install-browser-test` installs both). The whole pipeline runs on
 //! the real stack: the gateway serving the dashboard, the enricher against the nationalize
 //! stand-in, the scorer, and the crm-sink delivering to the CRM stand-in, sharing one MongoDB
-//! database of this test's own. `tests/browser/dashboard.mjs` then submits names in the page and
+//! database of this test's own. A dashboard user of the `default` project and a key of it (for
+//! the forms, which post with a key) are made through the API with the admin token.
+//! `tests/browser/dashboard.mjs` then logs in on the login page, submits names in the page and
 //! watches them turn Verified or To Check (as the stand-in's deterministic predictions say),
 //! reach the CRM, score, filter and chart, live; resume after a dropped connection with
 //! `Last-Event-ID`; then a person verifies a To Check lead in the page and it reaches the CRM. Screenshots: `target/dashboard-screenshots/`.
@@ -18,7 +20,7 @@ use leadflow_core::contract::records::EnrichmentStatus;
 use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{new_group_at_end, new_group_at_end_of};
 use leadflow_testkit::stand_in::{FIRST_NAMES, StandInServer};
-use leadflow_testkit::{ServiceProcess, Stack, repo_root, unique, workspace_binary};
+use leadflow_testkit::{ServiceProcess, Stack, eventually, repo_root, unique, workspace_binary};
 use serde_json::{Value, json};
 
 /// The status the enricher gives `name` against the stand-in, computed as the enricher does.
@@ -125,14 +127,23 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
         process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
         services.push(process);
     }
+    let admin_token = unique("dashboard-admin-token");
     let (mut gateway, _) = ServiceProcess::spawn_against(
         &stack,
         &workspace_binary("ingest-gateway"),
-        &[("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned()), mongo.clone(), database.clone()],
+        &[
+            ("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned()),
+            mongo.clone(),
+            database.clone(),
+            ("LEADFLOW_AUTH__ADMIN_TOKEN", admin_token.clone()),
+            ("LEADFLOW_AUTH__JWT_SECRET", unique("dashboard-jwt-secret-of-32-bytes-or-more")),
+        ],
     )
     .await
     .unwrap();
     let api = gateway.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
+    let (user_email, user_password) = (format!("{run}@example.com"), unique("a-dashboard-password"));
+    let project_key = user_and_key(&format!("http://{api}"), &admin_token, &user_email, &user_password).await;
 
     let leads = leads_to_submit(&run);
     let screenshots = repo_root().join("target/dashboard-screenshots");
@@ -145,6 +156,10 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOT_DIR", &screenshots)
         .env("LEADS", serde_json::to_string(&leads).unwrap())
+        .env("USER_EMAIL", &user_email)
+        .env("USER_PASSWORD", &user_password)
+        .env("PROJECT", "default")
+        .env("PROJECT_KEY", &project_key)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -174,7 +189,16 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
     emails_in_crm.sort_unstable();
     verified_emails.sort_unstable();
     assert_eq!(emails_in_crm, verified_emails);
-    for shot in ["submitted", "enriched-and-synced", "scored", "lead-chart", "leaderboard", "reviewed"] {
+    for shot in [
+        "logged-in",
+        "logged-out",
+        "submitted",
+        "enriched-and-synced",
+        "scored",
+        "lead-chart",
+        "leaderboard",
+        "reviewed",
+    ] {
         let found = std::fs::read_dir(&screenshots)
             .unwrap()
             .filter_map(Result::ok)
@@ -191,4 +215,36 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
             process.logs()
         );
     }
+}
+
+/// Registers a dashboard user of the `default` project (which the gateway creates at start, so
+/// the first attempt may find it missing) and makes a key of it with the `ingest` and `read`
+/// scopes: the text of the key.
+async fn user_and_key(base_url: &str, admin_token: &str, email: &str, password: &str) -> String {
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base_url}{path}")).bearer_auth(admin_token).json(&body).send()
+    };
+    let key = eventually("a key of the default project", Duration::from_secs(30), || async {
+        let response = post(
+            "/api/projects/default/keys",
+            json!({"name": "dashboard test", "scopes": ["ingest", "read"]}),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        match status.as_u16() {
+            201 => Ok(Some(body["key"].as_str().unwrap().to_owned())),
+            _ => Err(format!("{status}: {body}")),
+        }
+    })
+    .await
+    .unwrap();
+    let registered =
+        post("/api/auth/register", json!({"email": email, "password": password, "projects": ["default"]}))
+            .await
+            .unwrap();
+    assert_eq!(registered.status(), 201, "{}", registered.text().await.unwrap());
+    key
 }

@@ -1,4 +1,5 @@
-// Drives the dashboard in a real headless Chromium, as a person would: submit names, watch them
+// Drives the dashboard in a real headless Chromium, as a person would: log in on the login page
+// (a wrong password first, shown plainly), enter the project key the forms post with, submit names, watch them
 // appear and turn Verified (or To Check) without reloading, watch the Verified ones reach the
 // CRM, fire two events and watch the score move, lose the connection and get the missed update
 // on reconnecting (Last-Event-ID), filter, open a lead's chart, look at the leaderboard, and
@@ -8,6 +9,10 @@
 //   DASHBOARD_URL   the gateway, e.g. http://127.0.0.1:41234/
 //   CHROMIUM        the browser binary (Debian's /usr/bin/chromium)
 //   SCREENSHOT_DIR  where the screenshots go
+//   USER_EMAIL, USER_PASSWORD  a dashboard user of the project (registered through the API)
+//   PROJECT         that project
+//   PROJECT_KEY     a key of the project with the ingest and read scopes: the forms post with it,
+//                   and this script's own calls to the gateway use it
 //   LEADS           JSON [{name, email?, expected: "Verified" | "To Check"}]; the first To Check
 //                   lead is verified from its page
 // Exits 0 when every step held, 1 with the failed step otherwise.
@@ -20,6 +25,8 @@ import { chromium } from 'playwright-core';
 const gateway = required('DASHBOARD_URL');
 const leads = JSON.parse(required('LEADS'));
 const screenshots = required('SCREENSHOT_DIR');
+const projectKey = required('PROJECT_KEY');
+const keyHeaders = { 'x-api-key': projectKey };
 const STEP_MS = 90_000; // enrichment, scoring and delivery through real Kafka on two cores
 
 function required(name) {
@@ -55,8 +62,27 @@ const screenshot = async (name) => {
 
 try {
   await page.goto(url);
+  // Not logged in: the login page, and nothing of the project.
+  await page.waitForSelector('#login-form', { state: 'visible', timeout: 30_000 });
+  if (!(await page.locator('#app').isHidden())) throw new Error('the dashboard shows before a login');
+  await page.fill('#login-email', required('USER_EMAIL'));
+  await page.fill('#login-password', 'not the password at all');
+  await page.click('#login-form button[type=submit]');
+  await expectText(page.locator('#login-error'), 'email or password is wrong', 'the login error');
+  log('a wrong password: the login page says "email or password is wrong"');
+  await page.fill('#login-password', required('USER_PASSWORD'));
+  await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#live-status[data-state="live"]', { timeout: 30_000 });
-  log('the page is live on /api/stream');
+  await expectText(page.locator('#project-switcher'), required('PROJECT'), 'the project switcher');
+  const cookies = await page.context().cookies();
+  const sessionCookie = cookies.find((c) => c.name === 'leadflow_session');
+  if (!sessionCookie?.httpOnly || sessionCookie.sameSite !== 'Strict') throw new Error(`the session cookie: ${JSON.stringify(sessionCookie)}`);
+  if (await page.evaluate(() => document.cookie.includes('leadflow_session'))) throw new Error('a script can read the session cookie');
+  // Before the login, GET /api/auth/me and the wrong password were 401s, as they should be.
+  pageErrors.splice(0, Infinity);
+  log('logged in: the page is live on /api/stream, in the project the switcher shows; the cookie is HttpOnly, SameSite=Strict');
+  await screenshot('logged-in');
+  await page.fill('#ingest-key', projectKey);
   // Set once; a reload would drop it, so at the end it proves the table changed in place.
   await page.evaluate(() => {
     window.loadedOnce = true;
@@ -96,7 +122,7 @@ try {
 
   // Two events for the first Verified lead, from the form; the score moves live.
   const star = verified[0];
-  const { rules } = await (await page.request.get(new URL('/api/scoring-rules', gateway).toString())).json();
+  const { rules } = await (await page.request.get(new URL('/api/scoring-rules', gateway).toString(), { headers: keyHeaders })).json();
   const expectedScore = rules.points.page_view + rules.points.demo_request;
   for (const type of ['page_view', 'demo_request']) {
     await page.fill('#event-lead', ids[star.name]);
@@ -124,12 +150,13 @@ try {
   await happened.ready;
   const missed = await page.request.post(new URL('/api/events', gateway).toString(), {
     data: { leadId: ids[star.name], eventType: 'signup' },
+    headers: keyHeaders,
   });
   if (missed.status() !== 202) throw new Error(`the signup event got ${missed.status()}`);
   await happened.update;
   proxy.restore();
   await expectText(rowOf(star.name).locator('td[data-field=score]'), String(resumedScore), `${star.name}'s score after the reconnect`);
-  const streams = seen.filter((r) => r.url().endsWith('/api/stream'));
+  const streams = seen.filter((r) => new URL(r.url()).pathname === '/api/stream');
   const resumedWith = (await Promise.all(streams.map((r) => r.allHeaders()))).map((h) => h['last-event-id']).filter(Boolean);
   const reads = seen.filter((r) => new URL(r.url()).pathname === '/api/leads');
   if (!resumedWith.length) throw new Error(`none of the ${streams.length} reconnects sent Last-Event-ID`);
@@ -185,6 +212,14 @@ try {
     log(`${doubtful.name}, To Check, verified from its page and synced to the CRM`);
     await screenshot('reviewed');
   }
+
+  // Logging out ends the session: back on the login page, and the API refuses the old page.
+  await page.click('#logout');
+  await page.waitForSelector('#login-form', { state: 'visible', timeout: 10_000 });
+  if (!(await page.locator('#app').isHidden())) throw new Error('the dashboard still shows after logging out');
+  if ((await page.context().cookies()).some((c) => c.name === 'leadflow_session')) throw new Error('the session cookie outlived the logout');
+  log('logged out: the login page again, and no session cookie');
+  await screenshot('logged-out');
 
   if (pageErrors.length) throw new Error(`the page logged errors: ${pageErrors.join(' | ')}`);
   log('passed');
@@ -270,7 +305,7 @@ function nextUpdate(base, wanted) {
   let opened;
   const ready = new Promise((resolve) => (opened = resolve));
   const update = (async () => {
-    const response = await fetch(new URL('/api/stream', base), { signal: controller.signal });
+    const response = await fetch(new URL('/api/stream', base), { signal: controller.signal, headers: keyHeaders });
     opened();
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
