@@ -143,7 +143,10 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
     .unwrap();
     let api = gateway.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
     let (user_email, user_password) = (format!("{run}@example.com"), unique("a-dashboard-password"));
-    let project_key = user_and_key(&format!("http://{api}"), &admin_token, &user_email, &user_password).await;
+    let other_project = unique("dash").replace('_', "-");
+    let project_key =
+        user_and_key(&format!("http://{api}"), &admin_token, &user_email, &user_password, &other_project)
+            .await;
 
     let leads = leads_to_submit(&run);
     let screenshots = repo_root().join("target/dashboard-screenshots");
@@ -159,6 +162,7 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
         .env("USER_EMAIL", &user_email)
         .env("USER_PASSWORD", &user_password)
         .env("PROJECT", "default")
+        .env("OTHER_PROJECT", &other_project)
         .env("PROJECT_KEY", &project_key)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -191,6 +195,7 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
     assert_eq!(emails_in_crm, verified_emails);
     for shot in [
         "logged-in",
+        "other-project",
         "logged-out",
         "submitted",
         "enriched-and-synced",
@@ -217,10 +222,16 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
     }
 }
 
-/// Registers a dashboard user of the `default` project (which the gateway creates at start, so
-/// the first attempt may find it missing) and makes a key of it with the `ingest` and `read`
-/// scopes: the text of the key.
-async fn user_and_key(base_url: &str, admin_token: &str, email: &str, password: &str) -> String {
+/// Creates `other_project`, registers a dashboard user of the `default` project (which the
+/// gateway creates at start, so the first attempt may find it missing) and of `other_project`,
+/// and makes a key of `default` with the `ingest` and `read` scopes: the text of the key.
+async fn user_and_key(
+    base_url: &str,
+    admin_token: &str,
+    email: &str,
+    password: &str,
+    other_project: &str,
+) -> String {
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         http.post(format!("{base_url}{path}")).bearer_auth(admin_token).json(&body).send()
@@ -241,8 +252,11 @@ async fn user_and_key(base_url: &str, admin_token: &str, email: &str, password: 
     })
     .await
     .unwrap();
+    let created = post("/api/projects", json!({"id": other_project})).await.unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    let projects = json!(["default", other_project]);
     let registered =
-        post("/api/auth/register", json!({"email": email, "password": password, "projects": ["default"]}))
+        post("/api/auth/register", json!({"email": email, "password": password, "projects": projects}))
             .await
             .unwrap();
     assert_eq!(registered.status(), 201, "{}", registered.text().await.unwrap());

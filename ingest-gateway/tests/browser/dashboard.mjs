@@ -10,7 +10,8 @@
 //   CHROMIUM        the browser binary (Debian's /usr/bin/chromium)
 //   SCREENSHOT_DIR  where the screenshots go
 //   USER_EMAIL, USER_PASSWORD  a dashboard user of the project (registered through the API)
-//   PROJECT         that project
+//   PROJECT         that project; the user belongs to it first, and to OTHER_PROJECT (empty)
+//   OTHER_PROJECT   a second project of the user's, with no leads: switching to it shows none
 //   PROJECT_KEY     a key of the project with the ingest and read scopes: the forms post with it,
 //                   and this script's own calls to the gateway use it
 //   LEADS           JSON [{name, email?, expected: "Verified" | "To Check"}]; the first To Check
@@ -73,7 +74,11 @@ try {
   await page.fill('#login-password', required('USER_PASSWORD'));
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#live-status[data-state="live"]', { timeout: 30_000 });
-  await expectText(page.locator('#project-switcher'), required('PROJECT'), 'the project switcher');
+  const chosen = await page.inputValue('#project-switcher');
+  const offered = await page.locator('#project-switcher option').allTextContents();
+  if (chosen !== required('PROJECT') || offered.join() !== [required('PROJECT'), required('OTHER_PROJECT')].join()) {
+    throw new Error(`the project switcher offers ${offered} with ${chosen} chosen`);
+  }
   const cookies = await page.context().cookies();
   const sessionCookie = cookies.find((c) => c.name === 'leadflow_session');
   if (!sessionCookie?.httpOnly || sessionCookie.sameSite !== 'Strict') throw new Error(`the session cookie: ${JSON.stringify(sessionCookie)}`);
@@ -212,6 +217,24 @@ try {
     log(`${doubtful.name}, To Check, verified from its page and synced to the CRM`);
     await screenshot('reviewed');
   }
+
+  // The other project: its own (empty) leads and its own stream; then back.
+  await page.click('[data-nav=leads]');
+  const switched = [];
+  const onRequest = (request) => switched.push(request.url());
+  page.on('request', onRequest);
+  await page.selectOption('#project-switcher', required('OTHER_PROJECT'));
+  await page.waitForSelector('#leads-empty:not([hidden])', { timeout: 30_000 });
+  await page.waitForSelector('#live-status[data-state="live"]', { timeout: 30_000 });
+  await expectCount(page.locator('#leads-table tbody tr'), (n) => n === 0, `rows in ${required('OTHER_PROJECT')}`);
+  const otherStream = `/api/stream?project=${required('OTHER_PROJECT')}`;
+  if (!switched.some((u) => u.endsWith(otherStream))) throw new Error(`no ${otherStream} among ${switched.join(', ')}`);
+  log(`switched to ${required('OTHER_PROJECT')}: no leads, and the stream is ${otherStream}`);
+  await screenshot('other-project');
+  await page.selectOption('#project-switcher', required('PROJECT'));
+  await rowOf(star.name).waitFor({ timeout: 30_000 });
+  page.off('request', onRequest);
+  log(`back in ${required('PROJECT')}: its leads again`);
 
   // Logging out ends the session: back on the login page, and the API refuses the old page.
   await page.click('#logout');
