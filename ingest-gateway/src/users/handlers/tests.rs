@@ -245,7 +245,7 @@ async fn the_sixth_failure_within_a_minute_is_429_even_with_the_right_password()
     }
     let (status, headers, body) = app.login("ada@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert_eq!(body["error"], "too_many_attempts");
+    assert_eq!(body["error"], "rate_limited");
     let retry: u64 = headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!((1..=12).contains(&retry), "{retry}");
     // Unknown emails are throttled alike; another email is not affected.
