@@ -359,6 +359,10 @@ async fn project_b_sees_and_changes_none_of_project_as_data_on_any_endpoint() {
 
     print_matrix(&rows);
     assert!(rows.iter().all(|r| r.held), "an isolation check failed; see the matrix above");
+    let logs = gateway.process.logs();
+    for secret in [ka.as_str(), kb.as_str(), TEST_ADMIN_TOKEN] {
+        assert!(!logs.contains(secret), "a credential is in the gateway's log");
+    }
 }
 
 #[tokio::test]

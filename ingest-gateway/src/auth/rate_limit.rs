@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use time::OffsetDateTime;
 
 use crate::auth::AuthState;
@@ -17,11 +18,13 @@ use crate::error::AppError;
 /// How many times a request re-reads the state after losing a race before it gives up (503).
 const MAX_SWAPS: usize = 50;
 
+const LIMIT: &str = "ratelimit-limit";
+
 /// The `RateLimit-*` headers of an answer.
 pub fn headers(decision: &Decision) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let number = |n: u64| HeaderValue::from_str(&n.to_string()).expect("digits");
-    headers.insert("ratelimit-limit", number(u64::from(decision.limit)));
+    headers.insert(LIMIT, number(u64::from(decision.limit)));
     headers.insert("ratelimit-remaining", number(u64::from(decision.remaining)));
     headers.insert("ratelimit-reset", number(decision.reset_secs));
     headers
@@ -64,6 +67,34 @@ impl AuthState {
             }
         }
         Err(AppError::unavailable("the rate limit is contended; retry", self.retry_after))
+    }
+}
+
+impl AuthState {
+    /// The key's `RateLimit-*` headers as they stand, counting nothing.
+    pub async fn current_limits(&self, caller: &InProject) -> Result<HeaderMap, AppError> {
+        let Some(key) = &caller.key else { return Ok(HeaderMap::new()) };
+        let limit = self.limit_of(caller, key.events_per_minute).await?;
+        let tat = self.store.rate_tat(&key.key_id).await.map_err(|e| self.unavailable(e))?;
+        Ok(headers(&gcra::decide(tat, now_ms(), 0, limit)))
+    }
+
+    /// `answer`, its error (a 400, a 503) given the key's `RateLimit-*` headers too, so that
+    /// every answer of an ingest route past the credential check carries them.
+    pub async fn with_limits(
+        &self,
+        caller: &InProject,
+        answer: impl Future<Output = Result<Response, AppError>>,
+    ) -> Result<Response, AppError> {
+        match answer.await {
+            Err(mut error) if !error.headers.contains_key(LIMIT) => {
+                if let Ok(limits) = self.current_limits(caller).await {
+                    error.headers.extend(limits);
+                }
+                Err(error)
+            }
+            other => other,
+        }
     }
 }
 

@@ -209,6 +209,25 @@ async fn the_rate_limit_counts_events_answers_429_with_its_headers_and_publishes
 }
 
 #[tokio::test]
+async fn a_refused_ingest_request_carries_the_limit_headers_and_costs_nothing() {
+    let h = Harness::new();
+    let key = h.key_of("default", &[Scope::Ingest], Some(10));
+    for (path, body) in [
+        ("/api/events", json!({"leadId": "", "eventType": "page_view"})),
+        ("/api/events/batch", json!({"events": [{"leadId": ""}]})),
+        ("/api/leads", json!({"name": ""})),
+    ] {
+        let (status, headers, answer) = h.send(with_key(Method::POST, path, &key, Some(body))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(
+            (headers["ratelimit-limit"].to_str().unwrap(), headers["ratelimit-remaining"].to_str().unwrap()),
+            ("10", "10"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_limit_is_the_keys_else_the_projects_else_the_default() {
     let h = Harness::new();
     store_project(&h.store, "small", &[], Some(7));

@@ -10,13 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use leadflow_core::contract::records::{LeadEvent, NameSubmitted, ReviewDecision, TopicRecord};
 use leadflow_core::model::scoring::ScoringRules;
 
 use crate::auth::AuthState;
-use crate::auth::caller::Caller;
+use crate::auth::caller::{Caller, InProject};
 use crate::auth::scope::Scope;
 
 use crate::error::{AppError, FieldError};
@@ -80,6 +81,7 @@ impl<P: Publisher> WriteState<P> {
 }
 
 /// The credential comes first: a caller who may not post learns nothing of the input rules.
+/// Every answer past it carries the key's `RateLimit-*` headers.
 async fn post_event<P: Publisher>(
     State(state): State<Arc<WriteState<P>>>,
     State(auth): State<Arc<AuthState>>,
@@ -87,6 +89,15 @@ async fn post_event<P: Publisher>(
     JsonBody(body): JsonBody<EVENT_BODY_LIMIT>,
 ) -> Result<Response, AppError> {
     let caller = caller.in_project(Scope::Ingest)?;
+    auth.with_limits(&caller, accept_event(&state, &auth, &caller, body)).await
+}
+
+async fn accept_event<P: Publisher>(
+    state: &WriteState<P>,
+    auth: &AuthState,
+    caller: &InProject,
+    body: Value,
+) -> Result<Response, AppError> {
     let mut event = validation::validate_event(&body, OffsetDateTime::now_utc()).map_err(|errors| {
         state.count_rejected(&errors);
         AppError::invalid_fields(errors)
@@ -134,6 +145,15 @@ async fn post_event_batch<P: Publisher>(
     JsonBody(body): JsonBody<EVENTS_BATCH_BODY_LIMIT>,
 ) -> Result<Response, AppError> {
     let caller = caller.in_project(Scope::Ingest)?;
+    auth.with_limits(&caller, accept_event_batch(&state, &auth, &caller, body)).await
+}
+
+async fn accept_event_batch<P: Publisher>(
+    state: &WriteState<P>,
+    auth: &AuthState,
+    caller: &InProject,
+    body: Value,
+) -> Result<Response, AppError> {
     let items = validation::batch_items(&body, "events", MAX_EVENTS_PER_BATCH)
         .map_err(|e| AppError::invalid_fields(vec![e]))?;
     let now = OffsetDateTime::now_utc();
@@ -154,7 +174,11 @@ async fn post_event_batch<P: Publisher>(
             }
         }
     }
-    let limits = if valid.is_empty() { HeaderMap::new() } else { auth.admit(&caller, valid.len()).await? };
+    let limits = if valid.is_empty() {
+        auth.current_limits(caller).await.unwrap_or_default()
+    } else {
+        auth.admit(caller, valid.len()).await?
+    };
     let events: Vec<LeadEvent> = valid.iter().map(|(_, e)| e.clone()).collect();
     let published = state.publish(&events).await;
     for ((index, event), outcome) in valid.into_iter().zip(published) {
@@ -202,6 +226,15 @@ async fn post_leads<P: Publisher>(
     JsonBody(body): JsonBody<LEADS_BODY_LIMIT>,
 ) -> Result<Response, AppError> {
     let caller = caller.in_project(Scope::Ingest)?;
+    auth.with_limits(&caller, accept_leads(&state, &auth, &caller, body)).await
+}
+
+async fn accept_leads<P: Publisher>(
+    state: &WriteState<P>,
+    auth: &AuthState,
+    caller: &InProject,
+    body: Value,
+) -> Result<Response, AppError> {
     let now = OffsetDateTime::now_utc();
     let is_batch = body.as_object().is_some_and(|o| o.contains_key("names"));
     let leads: Vec<NameSubmitted> = if is_batch {
