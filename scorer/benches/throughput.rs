@@ -97,14 +97,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn latency(stack: &Stack, rate: u64, seconds: u64) {
     let run = ScorerRun::new(stack);
     let mut scorer = scorer(stack, &run, true).await;
-    let env = [
+    let mut env = vec![
         ("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned()),
         ("LEADFLOW_TELEMETRY__LOG_FILTER", "warn,ingest_gateway=info,leadflow_core=info".to_owned()),
     ];
+    env.extend(leadflow_testkit::auth::gateway_auth_env());
     let (mut gateway, _) =
         ServiceProcess::spawn_against(stack, &release_binary("ingest-gateway"), &env).await.unwrap();
     let api = gateway.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
     let url = format!("http://{api}/api/events");
+    // A key whose limit the benchmark never meets: it measures the pipeline, not the limiter.
+    let key = leadflow_testkit::auth::create_project_and_key(
+        &format!("http://{api}"),
+        "default",
+        &["ingest"],
+        leadflow_testkit::auth::TEST_EVENTS_PER_MINUTE,
+    )
+    .await
+    .unwrap();
 
     let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let reader = {
@@ -151,11 +161,12 @@ async fn latency(stack: &Stack, rate: u64, seconds: u64) {
             "eventId": format!("{id}-e{i}"), "leadId": format!("{id}-L{}", i % 200),
             "eventType": "page_view", "timestamp": (start + time::Duration::seconds(i as i64)).format(&time::format_description::well_known::Rfc3339).unwrap(),
         });
-        let (client, url, sent) = (client.clone(), url.clone(), sent.clone());
+        let (client, url, key, sent) = (client.clone(), url.clone(), key.clone(), sent.clone());
         posts.push(tokio::spawn(async move {
             let at = Instant::now();
             let ok = client
                 .post(&url)
+                .bearer_auth(&key)
                 .json(&body)
                 .send()
                 .await
