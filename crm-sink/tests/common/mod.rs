@@ -81,12 +81,23 @@ impl SinkRun {
         crm: &CrmStandIn,
         extra: &[(&'static str, String)],
     ) -> ServiceProcess {
+        self.start_with_ops(stack, instance, crm, extra).await.0
+    }
+
+    /// [`SinkRun::start`], and the address of the instance's ops endpoints (`/metrics`).
+    pub async fn start_with_ops(
+        &self,
+        stack: &Stack,
+        instance: &str,
+        crm: &CrmStandIn,
+        extra: &[(&'static str, String)],
+    ) -> (ServiceProcess, String) {
         let mut env = self.env(stack, instance, crm);
         env.extend(extra.iter().cloned());
-        let (mut process, _ops) =
+        let (mut process, ops) =
             ServiceProcess::spawn_against(stack, env!("CARGO_BIN_EXE_crm-sink"), &env).await.unwrap();
         process.wait_for_log("consuming", Duration::from_secs(60)).await.unwrap();
-        process
+        (process, ops)
     }
 
     pub async fn store(&self, stack: &Stack) -> LeadStore {
