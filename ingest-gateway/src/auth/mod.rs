@@ -139,8 +139,10 @@ impl AuthState {
         Ok(origins)
     }
 
-    /// Creates the `default` project unless it exists (at start-up; every replica may race).
+    /// Creates the store's indexes and the `default` project unless it exists (at start-up;
+    /// every replica may race, and both are idempotent).
     pub async fn ensure_default_project(&self) -> Result<(), StoreError> {
+        self.store.ensure_indexes().await?;
         let project = ProjectDoc {
             id: DEFAULT_PROJECT.to_owned(),
             name: DEFAULT_PROJECT.to_owned(),

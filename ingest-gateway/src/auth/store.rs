@@ -51,6 +51,10 @@ pub struct ProjectChanges {
 type Answer<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 pub trait AuthStore: Send + Sync + 'static {
+    /// Creates the indexes the queries use (idempotent); nothing to do for a store without any.
+    fn ensure_indexes(&self) -> Answer<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
     fn project(&self, id: &str) -> Answer<'_, Option<ProjectDoc>>;
     fn projects(&self) -> Answer<'_, Vec<ProjectDoc>>;
     /// [`StoreError::Exists`] when a project has that id.
@@ -89,6 +93,15 @@ impl MongoAuthStore {
 }
 
 impl AuthStore for MongoAuthStore {
+    /// A project's keys are listed by `projectId`; every other lookup is by `_id`.
+    fn ensure_indexes(&self) -> Answer<'_, ()> {
+        Box::pin(async move {
+            let index = mongodb::IndexModel::builder().keys(doc! { "projectId": 1, "createdAt": 1 }).build();
+            self.keys.create_index(index).await?;
+            Ok(())
+        })
+    }
+
     fn project(&self, id: &str) -> Answer<'_, Option<ProjectDoc>> {
         let id = id.to_owned();
         Box::pin(async move { Ok(self.projects.find_one(doc! { "_id": id }).await?) })
