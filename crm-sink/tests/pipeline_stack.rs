@@ -15,7 +15,7 @@ use crm_sink::read_model::{LeadStatus, LeadView};
 use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::new_group_at_end;
 use leadflow_testkit::stand_in::{FIRST_NAMES, StandInServer};
-use leadflow_testkit::{ServiceProcess, Stack, eventually, unique, workspace_binary};
+use leadflow_testkit::{ServiceProcess, Stack, auth, eventually, unique, workspace_binary};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -43,28 +43,21 @@ async fn names_posted_to_the_gateway_reach_the_crm_when_verified() {
     let run = SinkRun::new(&stack);
     let mut sink = run.start(&stack, "a", &crm, &[]).await;
     // The gateway takes names only with a project's ingest key, which its admin creates.
-    let admin_token = unique("admin-token-of-the-e2e-test");
-    let (mut gateway, _) = ServiceProcess::spawn_against(
-        &stack,
-        &workspace_binary("ingest-gateway"),
-        &[
-            ("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned()),
-            ("LEADFLOW_AUTH__ADMIN_TOKEN", admin_token.clone()),
-            ("LEADFLOW_AUTH__JWT_SECRET", unique("jwt-secret-of-the-e2e-test-0123456789")),
-        ],
+    let mut gateway_env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+    gateway_env.extend(auth::gateway_auth_env());
+    let (mut gateway, _) =
+        ServiceProcess::spawn_against(&stack, &workspace_binary("ingest-gateway"), &gateway_env)
+            .await
+            .unwrap();
+    let api = gateway.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
+    let key = auth::create_project_and_key(
+        &format!("http://{api}"),
+        "default",
+        &["ingest"],
+        auth::TEST_EVENTS_PER_MINUTE,
     )
     .await
     .unwrap();
-    let api = gateway.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
-    let created = reqwest::Client::new()
-        .post(format!("http://{api}/api/projects/default/keys"))
-        .bearer_auth(&admin_token)
-        .json(&json!({ "name": "e2e", "scopes": ["ingest"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let key = created.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned();
 
     let id = run_id();
     let names: Vec<Value> = FIRST_NAMES
