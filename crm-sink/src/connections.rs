@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use prometheus::{IntCounterVec, Registry};
 
 use crate::CrmSinkError;
-
 use crate::config::{CrmConfig, DestinationKind};
 use crate::destination::Destination;
 use crate::http_destination::{DeliveryError, HttpDestination, HttpDestinationMetrics};
@@ -35,8 +34,8 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// The connections `crm` configures; their HTTP clients share metrics, registered in
-    /// `registry` when there is one.
+    /// The connections `crm` configures. Their HTTP clients share one set of request metrics
+    /// (`crm_requests_total`, ...), registered in `registry` when the destination is `http`.
     pub fn from_config(crm: &CrmConfig, registry: &Registry) -> Result<Self, CrmSinkError> {
         match crm.destination {
             DestinationKind::Log => Ok(Connections::log()),

@@ -6,8 +6,9 @@
 //! Both levels are keyed by [`LookupKey`], the project and the name: one tenant's lookups must
 //! not reveal or shape another's. A cache shared across projects would tell a project, by a hit
 //! it did not pay for (a faster answer, an API quota left unspent), that another project had
-//! asked about that name, and one project's lookups would decide which of another's entries
-//! stay in memory and how old the answers it gets are.
+//! asked about that name, and would hand it answers another project's lookup fetched, as old as
+//! that lookup. The LRU's capacity (`cache.memory_entries`) is still shared: a busy project can
+//! evict another's entries, which costs that project API requests but shows it nothing.
 //!
 //! The documents are [`PredictionDoc`]s, declared in `leadflow_core::store::documents` with the
 //! collection's default name, `NATIONALIZE_CACHE` (the `cache.collection` setting), and their
