@@ -3,6 +3,8 @@
 //! `GET /__admin/stats`, `PUT /__admin/faults`.
 
 use std::future::Future;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -73,5 +75,56 @@ impl StandInServer {
 impl Drop for StandInServer {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// A stand-in binary (`--listen 127.0.0.1:0`) in a process of its own, and the address it
+/// announced, for tests that run the services as the demo does. Killed when dropped.
+pub struct StandInProcess {
+    child: Child,
+    /// Where it listens, `127.0.0.1:<port>`.
+    pub addr: String,
+}
+
+impl StandInProcess {
+    /// Starts the stand-in binary `name` (e.g. `crm-standin`) and waits for its address.
+    pub async fn start(name: &str) -> StandInProcess {
+        let log_path =
+            crate::repo_root().join("target/test-logs").join(format!("{}.log", crate::unique(name)));
+        std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(crate::workspace_binary(name))
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        // Owned at once, so that a failed start still kills the child (Drop).
+        let mut stand_in = StandInProcess { child, addr: String::new() };
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let addr = text.lines().filter(|l| l.contains("listening")).find_map(|l| {
+                let at = l.find("addr=")? + 5;
+                l[at..].split_whitespace().next().map(|a| a.trim_matches('"').to_owned())
+            });
+            if let Some(addr) = addr {
+                stand_in.addr = addr;
+                return stand_in;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{name} did not announce its address:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for StandInProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -18,62 +18,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::{new_group_at_end_of, produce, producer};
+use leadflow_testkit::stand_in::StandInProcess;
 use leadflow_testkit::{ServiceProcess, Stack, repo_root, unique, workspace_binary};
 use serde_json::{Value, json};
 
 const CRM_SINK_INPUTS: [&str; 4] = [topics::ENRICHED, topics::SCORES, topics::REVIEWS, topics::CRM_RESYNC];
-
-/// A stand-in binary (`--listen 127.0.0.1:0`) and the address it announced.
-struct StandIn {
-    child: Child,
-    addr: String,
-}
-
-impl StandIn {
-    async fn start(name: &str) -> StandIn {
-        let log_path = repo_root().join("target/test-logs").join(format!("{}.log", unique(name)));
-        std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(workspace_binary(name))
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        // Owned at once, so that a failed start still kills the child (Drop).
-        let mut stand_in = StandIn { child, addr: String::new() };
-        let start = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let addr = text.lines().filter(|l| l.contains("listening")).find_map(|l| {
-                let at = l.find("addr=")? + 5;
-                l[at..].split_whitespace().next().map(|a| a.trim_matches('"').to_owned())
-            });
-            if let Some(addr) = addr {
-                stand_in.addr = addr;
-                return stand_in;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{name} did not announce its address:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Series names in a Prometheus text exposition (sample lines, not `# HELP`/`# TYPE`).
 fn series_names(exposition: &str) -> BTreeSet<String> {
@@ -167,8 +120,8 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
     let used = referenced_metrics();
     let stack = Stack::get();
 
-    let nationalize = StandIn::start("nationalize-standin").await;
-    let crm = StandIn::start("crm-standin").await;
+    let nationalize = StandInProcess::start("nationalize-standin").await;
+    let crm = StandInProcess::start("crm-standin").await;
     let db = |prefix: &str| unique(prefix).replace('-', "_");
     let enricher_env = [
         ("LEADFLOW_CONSUMER__GROUP_ID", new_group_at_end_of(&stack, "obs-enricher", &[topics::NAMES])),
