@@ -42,7 +42,7 @@ pub struct ApiKeyDoc {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// A key's GCRA state: its theoretical arrival time, epoch milliseconds.
+/// A key's GCRA state: its theoretical arrival time, epoch microseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimitDoc {
     #[serde(rename = "_id")]

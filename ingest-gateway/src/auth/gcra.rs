@@ -3,12 +3,12 @@
 //! the theoretical arrival time (TAT). For n events at `now`: new TAT = max(TAT, now) + n·T, and
 //! they are allowed iff new TAT − now ≤ 60 s (a full minute's budget may be spent at once).
 //!
-//! Times are epoch milliseconds, as stored. The cost n·T is rounded up to whole milliseconds, so
-//! rounding never allows more than the limit; above 60 000 events per minute each single-event
-//! request therefore costs at least 1 ms of the budget.
+//! Times are epoch microseconds, as stored. The cost n·T is rounded up to whole microseconds, so
+//! rounding never allows more than the limit, and even the highest limit (1,000,000 a minute,
+//! T = 60 µs) is charged exactly.
 
 /// The window the limit is stated over.
-pub const PERIOD_MS: i64 = 60_000;
+pub const PERIOD_US: i64 = 60_000_000;
 
 /// What [`decide`] concludes for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,33 +27,33 @@ pub struct Decision {
     pub retry_after_secs: Option<u64>,
 }
 
-/// The cost of `n` events at `limit` per minute, in milliseconds, rounded up.
-pub fn cost_ms(n: u32, limit: u32) -> i64 {
-    let numerator = i128::from(n) * i128::from(PERIOD_MS);
+/// The cost of `n` events at `limit` per minute, in microseconds, rounded up.
+pub fn cost_us(n: u32, limit: u32) -> i64 {
+    let numerator = i128::from(n) * i128::from(PERIOD_US);
     let limit = i128::from(limit.max(1));
     ((numerator + limit - 1) / limit) as i64
 }
 
-fn ceil_secs(ms: i64) -> u64 {
-    (ms.max(0) as u64).div_ceil(1000)
+fn ceil_secs(us: i64) -> u64 {
+    (us.max(0) as u64).div_ceil(1_000_000)
 }
 
 /// Decides `n` events at `now` for a key at `tat` (`None`: never used), `limit` per minute.
 pub fn decide(tat: Option<i64>, now: i64, n: u32, limit: u32) -> Decision {
     let limit = limit.max(1);
     let base = tat.unwrap_or(now).max(now);
-    let new_tat = base.saturating_add(cost_ms(n, limit));
-    let allowed = new_tat - now <= PERIOD_MS;
+    let new_tat = base.saturating_add(cost_us(n, limit));
+    let allowed = new_tat - now <= PERIOD_US;
     let held = if allowed { new_tat } else { base };
-    let remaining_ms = (PERIOD_MS - (held - now)).max(0);
-    // Events that fit in what is left: the largest m with cost_ms(m) <= remaining_ms.
-    let remaining = ((i128::from(remaining_ms) * i128::from(limit)) / i128::from(PERIOD_MS)) as u32;
+    let remaining_us = (PERIOD_US - (held - now)).max(0);
+    // Events that fit in what is left: the largest m with cost_us(m) <= remaining_us.
+    let remaining = ((i128::from(remaining_us) * i128::from(limit)) / i128::from(PERIOD_US)) as u32;
     let retry_after_secs = if allowed {
         None
     } else if n > limit {
         None
     } else {
-        Some(ceil_secs(new_tat - now - PERIOD_MS).max(1))
+        Some(ceil_secs(new_tat - now - PERIOD_US).max(1))
     };
     Decision {
         allowed,
@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn a_fresh_key_takes_exactly_its_limit_at_once_and_then_one_per_period() {
-        let now = 1_700_000_000_000;
+        let now = 1_700_000_000_000_000;
         let mut tat = None;
         for i in 0..100 {
             let d = decide(tat, now, 1, 100);
@@ -84,13 +84,13 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(refused.tat, tat.unwrap(), "a refusal changes nothing");
         assert_eq!((refused.remaining, refused.reset_secs, refused.retry_after_secs), (0, 60, Some(1)));
-        assert!(decide(tat, now + 600, 1, 100).allowed, "T = 600 ms later, one more fits");
-        assert!(!decide(tat, now + 599, 1, 100).allowed);
+        assert!(decide(tat, now + 600_000, 1, 100).allowed, "T = 600 ms later, one more fits");
+        assert!(!decide(tat, now + 599_999, 1, 100).allowed);
     }
 
     #[test]
     fn a_batch_counts_its_events_and_one_larger_than_the_limit_never_fits() {
-        let now = 5_000_000;
+        let now = 5_000_000_000;
         let d = decide(None, now, 60, 100);
         assert!(d.allowed);
         assert_eq!((d.remaining, d.reset_secs), (40, 36));
@@ -103,15 +103,27 @@ mod tests {
         assert!(!never.allowed && never.retry_after_secs.is_none());
     }
 
+    #[test]
+    fn the_highest_limit_is_charged_exactly() {
+        let now = 1_700_000_000_000_000;
+        let mut tat = None;
+        for _ in 0..1_000 {
+            let d = decide(tat, now, 1, 1_000_000);
+            assert!(d.allowed);
+            tat = Some(d.tat);
+        }
+        assert_eq!(tat, Some(now + 60_000), "1,000 events at 60 µs each, not 1 ms each");
+    }
+
     proptest! {
         /// However requests arrive, what is allowed in any span of time never exceeds the limit
         /// plus what the span earns: L + L·span/60 s.
         #[test]
         fn never_more_than_the_limit_plus_what_time_earns(
             limit in 1u32..2000,
-            steps in prop::collection::vec((0i64..3000, 1u32..50), 1..200),
+            steps in prop::collection::vec((0i64..3_000_000, 1u32..50), 1..200),
         ) {
-            let mut now = 1_000_000i64;
+            let mut now = 1_000_000_000i64;
             let mut tat = None;
             let mut allowed: Vec<(i64, u32)> = Vec::new();
             for (gap, n) in steps {
@@ -130,9 +142,9 @@ mod tests {
                 let mut total = 0u64;
                 for (at, n) in &allowed[i..] {
                     total += u64::from(*n);
-                    let earned = (u64::from(limit) * (at - start) as u64).div_ceil(PERIOD_MS as u64);
+                    let earned = (u64::from(limit) * (at - start) as u64).div_ceil(PERIOD_US as u64);
                     prop_assert!(total <= u64::from(limit) + earned,
-                        "{total} events in {} ms at {limit}/min", at - start);
+                        "{total} events in {} µs at {limit}/min", at - start);
                 }
             }
         }
@@ -143,13 +155,13 @@ mod tests {
         fn retry_after_is_enough_and_a_minute_restores_the_budget(
             limit in 1u32..5000, used in 1u32..5000, n in 1u32..5000,
         ) {
-            let now = 10_000_000i64;
+            let now = 10_000_000_000i64;
             let used = used.min(limit);
             let tat = decide(None, now, used, limit).tat;
-            prop_assert!(decide(Some(tat), now + PERIOD_MS, limit, limit).allowed);
+            prop_assert!(decide(Some(tat), now + PERIOD_US, limit, limit).allowed);
             let d = decide(Some(tat), now, n, limit);
             if let (false, Some(after)) = (d.allowed, d.retry_after_secs) {
-                prop_assert!(decide(Some(tat), now + after as i64 * 1000, n, limit).allowed);
+                prop_assert!(decide(Some(tat), now + after as i64 * 1_000_000, n, limit).allowed);
             }
         }
     }

@@ -30,8 +30,8 @@ pub fn headers(decision: &Decision) -> HeaderMap {
     headers
 }
 
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+fn now_us() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
 }
 
 impl AuthState {
@@ -53,7 +53,7 @@ impl AuthState {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         for _ in 0..MAX_SWAPS {
             let tat = self.store.rate_tat(&key.key_id).await.map_err(|e| self.unavailable(e))?;
-            let decision = gcra::decide(tat, now_ms(), n, limit);
+            let decision = gcra::decide(tat, now_us(), n, limit);
             if !decision.allowed {
                 return Err(refusal(&decision, n));
             }
@@ -76,7 +76,7 @@ impl AuthState {
         let Some(key) = &caller.key else { return Ok(HeaderMap::new()) };
         let limit = self.limit_of(caller, key.events_per_minute).await?;
         let tat = self.store.rate_tat(&key.key_id).await.map_err(|e| self.unavailable(e))?;
-        Ok(headers(&gcra::decide(tat, now_ms(), 0, limit)))
+        Ok(headers(&gcra::decide(tat, now_us(), 0, limit)))
     }
 
     /// `answer`, its error (a 400, a 503) given the key's `RateLimit-*` headers too, so that

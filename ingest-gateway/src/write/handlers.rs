@@ -270,8 +270,8 @@ async fn accept_leads<P: Publisher>(
     for lead in &mut leads {
         lead.project_id = caller.project_id.clone();
     }
-    // The design counts `POST /api/leads` as 1, a batch of names included.
-    let limits = auth.admit(&caller, 1).await?;
+    // Each name is a record on Kafka, as each event is: a batch of names counts its names.
+    let limits = auth.admit(&caller, leads.len()).await?;
     let results = state.publish(&leads).await;
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(state.publish_failure(e));
