@@ -7,10 +7,11 @@
 //! disconnected; reconnecting with its `Last-Event-ID` resumes where it left off. Streams end
 //! when the gateway shuts down, so they never hold up a graceful stop.
 //!
-//! A stream carries only its caller's project's updates. A stream opened with a key re-reads
-//! that key from the store (not the cache) every `auth.cache_ttl`, and ends when the key is
-//! revoked, or when the store cannot say (failing closed; the client reconnects, and is asked
-//! for a valid key).
+//! A stream carries only its caller's project's updates. Every `auth.cache_ttl` it checks its
+//! credential again, and ends when that no longer holds: a key is re-read from the store (not the
+//! cache) and ends the stream once revoked; a dashboard session ends it once its JWT expires or
+//! its user leaves the project. When the store cannot say, the stream ends too (failing closed;
+//! the client reconnects, and is asked for a valid credential).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use axum::Router;
 use std::time::Duration;
 
 use axum::extract::{FromRef, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures::{Stream, StreamExt};
@@ -75,28 +76,54 @@ pub async fn stream(
             }
         });
     let shutdown = state.shutdown.clone();
-    let key_id = caller.key.map(|k| k.key_id);
+    let credential = match caller.key {
+        Some(key) => Credential::Key(key.key_id),
+        None => Credential::Session { headers, project: caller.project_id.clone() },
+    };
     let ended = async move {
         tokio::select! {
             _ = shutdown.cancelled_owned() => {}
-            _ = until_revoked(auth, key_id) => {}
+            _ = until_revoked(auth, credential) => {}
         }
     };
     let stream = first.chain(following).take_until(ended);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// Resolves once `key_id` is no longer valid, as re-read every `auth.cache_ttl`; never for a
-/// stream without a key (a dashboard session).
-async fn until_revoked(auth: Arc<AuthState>, key_id: Option<String>) {
-    let Some(key_id) = key_id else { return std::future::pending().await };
+/// What a stream was opened with, to check again while it lasts.
+enum Credential {
+    Key(String),
+    /// A dashboard session: the request's headers (its cookie), and the project it streams.
+    Session {
+        headers: HeaderMap,
+        project: String,
+    },
+}
+
+/// Resolves once the stream's credential no longer holds, as checked every `auth.cache_ttl`.
+async fn until_revoked(auth: Arc<AuthState>, credential: Credential) {
     let every: Duration = auth.cache_ttl;
     loop {
         tokio::time::sleep(every).await;
-        match auth.still_valid(&key_id).await {
+        let holds = match &credential {
+            Credential::Key(key_id) => auth.still_valid(key_id).await,
+            Credential::Session { headers, project } => auth
+                .sessions
+                .check(headers, &Method::GET)
+                .await
+                .map(|user| user.is_some_and(|u| u.projects.contains(project))),
+        };
+        match holds {
             Ok(true) => {}
             Ok(false) => {
-                tracing::info!(key = %key_id, "a stream's key was revoked; ending the stream");
+                match &credential {
+                    Credential::Key(key_id) => {
+                        tracing::info!(key = %key_id, "a stream's key was revoked; ending the stream")
+                    }
+                    Credential::Session { .. } => {
+                        tracing::info!("a stream's session expired or left the project; ending the stream")
+                    }
+                }
                 return;
             }
             Err(_) => return,

@@ -139,3 +139,49 @@ async fn a_stream_needs_the_read_scope_and_ends_once_its_key_is_revoked() {
         revoked_at.elapsed()
     );
 }
+
+/// A session check whose one user belongs to `default` until `valid` is turned off (the JWT
+/// expired, or the user left the project).
+struct SwitchableSession {
+    valid: std::sync::atomic::AtomicBool,
+}
+
+impl crate::auth::session::SessionCheck for SwitchableSession {
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        _: &Method,
+    ) -> futures::future::BoxFuture<'_, Result<Option<crate::auth::session::SessionUser>, AppError>> {
+        let signed_in =
+            headers.contains_key(header::COOKIE) && self.valid.load(std::sync::atomic::Ordering::SeqCst);
+        let user = signed_in.then(|| crate::auth::session::SessionUser {
+            email: "ada@example.com".into(),
+            projects: vec!["default".into()],
+        });
+        Box::pin(std::future::ready(Ok(user)))
+    }
+}
+
+#[tokio::test]
+async fn a_session_stream_ends_once_its_session_no_longer_holds() {
+    let sessions = Arc::new(SwitchableSession { valid: true.into() });
+    let h = Harness::with_sessions(Default::default(), sessions.clone());
+    let request =
+        Request::get("/api/stream").header(header::COOKIE, "leadflow_session=x").body(Body::empty()).unwrap();
+    let response = router(h.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let ttl = h.state.auth.cache_ttl;
+    let (_, ended) = read_stream_until(&mut body, |_| false).await;
+    assert!(!ended, "a stream whose session holds stays open past {ttl:?}");
+
+    sessions.valid.store(false, std::sync::atomic::Ordering::SeqCst);
+    let expired_at = std::time::Instant::now();
+    let (rest, ended) = read_stream_until(&mut body, |_| false).await;
+    assert!(ended, "the stream outlived its session; it sent {rest:?}");
+    assert!(
+        expired_at.elapsed() <= ttl + Duration::from_millis(500),
+        "ended after {:?}",
+        expired_at.elapsed()
+    );
+}
