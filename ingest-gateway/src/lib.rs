@@ -77,10 +77,11 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     let producer: FutureProducer = producer_cfg.create()?;
 
     // Kafka, the registry and the API's own listener decide readiness (see `with_api_listener`).
-    // MongoDB is deliberately left out: it serves the read API alone, and the write API must stay
-    // available (and the gateway ready) while MongoDB is down; reads then answer 503 with
-    // Retry-After. Building the client connects to nothing, so a MongoDB outage does not hold up
-    // start-up either.
+    // MongoDB is deliberately left out, although every request needs it (keys, the shared rate
+    // limit, the read model): every replica shares the one MongoDB, so an outage would take them
+    // all out of the Service at once, and clients would meet refused connections instead of a 503
+    // with Retry-After. Building the client connects to nothing, so a MongoDB outage does not hold
+    // up start-up either.
     let mongo = leadflow_core::store::mongo::client(&config.mongo, "ingest-gateway").await?;
     let reads = ReadStore::new(mongo.clone(), &config.mongo.database);
     // Keys, projects and rate limits live in MongoDB too: with auth, the write API needs it to
