@@ -1,15 +1,21 @@
 //! The contract holds: Schemathesis fuzzes the gateway binary, running against the real stack,
-//! from `docs/openapi.yaml` with every check (`--checks all`), and finds no failure: no 5xx, no
-//! status, header or body the document does not state, nothing accepted that the document
-//! refuses and nothing refused that it accepts, 405 with `Allow` for an unlisted method.
+//! from `docs/openapi.yaml` with every check (`--checks all`), authenticated, and finds no
+//! failure: no 5xx, no status, header or body the document does not state, nothing accepted that
+//! the document refuses and nothing refused that it accepts, 405 with `Allow` for an unlisted
+//! method, and no operation that declares a credential answering 2xx without one or with a bad
+//! one (`ignored_auth`).
+//!
+//! The gateway runs with the tests' admin token and JWT secret and a MongoDB database of its own
+//! (the fuzzer creates projects, keys and users there). The test makes a project and one
+//! key with all three scopes and a limit high enough that the fuzzer never meets it, and gives
+//! Schemathesis both credentials per security scheme (`schemathesis.toml`): the key for the
+//! lead API, the admin token for the management API. Whatever rules the fuzzer PUTs are that
+//! project's own, so no other project (and no other test) sees them.
 //!
 //! Schemathesis is installed by `scripts/install-schemathesis` (pinned) into a cached venv; when
 //! it is missing the test fails pointing there, it never skips. What JSON Schema cannot state,
 //! the document gives as extensions and `tests/contract/` teaches generation (see hooks.py and
 //! schemathesis.toml there).
-//!
-//! The fuzzer also PUTs rule sets. Whatever it leaves, the test then restores the seeds' rules
-//! under a fresh version, before asserting anything, as other tests expect them in force.
 
 mod common;
 
@@ -17,14 +23,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Gateway;
-use leadflow_core::model::scoring::ScoringRules;
-use leadflow_testkit::{Stack, eventually, unique};
-use serde_json::json;
+use leadflow_testkit::auth::{TEST_ADMIN_TOKEN, TEST_EVENTS_PER_MINUTE, create_key, create_project};
+use leadflow_testkit::{Stack, unique};
 
 /// The version `scripts/install-schemathesis` pins.
 const SCHEMATHESIS_VERSION: &str = "4.32.5";
 /// Schemathesis's time budget: every phase (examples, coverage, fuzzing, stateful) within it.
-const MAX_TIME_SECONDS: &str = "75";
+const MAX_TIME_SECONDS: &str = "120";
 /// Test cases per operation and phase, within that budget.
 const MAX_EXAMPLES: &str = "20";
 
@@ -64,7 +69,15 @@ fn summary(output: &str) -> &str {
 async fn schemathesis_finds_no_contract_failure() {
     let schemathesis = schemathesis_binary();
     let stack = Stack::get();
-    let gateway = Gateway::start(&stack).await;
+    let database = ("LEADFLOW_MONGO__DATABASE", unique("contract").replace('-', "_"));
+    let gateway = Gateway::start_with(&stack, &[database]).await;
+    // A project of this run's, and a key with every scope whose limit the fuzzer never meets.
+    let project = unique("contract");
+    create_project(&gateway.base_url, &project, None).await.unwrap();
+    let made = create_key(&gateway.base_url, &project, &["ingest", "read", "admin"], TEST_EVENTS_PER_MINUTE)
+        .await
+        .unwrap();
+    let (key, key_id) = (made["key"].as_str().expect("key"), made["id"].as_str().expect("id"));
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let document = crate_dir.join("../docs/openapi.yaml").canonicalize().expect("docs/openapi.yaml");
     let contract = crate_dir.join("tests/contract");
@@ -94,28 +107,20 @@ async fn schemathesis_finds_no_contract_failure() {
     let run = tokio::process::Command::new(&schemathesis)
         .args(&args)
         .env("SCHEMATHESIS_HOOKS", contract.join("hooks.py"))
+        // schemathesis.toml reads the credentials from these.
+        .env("LEADFLOW_CONTRACT_KEY", key)
+        // hooks.py: the key the fuzzer must not revoke or rotate under the run.
+        .env("LEADFLOW_CONTRACT_KEY_ID", key_id)
+        .env("LEADFLOW_CONTRACT_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
+        // hooks.py: the project a registration names.
+        .env("LEADFLOW_CONTRACT_PROJECT", &project)
         // Its working files (.schemathesis/) go to the target directory, not the source tree.
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .kill_on_drop(true)
         .output();
-    let run = tokio::time::timeout(Duration::from_secs(180), run).await;
+    let run = tokio::time::timeout(Duration::from_secs(240), run).await;
 
-    // Before asserting anything: leave the seeds' rules in force under a version no run has used.
-    let restore = ScoringRules { version: unique("test-contract-restore"), ..ScoringRules::seeds() };
-    let (status, body) = gateway.put("/api/scoring-rules", &json!(restore)).await;
-    assert_eq!(status, 202, "restoring the seeds' rules: {body}");
-    eventually("the restored seeds' rules are in force", Duration::from_secs(30), || async {
-        let (status, body) = gateway.get("/api/scoring-rules").await;
-        if status == 200 && body["rules"]["version"] == restore.version {
-            Ok(Some(()))
-        } else {
-            Err(format!("{status} {body}"))
-        }
-    })
-    .await
-    .unwrap();
-
-    let output = run.expect("schemathesis finished within 180 s").expect("schemathesis runs");
+    let output = run.expect("schemathesis finished within 240 s").expect("schemathesis runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let passed = output.status.success() && !stdout.contains("unique failure");

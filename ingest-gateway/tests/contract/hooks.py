@@ -1,11 +1,21 @@
 """Schemathesis hooks for the contract test (ingest-gateway/tests/contract_stack.rs).
 
-`docs/openapi.yaml` gives an event's `timestamp` as `format: date-time` with
-`x-max-future-seconds: 300`: JSON Schema cannot bound a value relative to now. Valid data, as
-generated here, is therefore an RFC 3339 instant no later than now (any zone offset); invalid
-data is still generated from the schema's types and format.
+They teach generation what `docs/openapi.yaml` states as extensions, which JSON Schema cannot:
+
+- an event's `timestamp` is `format: date-time` with `x-max-future-seconds: 300`, a bound
+  relative to now. Valid data, as generated here, is therefore an RFC 3339 instant no later than
+  now (any zone offset); invalid data is still generated from the schema's types and format.
+- a rule set's stages are in order (`x-ordered`).
+- a registration's `projects` are projects that exist (`x-existing-projects`), and are required
+  with the admin token the test runs the management API with (`x-required-with-admin-token`).
+
+And one thing about the run itself: Schemathesis reuses ids it read in answers (GET
+/api/projects/{id}/keys lists the key the run authenticates with), so the key is protected from
+being revoked or rotated under the run.
 """
 
+import os
+import re
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
@@ -34,6 +44,53 @@ schemathesis.openapi.format(
 
 @schemathesis.hook
 def map_case(context, case):
+    if case.method.upper() == "POST" and case.path == "/api/auth/register":
+        return _existing_projects(case)
+    if case.path.startswith("/api/projects/{id}/keys/{keyId}"):
+        return _not_the_runs_key(case)
+    return _stages_in_order(case)
+
+
+# The project the test made (LEADFLOW_CONTRACT_PROJECT): the one a registration can name.
+_PROJECT = os.environ.get("LEADFLOW_CONTRACT_PROJECT", "default")
+# The id of the key the run authenticates with (LEADFLOW_CONTRACT_KEY_ID).
+_KEY_ID = os.environ.get("LEADFLOW_CONTRACT_KEY_ID")
+# A key id of the right form that no key has (ids are 48 random bits): answered 404.
+_NO_SUCH_KEY_ID = "000000000000"
+
+
+def _not_the_runs_key(case):
+    """Revoking or rotating the key the run uses would turn every later request into a 401: such
+    a case names a key id of the same form that no key has instead, which keeps its validity."""
+    if _KEY_ID and isinstance(case.path_parameters, dict) and case.path_parameters.get("keyId") == _KEY_ID:
+        case.path_parameters = {**case.path_parameters, "keyId": _NO_SUCH_KEY_ID}
+    return case
+_PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
+
+
+def _existing_projects(case):
+    """`projects` names the test's project where the generated list is valid, and is present.
+
+    A valid list (at most 100 distinct project ids) becomes the test's project, or stays empty; an
+    invalid one is left as generated, so a case keeps its validity under the schema whichever it
+    had. An absent `projects` is valid under the schema but required with the admin token: it
+    becomes the test's project.
+    """
+    if not isinstance(case.body, dict):
+        return case
+    projects = case.body.get("projects", None)
+    valid = (
+        isinstance(projects, list)
+        and len(projects) <= 100
+        and all(isinstance(p, str) and _PROJECT_ID.match(p) for p in projects)
+        and len(set(projects)) == len(projects)
+    )
+    if "projects" not in case.body or (valid and projects):
+        case.body = {**case.body, "projects": [_PROJECT]}
+    return case
+
+
+def _stages_in_order(case):
     """A rule set's stage thresholds are in order (`x-ordered`: warm <= hot <= qualified).
 
     The three share one schema, so sorting their values changes no case's validity under it:
