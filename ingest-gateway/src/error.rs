@@ -49,7 +49,8 @@ pub struct AppError {
     /// Sent as `Retry-After` (whole seconds) with a 503 or a 429.
     pub retry_after: Option<Duration>,
     /// More headers of the answer: `WWW-Authenticate` with a 401, `RateLimit-*` with a 429.
-    pub headers: HeaderMap,
+    /// Boxed: most errors have none, and an `AppError` travels in every handler's `Result`.
+    pub headers: Box<HeaderMap>,
 }
 
 impl AppError {
@@ -58,7 +59,7 @@ impl AppError {
             status,
             body: ErrorBody { error, message: message.into(), field: None, details: Vec::new() },
             retry_after: None,
-            headers: HeaderMap::new(),
+            headers: Box::default(),
         }
     }
 
@@ -84,7 +85,7 @@ impl AppError {
     ) -> Self {
         let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         error.retry_after = retry_after;
-        error.headers = headers;
+        error.headers = Box::new(headers);
         error
     }
 
@@ -177,7 +178,7 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
-        response.headers_mut().extend(self.headers);
+        response.headers_mut().extend(*self.headers);
         if let Some(after) = self.retry_after {
             let seconds = after.as_secs().max(1).to_string();
             response

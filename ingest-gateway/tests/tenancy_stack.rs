@@ -375,7 +375,9 @@ async fn an_ingest_key_cannot_read_and_a_read_key_cannot_post_or_change_rules() 
     let ingest = key(url, &project, &["ingest"], 1_000_000).await.text;
     let read = key(url, &project, &["read"], 1_000_000).await.text;
     let event = json!({"leadId": "l-1", "eventType": "page_view"});
-    let cases: Vec<(&str, Method, &str, Option<Value>, u16, &str)> = vec![
+    // (key, method, path, body, the status expected, the scope its refusal names)
+    type Case<'a> = (&'a str, Method, &'a str, Option<Value>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (&ingest, Method::GET, "/api/leads", None, 403, "read"),
         (&ingest, Method::GET, "/api/leads/l-1", None, 403, "read"),
         (&ingest, Method::GET, "/api/leaderboard", None, 403, "read"),

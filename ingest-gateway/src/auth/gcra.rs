@@ -48,13 +48,9 @@ pub fn decide(tat: Option<i64>, now: i64, n: u32, limit: u32) -> Decision {
     let remaining_us = (PERIOD_US - (held - now)).max(0);
     // Events that fit in what is left: the largest m with cost_us(m) <= remaining_us.
     let remaining = ((i128::from(remaining_us) * i128::from(limit)) / i128::from(PERIOD_US)) as u32;
-    let retry_after_secs = if allowed {
-        None
-    } else if n > limit {
-        None
-    } else {
-        Some(ceil_secs(new_tat - now - PERIOD_US).max(1))
-    };
+    // Allowed needs no retry, and more events than the limit can never fit.
+    let retry_after_secs =
+        if allowed || n > limit { None } else { Some(ceil_secs(new_tat - now - PERIOD_US).max(1)) };
     Decision {
         allowed,
         tat: if allowed { new_tat } else { tat.unwrap_or(now) },

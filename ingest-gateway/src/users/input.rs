@@ -35,10 +35,8 @@ pub fn registration(body: &Value) -> Result<Registration, AppError> {
     let mut errors = unknown_fields(fields, &["email", "password", "projects"]);
     let email = required_string(fields, "email", &mut errors).and_then(|e| checked_email(e, &mut errors));
     let password = required_string(fields, "password", &mut errors);
-    if let Some(password) = password {
-        if let Err(error) = check_password_rules(password) {
-            errors.push(error);
-        }
+    if let Some(Err(error)) = password.map(check_password_rules) {
+        errors.push(error);
     }
     let projects = match fields.get("projects") {
         None => None,
@@ -60,14 +58,14 @@ pub fn credentials(body: &Value) -> Result<Credentials, AppError> {
     let mut errors = unknown_fields(fields, &["email", "password"]);
     let email = required_string(fields, "email", &mut errors).and_then(|e| checked_email(e, &mut errors));
     let password = required_string(fields, "password", &mut errors);
-    if let Some(password) = password {
-        if password.chars().count() > MAX_PASSWORD_CHARS {
-            errors.push(FieldError::new(
-                "password",
-                "too_long",
-                format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
-            ));
-        }
+    if let Some(password) = password
+        && password.chars().count() > MAX_PASSWORD_CHARS
+    {
+        errors.push(FieldError::new(
+            "password",
+            "too_long",
+            format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
+        ));
     }
     match (email, password) {
         (Some(email), Some(password)) if errors.is_empty() => {

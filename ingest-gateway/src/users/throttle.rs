@@ -87,11 +87,14 @@ fn too_many_failures(wait: Duration) -> AppError {
     AppError::rate_limited(message, Some(Duration::from_secs(seconds)), HeaderMap::new())
 }
 
+/// One email's governor state, and when it was last used.
+type Failures<C> = (InMemoryState, <C as Clock>::Instant);
+
 /// governor's per-key states in a map this module can also remove from (a success forgets an
 /// email) and prune; governor's own keyed stores offer neither per key. Each state keeps the
 /// instant it was last used, for pruning.
 struct FailureStore<C: Clock + Clone> {
-    states: Arc<Mutex<HashMap<String, (InMemoryState, C::Instant)>>>,
+    states: Arc<Mutex<HashMap<String, Failures<C>>>>,
     clock: C,
 }
 

@@ -103,7 +103,7 @@ async fn accept_event<P: Publisher>(
         AppError::invalid_fields(errors)
     })?;
     event.project_id = caller.project_id.clone();
-    let limits = auth.admit(&caller, 1).await?;
+    let limits = auth.admit(caller, 1).await?;
     match state.publish(std::slice::from_ref(&event)).await.remove(0) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
@@ -271,7 +271,7 @@ async fn accept_leads<P: Publisher>(
         lead.project_id = caller.project_id.clone();
     }
     // Each name is a record on Kafka, as each event is: a batch of names counts its names.
-    let limits = auth.admit(&caller, leads.len()).await?;
+    let limits = auth.admit(caller, leads.len()).await?;
     let results = state.publish(&leads).await;
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(state.publish_failure(e));
