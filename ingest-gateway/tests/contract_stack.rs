@@ -7,9 +7,10 @@
 //!
 //! The gateway runs with the tests' admin token and JWT secret and a MongoDB database of its own
 //! (the fuzzer creates projects, keys and users there). The test makes a project and one
-//! key with all three scopes and a limit high enough that the fuzzer never meets it, and gives
-//! Schemathesis both credentials per security scheme (`schemathesis.toml`): the key for the
-//! lead API, the admin token for the management API. Whatever rules the fuzzer PUTs are that
+//! key with all three scopes and a limit high enough that the fuzzer never meets it, and a
+//! dashboard user, and gives Schemathesis the credentials per security scheme
+//! (`schemathesis.toml`): the key for the lead API, the admin token for the management API, and
+//! the user's session (it logs in) for `GET /api/auth/me`. Whatever rules the fuzzer PUTs are that
 //! project's own, so no other project (and no other test) sees them.
 //!
 //! Schemathesis is installed by `scripts/install-schemathesis` (pinned) into a cached venv; when
@@ -78,6 +79,16 @@ async fn schemathesis_finds_no_contract_failure() {
         .await
         .unwrap();
     let (key, key_id) = (made["key"].as_str().expect("key"), made["id"].as_str().expect("id"));
+    // A dashboard user of the project, whose session Schemathesis logs in for (GET /api/auth/me).
+    let (email, password) = (format!("{project}@contract.example"), unique("contract-password"));
+    let registered = reqwest::Client::new()
+        .post(format!("{}/api/auth/register", gateway.base_url))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .json(&serde_json::json!({"email": email, "password": password, "projects": [project]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201, "registering the user: {}", registered.text().await.unwrap());
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let document = crate_dir.join("../docs/openapi.yaml").canonicalize().expect("docs/openapi.yaml");
     let contract = crate_dir.join("tests/contract");
@@ -112,6 +123,8 @@ async fn schemathesis_finds_no_contract_failure() {
         // hooks.py: the key the fuzzer must not revoke or rotate under the run.
         .env("LEADFLOW_CONTRACT_KEY_ID", key_id)
         .env("LEADFLOW_CONTRACT_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
+        .env("LEADFLOW_CONTRACT_EMAIL", &email)
+        .env("LEADFLOW_CONTRACT_PASSWORD", &password)
         // hooks.py: the project a registration names.
         .env("LEADFLOW_CONTRACT_PROJECT", &project)
         // Its working files (.schemathesis/) go to the target directory, not the source tree.
