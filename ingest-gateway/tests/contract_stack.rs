@@ -24,8 +24,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Gateway;
+use leadflow_core::contract::project::lead_key;
+use leadflow_core::contract::records::{LeadEnriched, LeadScored};
+use leadflow_core::model::read_model::LeadView;
+use leadflow_core::store::mongo::MongoConfig;
 use leadflow_testkit::auth::{TEST_ADMIN_TOKEN, TEST_EVENTS_PER_MINUTE, create_key, create_project};
 use leadflow_testkit::{Stack, unique};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// The version `scripts/install-schemathesis` pins.
 const SCHEMATHESIS_VERSION: &str = "4.32.5";
@@ -66,14 +73,44 @@ fn summary(output: &str) -> &str {
         .unwrap_or(output)
 }
 
+/// The document's example lead, `lead-ada`, enriched and scored in the project's read model (as
+/// the crm-sink's own store writes it), so that the reads of one lead answer 200 with a body to
+/// check against the document, not only 404s.
+async fn seed_example_lead(stack: &Stack, database: &str, project: &str) {
+    let mongo = MongoConfig { uri: stack.mongodb_uri.clone(), database: database.to_owned() };
+    let client = leadflow_core::store::mongo::client(&mongo, "contract-test").await.unwrap();
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+    let (lead, key) = ("lead-ada", lead_key(project, "lead-ada").into_owned());
+    // As the wire has them: what the enricher and the scorer would have written.
+    let enriched: LeadEnriched = serde_json::from_value(json!({
+        "projectId": project, "leadId": lead, "name": "Ada Lovelace", "email": "ada@example.com",
+        "countryCode": "GB", "countryName": "United Kingdom", "probability": 0.9, "status": "Verified",
+        "provider": "nationalize", "enrichedAt": now,
+    }))
+    .unwrap();
+    let scored: LeadScored = serde_json::from_value(json!({
+        "projectId": project, "leadId": lead, "eventId": "evt1", "eventType": "signup", "delta": 20.0,
+        "score": 20.0, "stage": "warm", "previousStage": null, "eventTimestamp": now,
+        "rulesVersion": "v1", "processedAt": now, "leadVersion": 1,
+    }))
+    .unwrap();
+    let mut view = LeadView::new(&key, 0);
+    view.apply_enriched(&enriched);
+    view.apply_scored(&scored);
+    let store = crm_sink::store::LeadStore::new(client, database);
+    store.ensure_indexes().await.unwrap();
+    store.save(vec![(view, 0)]).await.unwrap();
+}
+
 #[tokio::test]
 async fn schemathesis_finds_no_contract_failure() {
     let schemathesis = schemathesis_binary();
     let stack = Stack::get();
-    let database = ("LEADFLOW_MONGO__DATABASE", unique("contract").replace('-', "_"));
-    let gateway = Gateway::start_with(&stack, &[database]).await;
+    let database = unique("contract").replace('-', "_");
+    let gateway = Gateway::start_with(&stack, &[("LEADFLOW_MONGO__DATABASE", database.clone())]).await;
     // A project of this run's, and a key with every scope whose limit the fuzzer never meets.
     let project = unique("contract");
+    seed_example_lead(&stack, &database, &project).await;
     create_project(&gateway.base_url, &project, None).await.unwrap();
     let made = create_key(&gateway.base_url, &project, &["ingest", "read", "admin"], TEST_EVENTS_PER_MINUTE)
         .await
