@@ -71,6 +71,10 @@ impl DecodeInput for Fact {
             other => Err(CodecError::UnexpectedTopic(other.to_owned())),
         }
     }
+
+    fn expected_key(&self) -> std::borrow::Cow<'_, str> {
+        self.key()
+    }
 }
 
 impl Fact {

@@ -10,7 +10,7 @@ use leadflow_core::stage::exactly_once::{BatchProcessor, InputRecord, OutputReco
 use leadflow_core::stage::metrics::StageMetrics;
 use leadflow_core::stage::pause::PauseSignal;
 use leadflow_core::stage::typed::{
-    Decoded, Emit, OUTPUT_TOO_LARGE, Transform, TypedStage, UNENCODABLE_OUTPUT, headers,
+    Decoded, Emit, KEY_MISMATCH, OUTPUT_TOO_LARGE, Transform, TypedStage, UNENCODABLE_OUTPUT, headers,
 };
 use leadflow_testkit::Stack;
 use time::macros::datetime;
@@ -77,6 +77,11 @@ async fn letter(codec: &SchemaCodec, output: &OutputRecord) -> DeadLetter {
     codec.decode(&output.value).await.unwrap()
 }
 
+/// Each output's topic, and the error kind of those that are dead letters.
+fn topics_and_kinds(outputs: &[OutputRecord]) -> Vec<(&str, Option<&str>)> {
+    outputs.iter().map(|o| (o.topic, header(o, headers::ERROR_KIND))).collect()
+}
+
 fn header<'a>(output: &'a OutputRecord, name: &str) -> Option<&'a str> {
     output.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
 }
@@ -93,8 +98,7 @@ async fn an_output_that_fails_its_schema_is_a_dead_letter_of_its_input_and_the_b
     let batch = vec![input(&codec, 10, "nan").await, input(&codec, 11, "page_view").await, poison];
 
     let outputs = stage.process(&batch, &PauseSignal::default()).await.unwrap();
-    let kinds: Vec<(&str, Option<&str>)> =
-        outputs.iter().map(|o| (o.topic, header(o, headers::ERROR_KIND))).collect();
+    let kinds = topics_and_kinds(&outputs);
     assert_eq!(
         kinds,
         vec![
@@ -137,4 +141,47 @@ async fn an_output_over_the_size_a_topic_takes_is_a_dead_letter_of_its_input() {
     assert_eq!(header(&outputs[0], headers::OFFSET), Some("20"));
     let letter = letter(&codec, &outputs[0]).await;
     assert!(letter.error.contains("over the 200"), "{}", letter.error);
+}
+
+#[tokio::test]
+async fn a_record_under_a_key_that_is_not_its_lead_key_is_a_dead_letter_and_a_keyless_one_is_taken() {
+    let stack = Stack::get();
+    let codec = Arc::new(leadflow_testkit::kafka::codec(&stack));
+    let registry = prometheus::Registry::new();
+    let stage = TypedStage::new(Scores, codec.clone(), StageMetrics::register(&registry).unwrap());
+    // An operator typed the bare lead id as the key of a record of the project `acme`.
+    let acme = LeadEvent {
+        project_id: "acme".into(),
+        event_id: "e20".into(),
+        lead_id: "lead-typed".into(),
+        event_type: "page_view".into(),
+        timestamp: datetime!(2026-01-16 10:00 UTC),
+        properties: Default::default(),
+    };
+    let mut misplaced = input(&codec, 20, "page_view").await;
+    misplaced.value = Some(codec.encode(&acme).await.unwrap());
+    let mut well_keyed = misplaced.clone();
+    (well_keyed.offset, well_keyed.key) = (21, Some(b"acme/lead-typed".to_vec()));
+    let mut keyless = input(&codec, 22, "page_view").await;
+    keyless.key = None;
+    let batch = vec![misplaced, well_keyed, keyless, input(&codec, 23, "page_view").await];
+
+    let outputs = stage.process(&batch, &PauseSignal::default()).await.unwrap();
+    let kinds = topics_and_kinds(&outputs);
+    assert_eq!(
+        kinds,
+        vec![
+            (topics::DLQ, Some(KEY_MISMATCH)),
+            (topics::SCORES, None),
+            (topics::SCORES, None),
+            (topics::SCORES, None)
+        ]
+    );
+    let refused = letter(&codec, &outputs[0]).await;
+    assert_eq!(refused.source_offset, Some(20));
+    assert!(
+        refused.error.contains(r#""lead-typed" is not the lead key "acme/lead-typed""#),
+        "the error names both keys: {}",
+        refused.error
+    );
 }

@@ -12,6 +12,7 @@
 //! So a processor holds only its domain work, and its unit tests call [`Transform::apply`] with
 //! plain values, with no broker and no registry.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ use crate::stage::pause::PauseSignal;
 
 /// The dead-letter error kind of a record with no value.
 pub const MALFORMED: &str = "malformed";
+/// A record whose Kafka key is not the lead key its own fields give (`projectId`, `leadId`): it
+/// sits on another lead's partition, so taking it would break that lead's order, or file it
+/// under another project.
+pub const KEY_MISMATCH: &str = "key_mismatch";
 /// The dead-letter error kind of an input whose output fails the output topic's schema.
 pub const UNENCODABLE_OUTPUT: &str = "unencodable_output";
 /// The dead-letter error kind of an input whose output would be larger than a topic takes.
@@ -59,11 +64,18 @@ pub trait DecodeInput: Sized + Send + Sync {
         topic: &str,
         value: &[u8],
     ) -> impl Future<Output = Result<Self, CodecError>> + Send;
+
+    /// The key the record belongs under: a record read under any other key is refused.
+    fn expected_key(&self) -> Cow<'_, str>;
 }
 
 impl<R: TopicRecord> DecodeInput for R {
     async fn decode(codec: &SchemaCodec, _topic: &str, value: &[u8]) -> Result<Self, CodecError> {
         codec.decode::<R>(value).await
+    }
+
+    fn expected_key(&self) -> Cow<'_, str> {
+        self.key()
     }
 }
 
@@ -194,6 +206,13 @@ impl<T: Transform> BatchProcessor for TypedStage<T> {
                 continue;
             };
             match T::Input::decode(&self.codec, &input.topic, value).await {
+                // A keyless record (an operator's CLI without `parse.key`) is taken as before.
+                Ok(record) if input.key.as_deref().is_some_and(|k| k != record.expected_key().as_bytes()) => {
+                    let error =
+                        key_mismatch(input.key.as_deref().unwrap_or_default(), &record.expected_key());
+                    let spec = DeadLetterSpec::new(&position, KEY_MISMATCH, error);
+                    outputs.push(self.dead_letter(spec, &by_position).await?);
+                }
                 Ok(record) => decoded.push(Decoded { position, key: input.key.clone(), record }),
                 Err(CodecError::Poison { kind, message }) => {
                     let spec = DeadLetterSpec::new(&position, kind.as_str(), message);
@@ -225,6 +244,16 @@ impl<T: Transform> BatchProcessor for TypedStage<T> {
         }
         Ok(outputs)
     }
+}
+
+/// Why a record's key is refused, naming both keys (cut, as a dead letter's error is).
+fn key_mismatch(key: &[u8], expected: &str) -> String {
+    let key = crate::contract::records::cut_text(&String::from_utf8_lossy(key), 200);
+    let expected = crate::contract::records::cut_text(expected, 200);
+    format!(
+        "the record key {key:?} is not the lead key {expected:?} of its projectId and leadId; \
+         key a lead's records <leadId> in the default project and <projectId>/<leadId> in any other"
+    )
 }
 
 impl<T: Transform> TypedStage<T> {
