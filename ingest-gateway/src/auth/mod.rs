@@ -57,6 +57,8 @@ pub struct AuthState {
     keys: TtlCache<Option<ApiKeyDoc>>,
     projects: TtlCache<Option<ProjectDoc>>,
     origins: TtlCache<Arc<HashSet<String>>>,
+    /// Each key's requests waiting to be counted (`rate_limit`).
+    bursts: rate_limit::Bursts,
 }
 
 impl AuthState {
@@ -76,6 +78,7 @@ impl AuthState {
             keys: TtlCache::new(config.cache_ttl),
             projects: TtlCache::new(config.cache_ttl),
             origins: TtlCache::new(config.cache_ttl),
+            bursts: rate_limit::Bursts::default(),
         }
     }
 

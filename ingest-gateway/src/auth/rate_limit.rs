@@ -3,7 +3,14 @@
 //! that count at once cannot both spend the same slot (the loser re-reads and decides again).
 //! The limit of a key: its own `eventsPerMinute`, else its project's, else
 //! `auth.default_events_per_minute`. Requests are counted before anything is published.
+//!
+//! A key's concurrent requests on one replica are decided together, as a burst: the first to
+//! arrive reads the state once, decides every request waiting in arrival order, and swaps once.
+//! With one read and one swap per request, fifty concurrent requests of one key spent seconds
+//! queued on MongoDB and on each other's lost swaps (measured: 126 of 400 answered 503).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -13,7 +20,9 @@ use time::OffsetDateTime;
 use crate::auth::AuthState;
 use crate::auth::caller::InProject;
 use crate::auth::gcra::{self, Decision};
+use crate::auth::store::StoreError;
 use crate::error::AppError;
+use tokio::sync::oneshot;
 
 /// How many times a request re-reads the state after losing a race before it gives up (503).
 const MAX_SWAPS: usize = 50;
@@ -51,23 +60,99 @@ impl AuthState {
         let Some(key) = &caller.key else { return Ok(HeaderMap::new()) };
         let limit = self.limit_of(caller, key.events_per_minute).await?;
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        for _ in 0..MAX_SWAPS {
-            let tat = self.store.rate_tat(&key.key_id).await.map_err(|e| self.unavailable(e))?;
-            let decision = gcra::decide(tat, now_us(), n, limit);
-            if !decision.allowed {
-                return Err(refusal(&decision, n));
-            }
-            let swapped = self
-                .store
-                .swap_rate_tat(&key.key_id, tat, decision.tat)
-                .await
-                .map_err(|e| self.unavailable(e))?;
-            if swapped {
-                return Ok(headers(&decision));
+        let queue = self.bursts.queue(&key.key_id);
+        let (answer, answered) = oneshot::channel();
+        queue.waiting.lock().expect("not poisoned").push(Waiter { n, limit, answer });
+        {
+            // Whoever holds the turn decides every request waiting when it starts; a request
+            // that finds the queue empty was decided by the burst before it.
+            let _turn = queue.turn.lock().await;
+            let burst = std::mem::take(&mut *queue.waiting.lock().expect("not poisoned"));
+            if !burst.is_empty() {
+                self.decide_burst(&key.key_id, burst).await;
             }
         }
-        Err(AppError::unavailable("the rate limit is contended; retry", self.retry_after))
+        // A burst cut short (its request was cancelled mid-way) drops its answers: retry.
+        let decision = answered.await.unwrap_or_else(|_| Err(self.contended()))?;
+        if decision.allowed { Ok(headers(&decision)) } else { Err(refusal(&decision, n)) }
     }
+
+    /// Decides `burst` in arrival order against one read of the key's state, and stores the
+    /// outcome with one swap; a lost swap (another replica counted meanwhile) decides it again.
+    async fn decide_burst(&self, key_id: &str, burst: Vec<Waiter>) {
+        let decided = async {
+            for _ in 0..MAX_SWAPS {
+                let tat = self.store.rate_tat(key_id).await?;
+                let now = now_us();
+                let mut held = tat;
+                let decisions: Vec<Decision> = burst
+                    .iter()
+                    .map(|w| {
+                        let decision = gcra::decide(held, now, w.n, w.limit);
+                        if decision.allowed {
+                            held = Some(decision.tat);
+                        }
+                        decision
+                    })
+                    .collect();
+                let swapped = match held {
+                    Some(new) if held != tat => self.store.swap_rate_tat(key_id, tat, new).await?,
+                    _ => true,
+                };
+                if swapped {
+                    return Ok(Some(decisions));
+                }
+            }
+            Ok::<_, StoreError>(None)
+        }
+        .await;
+        match decided {
+            Ok(Some(decisions)) => {
+                for (waiter, decision) in burst.into_iter().zip(decisions) {
+                    // A waiter whose request has gone (cancelled) has nobody to tell.
+                    let _ = waiter.answer.send(Ok(decision));
+                }
+            }
+            Ok(None) => burst.into_iter().for_each(|w| drop(w.answer.send(Err(self.contended())))),
+            Err(e) => {
+                let message = e.to_string();
+                for waiter in burst {
+                    let error = self.unavailable(StoreError::Unavailable(message.clone()));
+                    let _ = waiter.answer.send(Err(error));
+                }
+            }
+        }
+    }
+
+    fn contended(&self) -> AppError {
+        AppError::unavailable("the rate limit is contended; retry", self.retry_after)
+    }
+}
+
+/// The requests of each key waiting on this replica to be counted. One entry per key that was
+/// ever used here, so it is as large as the key table.
+#[derive(Default)]
+pub struct Bursts {
+    queues: Mutex<HashMap<String, Arc<KeyQueue>>>,
+}
+
+impl Bursts {
+    fn queue(&self, key_id: &str) -> Arc<KeyQueue> {
+        self.queues.lock().expect("not poisoned").entry(key_id.to_owned()).or_default().clone()
+    }
+}
+
+#[derive(Default)]
+struct KeyQueue {
+    waiting: Mutex<Vec<Waiter>>,
+    /// Held by the request deciding a burst.
+    turn: tokio::sync::Mutex<()>,
+}
+
+struct Waiter {
+    n: u32,
+    limit: u32,
+    answer: oneshot::Sender<Result<Decision, AppError>>,
 }
 
 impl AuthState {

@@ -353,3 +353,45 @@ async fn a_session_user_reads_and_administers_its_chosen_project_but_never_inges
     let (status, _, _) = h.send(request(Method::GET, "/api/projects/default/keys", None, None)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "and not another project's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_of_one_key_are_decided_together_exactly_to_the_limit() {
+    use crate::auth::AuthState;
+    use crate::auth::caller::{InProject, KeyCaller};
+    use crate::auth::store::MemoryAuthStore;
+    let store = Arc::new(MemoryAuthStore::default());
+    let auth = Arc::new(AuthState::new(
+        &crate::testing::auth_config(),
+        store,
+        Arc::new(crate::auth::session::NoSessions),
+        std::time::Duration::from_secs(2),
+    ));
+    let caller = InProject {
+        project_id: "default".into(),
+        key: Some(KeyCaller {
+            key_id: "0123456789ab".into(),
+            project_id: "default".into(),
+            scopes: vec![Scope::Ingest],
+            events_per_minute: Some(100),
+        }),
+    };
+    let requests: Vec<_> = (0..150)
+        .map(|_| {
+            let (auth, caller) = (auth.clone(), caller.clone());
+            tokio::spawn(async move { auth.admit(&caller, 1).await.map_err(|e| e.status) })
+        })
+        .collect();
+    let mut answers = std::collections::BTreeMap::new();
+    for request in requests {
+        let status = match request.await.unwrap() {
+            Ok(_) => StatusCode::OK,
+            Err(status) => status,
+        };
+        *answers.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        answers,
+        std::collections::BTreeMap::from([(200, 100), (429, 50)]),
+        "100 admitted, 50 refused, none lost to contention"
+    );
+}
