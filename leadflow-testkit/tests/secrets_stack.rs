@@ -281,11 +281,12 @@ async fn no_log_line_dead_letter_or_error_body_holds_a_secret_after_a_full_run()
         ("the CSRF token".into(), csrf.clone()),
     ];
     secrets.extend(keys.iter().enumerate().map(|(i, k)| (format!("API key {i}"), k.clone())));
-    // The part of a key after its public id: a log line may name the id, never this.
+    // The part of a key after `lf_<12-hex id>_`: a log line may name the id, never this. (Not
+    // the text after the last `_`: base64url secrets hold `_` too.)
     secrets.extend(
         keys.iter()
             .enumerate()
-            .map(|(i, k)| (format!("API key {i}'s secret"), k.rsplit('_').next().unwrap().to_owned())),
+            .map(|(i, k)| (format!("API key {i}'s secret"), k["lf_".len() + 12 + 1..].to_owned())),
     );
 
     let mut places: Vec<(String, String)> = Vec::new();
