@@ -359,10 +359,10 @@ async fn concurrent_requests_of_one_key_are_decided_together_exactly_to_the_limi
     use crate::auth::AuthState;
     use crate::auth::caller::{InProject, KeyCaller};
     use crate::auth::store::MemoryAuthStore;
-    let store = Arc::new(MemoryAuthStore::default());
+    let store = Arc::new(SlowRates { inner: MemoryAuthStore::default(), swaps: Default::default() });
     let auth = Arc::new(AuthState::new(
         &crate::testing::auth_config(),
-        store,
+        store.clone(),
         Arc::new(crate::auth::session::NoSessions),
         std::time::Duration::from_secs(2),
     ));
@@ -394,4 +394,56 @@ async fn concurrent_requests_of_one_key_are_decided_together_exactly_to_the_limi
         std::collections::BTreeMap::from([(200, 100), (429, 50)]),
         "100 admitted, 50 refused, none lost to contention"
     );
+    let swaps = store.swaps.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(swaps < 100, "{swaps} swaps for 100 admitted requests: they were not decided together");
+}
+
+/// The memory store with a MongoDB-like wait on every rate read, counting the swaps.
+struct SlowRates {
+    inner: crate::auth::store::MemoryAuthStore,
+    swaps: std::sync::atomic::AtomicUsize,
+}
+
+type Answer<'a, T> = BoxFuture<'a, Result<T, crate::auth::store::StoreError>>;
+
+impl crate::auth::store::AuthStore for SlowRates {
+    fn project(&self, id: &str) -> Answer<'_, Option<crate::auth::documents::ProjectDoc>> {
+        self.inner.project(id)
+    }
+    fn projects(&self) -> Answer<'_, Vec<crate::auth::documents::ProjectDoc>> {
+        self.inner.projects()
+    }
+    fn insert_project(&self, project: crate::auth::documents::ProjectDoc) -> Answer<'_, ()> {
+        self.inner.insert_project(project)
+    }
+    fn update_project(
+        &self,
+        id: &str,
+        changes: crate::auth::store::ProjectChanges,
+    ) -> Answer<'_, Option<crate::auth::documents::ProjectDoc>> {
+        self.inner.update_project(id, changes)
+    }
+    fn key(&self, key_id: &str) -> Answer<'_, Option<crate::auth::documents::ApiKeyDoc>> {
+        self.inner.key(key_id)
+    }
+    fn keys(&self, project_id: &str) -> Answer<'_, Vec<crate::auth::documents::ApiKeyDoc>> {
+        self.inner.keys(project_id)
+    }
+    fn insert_key(&self, key: crate::auth::documents::ApiKeyDoc) -> Answer<'_, ()> {
+        self.inner.insert_key(key)
+    }
+    fn revoke_key(&self, project_id: &str, key_id: &str, at: time::OffsetDateTime) -> Answer<'_, bool> {
+        self.inner.revoke_key(project_id, key_id, at)
+    }
+    fn rate_tat(&self, key_id: &str) -> Answer<'_, Option<i64>> {
+        let key_id = key_id.to_owned();
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            self.inner.rate_tat(&key_id).await
+        })
+    }
+    fn swap_rate_tat(&self, key_id: &str, old: Option<i64>, new: i64) -> Answer<'_, bool> {
+        self.swaps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.swap_rate_tat(key_id, old, new)
+    }
 }
