@@ -7,6 +7,11 @@
 //! which they arrived: the events are folded in chronological order. A late event lands where it
 //! belongs in the lead's history, and a redelivered event counts once.
 //!
+//! The scorer keeps a lead's state bounded ([`LeadState`]): its newest events and a checkpoint
+//! of the fold before them. Within that window it gives exactly the scores of the whole fold; an
+//! event older than the window scores nothing ([`REASON_TOO_LATE`]). [`history`] and [`apply`]
+//! fold a whole set of events, as the read API's history does.
+//!
 //! Scores are rounded to 6 decimal places at every step of the fold, and the rounded value is
 //! what the next step decays. The records carry scores as JSON numbers, and `powf` is not
 //! correctly rounded on every platform, so unrounded scores could differ in the last bit between
@@ -25,10 +30,17 @@ use time::{Duration, OffsetDateTime};
 use crate::contract::project;
 use crate::contract::records::{SCORING_RULES_KEY, Stage, TopicRecord};
 
+mod lead_state;
+
+pub use lead_state::{Checkpoint, LeadState};
+
 /// The event type has no points rule, so it scores 0.
 pub const REASON_NO_RULE: &str = "no_rule";
 /// The event type's daily cap was already reached that UTC day, so it scores 0.
 pub const REASON_DAILY_CAP: &str = "daily_cap";
+/// The event is older than every event in the lead's bounded state (see [`LeadState`]): it is
+/// recorded as applied and scores 0, and the score does not change.
+pub const REASON_TOO_LATE: &str = "too_late";
 
 const SECONDS_PER_DAY: i64 = 86_400;
 /// The longest version or event type name, in characters.
@@ -241,7 +253,13 @@ pub fn score(rules: &ScoringRules, events: &[ScoringEvent]) -> f64 {
 pub fn effective_score(rules: &ScoringRules, events: &[ScoringEvent], now: OffsetDateTime) -> f64 {
     history(rules, events)
         .last()
-        .map_or(0.0, |newest| round6(newest.score * decay_factor(now - newest.timestamp, &rules.decay)))
+        .map_or(0.0, |newest| decayed_score(newest.score, newest.timestamp, now, &rules.decay))
+}
+
+/// `score`, as of `as_of`, decayed to `now` and rounded: the effective score of a lead whose
+/// stored score is as of its newest event. A `now` at or before `as_of` decays nothing.
+pub fn decayed_score(score: f64, as_of: OffsetDateTime, now: OffsetDateTime, rule: &DecayRule) -> f64 {
+    round6(score * decay_factor(now - as_of, rule))
 }
 
 /// What applying `new` to a lead that already has `applied` does.
@@ -289,38 +307,70 @@ pub fn apply(rules: &ScoringRules, applied: &[ScoringEvent], new: &ScoringEvent)
 /// The model itself. Each event first decays the running score over the gap since the previous
 /// event, then adds its points.
 fn fold<'a>(rules: &ScoringRules, events: impl Iterator<Item = &'a ScoringEvent>) -> Vec<HistoryEntry> {
-    let mut entries: Vec<HistoryEntry> = Vec::new();
-    // How many events of a capped type have happened so far on each UTC day (days since the
-    // epoch).
-    let mut seen_per_day: BTreeMap<(&str, i64), u32> = BTreeMap::new();
+    let mut running = Running::new(rules);
+    chronological(events).into_iter().map(|event| running.step(event)).collect()
+}
 
-    for event in chronological(events) {
-        let over_cap = rules.daily_caps.get(&event.event_type).is_some_and(|&cap| {
-            let day = event.timestamp.unix_timestamp().div_euclid(SECONDS_PER_DAY);
-            let seen = seen_per_day.entry((event.event_type.as_str(), day)).or_insert(0);
+/// The fold between two events: the score as of the newest event folded so far, and how many
+/// events of each capped type each UTC day has seen. One [`Running::step`] is the model's only
+/// arithmetic, so a fold resumed from a checkpoint ([`LeadState`]) is bit-identical to the
+/// whole fold.
+struct Running<'r> {
+    rules: &'r ScoringRules,
+    /// The score and timestamp of the newest event folded so far.
+    previous: Option<(f64, OffsetDateTime)>,
+    /// Per (capped type, UTC day as days since the epoch), the events seen so far.
+    seen_per_day: BTreeMap<(String, i64), u32>,
+}
+
+impl<'r> Running<'r> {
+    fn new(rules: &'r ScoringRules) -> Self {
+        Running { rules, previous: None, seen_per_day: BTreeMap::new() }
+    }
+
+    /// Counts `event` towards its day's cap, if its type is capped; true when that puts it over.
+    fn count(&mut self, event: &ScoringEvent) -> bool {
+        self.rules.daily_caps.get(&event.event_type).is_some_and(|&cap| {
+            let seen =
+                self.seen_per_day.entry((event.event_type.clone(), utc_day(event.timestamp))).or_insert(0);
             *seen = seen.saturating_add(1);
             *seen > cap
-        });
-        let (points, reason) = match rules.points_for(&event.event_type) {
+        })
+    }
+
+    /// Folds in the next event in chronological order.
+    fn step(&mut self, event: &ScoringEvent) -> HistoryEntry {
+        let over_cap = self.count(event);
+        let (points, reason) = match self.rules.points_for(&event.event_type) {
             None => (0.0, Some(REASON_NO_RULE)),
             Some(_) if over_cap => (0.0, Some(REASON_DAILY_CAP)),
             Some(points) => (points, None),
         };
-        let decayed = entries.last().map_or(0.0, |previous| {
-            previous.score * decay_factor(event.timestamp - previous.timestamp, &rules.decay)
+        let decayed = self.previous.map_or(0.0, |(score, timestamp)| {
+            score * decay_factor(event.timestamp - timestamp, &self.rules.decay)
         });
         let score = round6(decayed + points);
-        entries.push(HistoryEntry {
+        self.previous = Some((score, event.timestamp));
+        HistoryEntry {
             event_id: event.event_id.clone(),
             event_type: event.event_type.clone(),
             timestamp: event.timestamp,
             points,
             score,
-            stage: rules.stage_for(score),
+            stage: self.rules.stage_for(score),
             reason,
-        });
+        }
     }
-    entries
+}
+
+/// The UTC day of `timestamp`, as days since the epoch: the unit of the daily caps.
+fn utc_day(timestamp: OffsetDateTime) -> i64 {
+    timestamp.unix_timestamp().div_euclid(SECONDS_PER_DAY)
+}
+
+/// The order of the history: timestamp, then `event_id`, then type.
+fn sort_key(event: &ScoringEvent) -> (OffsetDateTime, &str, &str) {
+    (event.timestamp, &event.event_id, &event.event_type)
 }
 
 /// The events in the order they happened, with each `event_id` once. The sort key is the whole
@@ -329,9 +379,7 @@ fn fold<'a>(rules: &ScoringRules, events: impl Iterator<Item = &'a ScoringEvent>
 /// the one that sorts first is kept.
 fn chronological<'a>(events: impl Iterator<Item = &'a ScoringEvent>) -> Vec<&'a ScoringEvent> {
     let mut sorted: Vec<&ScoringEvent> = events.collect();
-    sorted.sort_by(|a, b| {
-        (a.timestamp, &a.event_id, &a.event_type).cmp(&(b.timestamp, &b.event_id, &b.event_type))
-    });
+    sorted.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     let mut seen = HashSet::new();
     sorted.retain(|event| seen.insert(event.event_id.as_str()));
     sorted

@@ -4,11 +4,11 @@ use time::macros::datetime;
 
 use super::*;
 
-const T1: OffsetDateTime = datetime!(2026-01-16 10:00 UTC);
+pub(super) const T1: OffsetDateTime = datetime!(2026-01-16 10:00 UTC);
 const T2: OffsetDateTime = datetime!(2026-01-16 10:05 UTC);
 const T3: OffsetDateTime = datetime!(2026-01-16 10:10 UTC);
 
-fn event(event_id: &str, event_type: &str, timestamp: OffsetDateTime) -> ScoringEvent {
+pub(super) fn event(event_id: &str, event_type: &str, timestamp: OffsetDateTime) -> ScoringEvent {
     ScoringEvent { event_id: event_id.to_owned(), event_type: event_type.to_owned(), timestamp }
 }
 
@@ -236,12 +236,12 @@ fn the_seeds_round_trip_through_json_and_unknown_fields_are_rejected() {
     }
 }
 
-const EVENT_TYPES: [&str; 6] =
+pub(super) const EVENT_TYPES: [&str; 6] =
     ["page_view", "signup", "download", "demo_request", "contract_signed", "webinar"];
 
 /// Up to 24 events with distinct ids over about 40 days, on half-hour steps so that timestamps
 /// sometimes coincide and several events often share a UTC day.
-fn any_events() -> impl Strategy<Value = Vec<ScoringEvent>> {
+pub(super) fn any_events() -> impl Strategy<Value = Vec<ScoringEvent>> {
     prop::collection::vec((0..EVENT_TYPES.len(), 0..2_000i64), 0..24).prop_map(|raw| {
         let at = |step: i64| T1 + Duration::minutes(30 * step);
         let events = raw.into_iter().enumerate();
@@ -250,7 +250,7 @@ fn any_events() -> impl Strategy<Value = Vec<ScoringEvent>> {
 }
 
 /// Rules with non-negative points, any valid decay and caps on some types.
-fn any_rules() -> impl Strategy<Value = ScoringRules> {
+pub(super) fn any_rules() -> impl Strategy<Value = ScoringRules> {
     let points = prop::collection::vec(0.0..150.0f64, EVENT_TYPES.len() - 1);
     let caps = prop::collection::vec(prop::option::of(0..4u32), EVENT_TYPES.len() - 1);
     (points, 0.0..10.0f64, 0.0..0.9f64, caps).prop_map(|(points, grace_days, rate_per_day, caps)| {
