@@ -62,7 +62,14 @@ impl Seed {
     }
 
     fn reviewed(&self, id: &str, decision: ReviewDecision, ago: Duration) -> LeadReviewed {
-        LeadReviewed { project_id: "default".into(), lead_id: id.into(), decision, reviewer: None, note: None, reviewed_at: self.now - ago }
+        LeadReviewed {
+            project_id: "default".into(),
+            lead_id: id.into(),
+            decision,
+            reviewer: None,
+            note: None,
+            reviewed_at: self.now - ago,
+        }
     }
 
     /// Seven leads (`ada` … `gus`); their expected orders are spelled out in the tests.
@@ -137,26 +144,13 @@ fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap()
 }
 
+/// The scorer's state of `id` after `events` in this order under the seeds' rules: its
+/// document and its history entries.
 fn scorer_state(
     id: &str,
     events: &[(&str, &str, OffsetDateTime)],
-    score: f64,
-    stage: Stage,
-) -> scorer::store::LeadDoc {
-    let mut doc = scorer::store::LeadDoc::new(id, 0);
-    for (event_id, event_type, at) in events {
-        doc.events.push(scorer::store::AppliedEvent {
-            event_id: (*event_id).into(),
-            event_type: (*event_type).into(),
-            timestamp: rfc3339(*at),
-        });
-    }
-    doc.version = events.len() as u64;
-    doc.score = score;
-    doc.stage = stage;
-    doc.as_of = events.iter().map(|e| e.2).max().map(rfc3339).unwrap_or_default();
-    doc.rules_version = "v1".into();
-    doc
+) -> (scorer::store::LeadDoc, Vec<scorer::store::HistoryDoc>) {
+    leadflow_testkit::scorer_state::applied("default", id, events, &ScoringRules::seeds(), 32)
 }
 
 async fn fixture() -> Fixture {
@@ -174,19 +168,19 @@ async fn fixture() -> Fixture {
     // `hal`: in the scorer's state only (the read model has not caught up), with a late event:
     // the demo request at T3 was applied before the page view at T1.
     let t0 = OffsetDateTime::parse("2026-01-16T10:00:00Z", &Rfc3339).unwrap();
-    let hal = scorer_state(
+    let (hal, hal_history) = scorer_state(
         "hal",
         &[
             ("hal.demo", "demo_request", t0 + Duration::hours(3)),
             ("hal.view", "page_view", t0 + Duration::hours(1)),
         ],
-        55.0,
-        Stage::Hot,
     );
-    let ada = scorer_state("ada", &ada_events(now), 120.0, Stage::Qualified);
+    assert_eq!((hal.score, hal.stage), (55.0, Stage::Hot));
+    let (ada, ada_history) = scorer_state("ada", &ada_events(now));
+    assert_eq!((ada.score, ada.stage), (130.0, Stage::Qualified));
     let scores = scorer::store::LeadStore::new(client, &database);
     scores.ensure_indexes().await.unwrap();
-    scores.save(vec![], vec![(hal, 0), (ada, 0)]).await.unwrap();
+    scores.save([hal_history, ada_history].concat(), vec![(hal, 0), (ada, 0)]).await.unwrap();
 
     let env = [("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()), ("LEADFLOW_MONGO__DATABASE", database)];
     Fixture { gateway: Gateway::start_with(&stack, &env).await, now, t0 }
@@ -353,12 +347,14 @@ async fn a_lead_in_full_its_history_and_its_intelligence() {
     assert_eq!(ada["enrichment"]["countryName"], "United Kingdom");
     assert_eq!(ada["scoring"]["score"], 120.0);
     assert_eq!(ada["scoring"]["rulesVersion"], "v1", "the rules the score was made with");
-    // Recomputed from the scorer's events (100 + 5 + 20 + 5 under the seeds' rules), decayed to
-    // the moment of the request.
-    let events = f.ada_events();
+    // The scorer's score (100 + 5 + 20 + 5 under the seeds' rules), decayed to the moment of the
+    // request under the rules in force.
+    let newest = f.ada_events().iter().map(|e| e.timestamp).max().unwrap();
     let effective = ada["scoring"]["effectiveScore"].as_f64().unwrap();
-    let (low, high) =
-        (scoring::effective_score(&rules, &events, after), scoring::effective_score(&rules, &events, before));
+    let (low, high) = (
+        scoring::decayed_score(130.0, newest, after, &rules.decay),
+        scoring::decayed_score(130.0, newest, before, &rules.decay),
+    );
     assert!((low..=high).contains(&effective), "{effective} not in {low}..={high}");
     if same_scoring(&rules) {
         assert_eq!(effective, 130.0);

@@ -24,7 +24,7 @@ use leadflow_core::contract::records::{
     EnrichmentStatus, LeadEnriched, LeadEvent, LeadReviewed, LeadScored, Stage,
 };
 use leadflow_core::model::read_model::LeadView;
-use leadflow_core::store::documents::{AppliedEvent, LEAD_SCORES, LEADS, LeadDoc, LeadViewDoc};
+use leadflow_core::store::documents::{HistoryDoc, LEAD_SCORES, LEADS, LeadDoc, LeadViewDoc, SCORE_HISTORY};
 use leadflow_core::store::mongo::MongoConfig;
 use leadflow_testkit::auth::{TEST_ADMIN_TOKEN, create_key, create_project, revoke_key};
 use leadflow_testkit::kafka::{codec, end_offsets, read_to_end};
@@ -32,7 +32,6 @@ use leadflow_testkit::{Stack, eventually, unique};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// `auth.cache_ttl` of the gateways these tests start (the default).
 const CACHE_TTL: Duration = Duration::from_secs(2);
@@ -112,20 +111,19 @@ async fn seed_lead(
         lead_version: Some(1),
     });
     db.collection::<LeadViewDoc>(LEADS).insert_one(LeadViewDoc::from_view(view, 1)).await.unwrap();
-    let mut state = LeadDoc::new(&key, 0);
-    for event in events {
-        let timestamp = now.format(&Rfc3339).unwrap();
-        state.events.push(AppliedEvent {
-            event_id: (*event).into(),
-            event_type: "page_view".into(),
-            timestamp,
-        });
-    }
-    state.version = events.len() as u64;
+    let applied: Vec<(&str, &str, OffsetDateTime)> =
+        events.iter().map(|id| (*id, "page_view", now)).collect();
+    let (mut state, history) = leadflow_testkit::scorer_state::applied(
+        project,
+        lead,
+        &applied,
+        &leadflow_core::model::scoring::ScoringRules::seeds(),
+        32,
+    );
+    // The score the test names, whatever the events' points.
     state.score = score;
-    state.as_of = now.format(&Rfc3339).unwrap();
-    state.rules_version = "v1".into();
     db.collection::<LeadDoc>(LEAD_SCORES).insert_one(state).await.unwrap();
+    db.collection::<HistoryDoc>(SCORE_HISTORY).insert_many(history).await.unwrap();
 }
 
 /// One row of the isolation matrix: what was checked and whether it held.

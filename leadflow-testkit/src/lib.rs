@@ -14,6 +14,7 @@ pub mod auth;
 pub mod fault_proxy;
 pub mod kafka;
 pub mod poison;
+pub mod scorer_state;
 pub mod stand_in;
 
 /// The repository root.

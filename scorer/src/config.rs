@@ -31,6 +31,10 @@ pub struct ScoringConfig {
     /// How often the decay pass runs; 0 turns it off.
     #[serde(alias = "decay_pass_interval_s", deserialize_with = "secs_or_humantime")]
     pub decay_pass_interval: Duration,
+    /// How many of a lead's newest events its state keeps (at least 1): both the bound of the
+    /// `lead_scores` document and the window in which a late event still lands in its place.
+    /// An older event is recorded with reason `too_late` and scores nothing.
+    pub tail_events: usize,
 }
 
 impl ServiceConfig for ScorerConfig {

@@ -65,7 +65,8 @@ impl DecayPass {
         let mut announced = 0;
         for lead in candidates {
             let rules = book.for_project(&lead.project_id).rules;
-            let effective = scoring::effective_score(&rules, &lead.scoring_events(), now);
+            let Some(as_of) = lead.as_of_time() else { continue };
+            let effective = scoring::decayed_score(lead.score, as_of, now, &rules.decay);
             let stage = rules.stage_for(effective);
             let last = lead.decayed_stage.unwrap_or(lead.stage);
             if stage >= last {

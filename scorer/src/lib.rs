@@ -104,7 +104,11 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
     });
     let decay = decay.transpose()?;
 
-    let processor = TypedStage::new(ScoreProcessor { store, rules, metrics }, codec, stage_metrics.clone());
+    let processor = TypedStage::new(
+        ScoreProcessor { store, rules, metrics, tail_events: config.scoring.tail_events },
+        codec,
+        stage_metrics.clone(),
+    );
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,

@@ -7,6 +7,7 @@ pub struct ScorerMetrics {
     pub events_scored: IntCounter,
     pub events_repeated: IntCounter,
     pub events_duplicate: IntCounter,
+    pub events_too_late: IntCounter,
     pub decay_announcements: IntCounter,
     pub rules_updates: IntCounterVec,
 }
@@ -26,6 +27,10 @@ impl ScorerMetrics {
                 "scorer_events_duplicate_total",
                 "Events whose (leadId, eventId) was already applied from another offset (a client's repeat): nothing is emitted.",
             )?,
+            events_too_late: IntCounter::new(
+                "scorer_events_too_late_total",
+                "Events older than every event in their lead's bounded state (its scoring.tail_events newest): recorded with reason too_late, scoring 0 (counted again when a batch is redone).",
+            )?,
             decay_announcements: IntCounter::new(
                 "scorer_decay_announcements_total",
                 "LeadScored records the decay pass wrote for leads that decay moved down a stage.",
@@ -41,6 +46,7 @@ impl ScorerMetrics {
         registry.register(Box::new(metrics.events_scored.clone()))?;
         registry.register(Box::new(metrics.events_repeated.clone()))?;
         registry.register(Box::new(metrics.events_duplicate.clone()))?;
+        registry.register(Box::new(metrics.events_too_late.clone()))?;
         registry.register(Box::new(metrics.decay_announcements.clone()))?;
         registry.register(Box::new(metrics.rules_updates.clone()))?;
         Ok(metrics)

@@ -1,6 +1,13 @@
 //! One batch of events in, one LeadScored per event out. Each lead's state is read once per
-//! batch, its events are applied in partition order, and the batch's changes are saved in one
-//! MongoDB transaction before the records go to Kafka.
+//! batch, together with the batch's already-applied events, its events are applied in partition
+//! order, and the batch's changes are saved in one MongoDB transaction before the records go to
+//! Kafka.
+//!
+//! A lead's state is bounded (`scoring::LeadState`, `scoring.tail_events` newest events), so an
+//! event costs the same however long the lead's history. Whether an event was applied is
+//! answered by `score_history` (one query per batch, beside the leads' load); its unique
+//! `(leadId, eventId)` index inside the transaction is the backstop: a writer that got there
+//! first makes the save a conflict, and the redone batch sees the entry.
 //!
 //! An `eventId` is applied to its lead at most once, and gets exactly one LeadScored on the
 //! output topic:
@@ -9,25 +16,26 @@
 //! - read from any other offset (the same event posted twice, as a client's retry does), it is
 //!   a duplicate: nothing is emitted, and `scorer_events_duplicate_total` counts it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, RecordPosition, TopicRecord};
-use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
+use leadflow_core::model::scoring::{LeadState, REASON_TOO_LATE, ScoringEvent, ScoringRules};
 use leadflow_core::stage::exactly_once::ProcessError;
 use leadflow_core::stage::pause::PauseSignal;
 use leadflow_core::stage::rules_feed::RuleBook;
 use leadflow_core::stage::typed::{Decoded, Emit, Transform};
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
 use crate::metrics::ScorerMetrics;
-use crate::store::{AppliedEvent, HistoryDoc, LeadDoc, LeadStore, StoreError};
+use crate::store::{HistoryDoc, LeadDoc, LeadStore, StoreError};
 
 pub struct ScoreProcessor {
     pub store: LeadStore,
     /// Each project's rules in force.
     pub rules: watch::Receiver<RuleBook>,
     pub metrics: ScorerMetrics,
+    /// `scoring.tail_events`: how many of a lead's newest events its state keeps.
+    pub tail_events: usize,
 }
 
 /// What becomes of one input event, in input order.
@@ -38,6 +46,14 @@ enum Slot {
         lead_key: String,
         event_id: String,
     },
+}
+
+/// A lead of the batch: its document as read, the version read, and its state once an event of
+/// the batch needs it (a version 1 document is converted then).
+struct BatchLead {
+    document: LeadDoc,
+    read_version: u64,
+    state: Option<LeadState>,
 }
 
 impl Transform for ScoreProcessor {
@@ -53,69 +69,67 @@ impl Transform for ScoreProcessor {
         let book = self.rules.borrow().clone();
         let mut rules_of: HashMap<String, std::sync::Arc<ScoringRules>> = HashMap::new();
         // Leads are known by their key (project and id): two projects' `lead-1` never meet.
-        let mut lead_keys: Vec<String> = batch.iter().map(|e| e.record.key().into_owned()).collect();
-        lead_keys.sort();
-        lead_keys.dedup();
-        let mut leads = self.store.load(&lead_keys).await.map_err(transient)?;
-        let read_versions: HashMap<String, u64> =
-            leads.iter().map(|(key, d)| (key.clone(), d.version)).collect();
+        let mut ids_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for event in &batch {
+            ids_of.entry(event.record.key().into_owned()).or_default().push(event.record.event_id.clone());
+        }
+        let lead_keys: Vec<String> = ids_of.keys().cloned().collect();
+        let (mut stored_leads, stored_history) =
+            tokio::try_join!(self.store.load(&lead_keys), self.store.applied(&ids_of)).map_err(transient)?;
+
+        let mut leads: HashMap<String, BatchLead> = HashMap::new();
+        let mut applied_here: HashSet<(String, String)> = HashSet::new();
         let mut history = Vec::new();
         let mut slots = Vec::with_capacity(batch.len());
         for Decoded { position, record: event, .. } in batch {
             let key = event.key().into_owned();
+            let pair = (key.clone(), event.event_id.clone());
+            if stored_history.contains_key(&pair) || applied_here.contains(&pair) {
+                slots.push((position, Slot::Applied { lead_key: key, event_id: event.event_id }));
+                continue;
+            }
             let rules = rules_of
                 .entry(event.project_id.clone())
                 .or_insert_with(|| book.for_project(&event.project_id).rules);
-            let lead = leads.entry(key.clone()).or_insert_with(|| LeadDoc::new(&key, position.partition));
-            let slot = match apply(rules, lead, &event) {
-                Some(record) => {
-                    history.push(HistoryDoc {
-                        lead_key: key,
-                        event_id: record.event_id.clone(),
-                        seq: lead.version,
-                        record: record.clone(),
-                        source: Some(position.clone()),
-                    });
-                    Slot::Scored(record)
-                }
-                None => Slot::Applied { lead_key: key, event_id: event.event_id },
-            };
-            slots.push((position, slot));
+            let lead = leads.entry(key.clone()).or_insert_with(|| {
+                let document =
+                    stored_leads.remove(&key).unwrap_or_else(|| LeadDoc::new(&key, position.partition));
+                BatchLead { read_version: document.version, document, state: None }
+            });
+            let state = lead.state.get_or_insert_with(|| lead.document.state(rules, self.tail_events));
+            let record = apply(rules, &mut lead.document, state, &event, self.tail_events);
+            history.push(HistoryDoc {
+                lead_key: key,
+                event_id: record.event_id.clone(),
+                seq: lead.document.version,
+                ts: Some(HistoryDoc::ts_of(event.timestamp)),
+                record: record.clone(),
+                source: Some(position.clone()),
+            });
+            applied_here.insert(pair);
+            slots.push((position, Slot::Scored(record)));
         }
 
-        // Where each already-applied event was applied from: this batch, or the stored history.
-        // Only repeats need it, so a batch without any copies nothing.
-        let repeats: HashSet<(String, String)> = slots
-            .iter()
-            .filter_map(|(_, slot)| match slot {
-                Slot::Applied { lead_key, event_id } => Some((lead_key.clone(), event_id.clone())),
-                Slot::Scored(_) => None,
-            })
-            .collect();
-        let mut applied: HashMap<(String, String), (LeadScored, Option<RecordPosition>)> = HashMap::new();
-        if !repeats.is_empty() {
+        // Where each already-applied event was applied from: the stored history, or this batch.
+        let mut applied: HashMap<(String, String), (LeadScored, Option<RecordPosition>)> =
+            stored_history.into_iter().map(|(pair, h)| (pair, (h.record, h.source))).collect();
+        let repeated_here = slots.iter().any(|(_, slot)| matches!(slot, Slot::Applied { .. }));
+        if repeated_here {
             for h in &history {
-                let key = (h.lead_key.clone(), h.event_id.clone());
-                if repeats.contains(&key) {
-                    applied.insert(key, (h.record.clone(), h.source.clone()));
-                }
-            }
-            let missing: Vec<(String, String)> =
-                repeats.into_iter().filter(|key| !applied.contains_key(key)).collect();
-            if !missing.is_empty() {
-                let stored = self.store.stored_records(&missing).await.map_err(transient)?;
-                applied.extend(stored.into_iter().map(|(key, h)| (key, (h.record, h.source))));
+                applied
+                    .insert((h.lead_key.clone(), h.event_id.clone()), (h.record.clone(), h.source.clone()));
             }
         }
 
         let changed: Vec<(LeadDoc, u64)> = leads
             .into_values()
-            .filter_map(|lead| {
-                let read = read_versions.get(&lead.key).copied().unwrap_or(0);
-                (lead.version != read).then_some((lead, read))
+            .filter_map(|BatchLead { mut document, read_version, state }| {
+                document.set_state(&state?);
+                Some((document, read_version))
             })
             .collect();
         let scored = history.len();
+        let too_late = history.iter().filter(|h| h.record.reason.as_deref() == Some(REASON_TOO_LATE)).count();
         self.store.save(history, changed).await.map_err(|e| match e {
             StoreError::Conflict(m) => ProcessError::Transient(m),
             StoreError::Mongo(e) => transient(e),
@@ -147,53 +161,35 @@ impl Transform for ScoreProcessor {
             }
         }
         self.metrics.events_scored.inc_by(scored as u64);
+        self.metrics.events_too_late.inc_by(too_late as u64);
         self.metrics.events_repeated.inc_by(repeated);
         self.metrics.events_duplicate.inc_by(duplicate);
         Ok(outputs)
     }
 }
 
-/// Applies one event to a lead's state; `None` when the lead already has it.
-fn apply(rules: &ScoringRules, lead: &mut LeadDoc, event: &LeadEvent) -> Option<LeadScored> {
-    if lead.has_applied(&event.event_id) {
-        return None;
-    }
+/// Applies one event not applied before to a lead's state and document, keeping `k` newest
+/// events. A too-late event is recorded (the version counts it) but changes no score.
+fn apply(
+    rules: &ScoringRules,
+    lead: &mut LeadDoc,
+    state: &mut LeadState,
+    event: &LeadEvent,
+    k: usize,
+) -> LeadScored {
     let new = ScoringEvent {
         event_id: event.event_id.clone(),
         event_type: event.event_type.clone(),
         timestamp: event.timestamp,
     };
-    let outcome = scoring::apply(rules, &lead.scoring_events(), &new)?;
-    let as_of = outcome.as_of.format(&Rfc3339).expect("a timestamp formats");
-    lead.events.push(AppliedEvent {
-        event_id: new.event_id.clone(),
-        event_type: new.event_type.clone(),
-        timestamp: event.timestamp.format(&Rfc3339).expect("a timestamp formats"),
-    });
+    let outcome = state.apply_event(rules, &new, k);
     lead.version += 1;
-    lead.score = outcome.score;
-    lead.stage = outcome.stage;
-    lead.as_of = as_of;
-    lead.rules_version = rules.version.clone();
-    // A new event restarts the decay clock, so a later drop is announced afresh.
-    lead.decayed_stage = None;
-    Some(LeadScored {
-        project_id: event.project_id.clone(),
-        lead_id: event.lead_id.clone(),
-        event_id: new.event_id,
-        event_type: new.event_type,
-        delta: outcome.delta,
-        score: outcome.score,
-        stage: outcome.stage,
-        previous_stage: outcome.previous_stage,
-        event_timestamp: event.timestamp,
-        rules_version: rules.version.clone(),
-        // The time the score is evaluated at, never the wall clock: replaying gives identical records.
-        processed_at: outcome.as_of,
-        late: outcome.late,
-        reason: outcome.reason.map(str::to_owned),
-        lead_version: Some(lead.version),
-    })
+    if outcome.reason != Some(REASON_TOO_LATE) {
+        lead.rules_version = rules.version.clone();
+        // A new event restarts the decay clock, so a later drop is announced afresh.
+        lead.decayed_stage = None;
+    }
+    outcome.record(&event.project_id, &event.lead_id, &new, &rules.version, lead.version)
 }
 
 fn transient(e: mongodb::error::Error) -> ProcessError {

@@ -1,10 +1,11 @@
-//! Lead scoring state in MongoDB: one document per lead (`lead_scores`: its applied events, its
-//! score, a version for optimistic concurrency) and one audit entry per applied event
-//! (`score_history`: the LeadScored record it produced, unique on `(leadId, eventId)`). A batch's
-//! changes are written in one MongoDB transaction, so that a lead's events and its history can
-//! never disagree, and an event can be applied at most once, ever.
+//! Lead scoring state in MongoDB: one document per lead (`lead_scores`: its score, its bounded
+//! scoring state, a version for optimistic concurrency) and one audit entry per applied event
+//! (`score_history`: the LeadScored record it produced, unique on `(leadId, eventId)`, which
+//! also answers whether an event was applied). A batch's changes are written in one MongoDB
+//! transaction, so that a lead's state and its history can never disagree, and an event can be
+//! applied at most once, ever.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::TryStreamExt;
 use leadflow_core::contract::records::Stage;
@@ -44,6 +45,8 @@ impl LeadStore {
             .options(IndexOptions::builder().unique(true).build())
             .build();
         self.history.create_index(unique).await?;
+        // A lead's history in time order and its recent events (the read API's velocity).
+        self.history.create_index(IndexModel::builder().keys(doc! { "leadId": 1, "ts": 1 }).build()).await?;
         self.leads.create_index(IndexModel::builder().keys(doc! { "partition": 1 }).build()).await?;
         Ok(())
     }
@@ -59,20 +62,21 @@ impl LeadStore {
         self.leads.find_one(doc! { "_id": lead_key }).await
     }
 
-    /// The records that already-applied events produced, to emit again unchanged; `wanted` holds
-    /// (lead key, eventId) pairs.
-    pub async fn stored_records(
+    /// The entries of the events of `wanted` (lead key → its batch's eventIds) that are already
+    /// applied: usually none; for a repeat, the record to emit again. One query, each lead's
+    /// eventIds matched within that lead only.
+    pub async fn applied(
         &self,
-        wanted: &[(String, String)],
+        wanted: &BTreeMap<String, Vec<String>>,
     ) -> mongodb::error::Result<HashMap<(String, String), HistoryDoc>> {
-        let leads: Vec<&str> = wanted.iter().map(|(l, _)| l.as_str()).collect();
-        let events: Vec<&str> = wanted.iter().map(|(_, e)| e.as_str()).collect();
-        let found: Vec<HistoryDoc> = self
-            .history
-            .find(doc! { "leadId": { "$in": leads }, "eventId": { "$in": events } })
-            .await?
-            .try_collect()
-            .await?;
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let per_lead: Vec<Document> = wanted
+            .iter()
+            .map(|(lead_key, event_ids)| doc! { "leadId": lead_key, "eventId": { "$in": event_ids } })
+            .collect();
+        let found: Vec<HistoryDoc> = self.history.find(doc! { "$or": per_lead }).await?.try_collect().await?;
         Ok(found.into_iter().map(|h| ((h.lead_key.clone(), h.event_id.clone()), h)).collect())
     }
 

@@ -9,12 +9,12 @@ use std::time::Duration;
 use common::{ONE_AT_A_TIME, ScorerRun, event, produce_events, run_id};
 use leadflow_core::contract::records::{LeadEvent, LeadScored, SCORING_RULES_KEY, Stage};
 use leadflow_core::contract::topics;
-use leadflow_core::model::scoring::ScoringRules;
+use leadflow_core::model::scoring::{LeadState, ScoringEvent, ScoringRules};
 use leadflow_core::stage::rules_feed::RuleBook;
 use leadflow_testkit::kafka::{produce, producer};
 use leadflow_testkit::{Stack, unique};
 use scorer::decay_pass::DecayPass;
-use scorer::store::{AppliedEvent, LeadDoc};
+use scorer::store::LeadDoc;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -112,14 +112,19 @@ async fn the_decay_pass_announces_a_stage_drop_once() {
     let last_event = datetime!(2026-01-16 10:10 UTC);
     let now = last_event + time::Duration::days(30);
     let mut lead = LeadDoc::new(&lead_id, 2);
-    for (id, kind) in [("q1", "page_view"), ("q2", "signup"), ("q3", "demo_request")] {
-        lead.events.push(AppliedEvent {
-            event_id: id.into(),
-            event_type: kind.into(),
-            timestamp: "2026-01-16T10:10:00Z".into(),
-        });
-    }
-    (lead.version, lead.score, lead.stage, lead.as_of) = (3, 75.0, Stage::Hot, "2026-01-16T10:10:00Z".into());
+    let events: Vec<ScoringEvent> = [("q1", "page_view"), ("q2", "signup"), ("q3", "demo_request")]
+        .iter()
+        .map(|(id, kind)| ScoringEvent {
+            event_id: (*id).into(),
+            event_type: (*kind).into(),
+            timestamp: last_event,
+        })
+        .collect();
+    let mut state = LeadState::default();
+    state.apply(&ScoringRules::seeds(), &events, 32);
+    lead.set_state(&state);
+    lead.version = 3;
+    assert_eq!((lead.score, lead.stage, lead.as_of.as_str()), (75.0, Stage::Hot, "2026-01-16T10:10:00Z"));
     store.save(Vec::new(), vec![(lead, 0)]).await.unwrap();
 
     let from = leadflow_testkit::kafka::end_offsets(&stack, topics::SCORES);

@@ -13,7 +13,7 @@ use leadflow_core::contract::topics;
 use leadflow_core::model::scoring::{self, ScoringRules};
 use leadflow_testkit::kafka::{produce, producer, read_from_within};
 use leadflow_testkit::poison;
-use leadflow_testkit::{ServiceProcess, Stack, eventually, workspace_binary};
+use leadflow_testkit::{ServiceProcess, Stack, workspace_binary};
 use serde_json::json;
 
 struct Gateway {
@@ -30,7 +30,9 @@ async fn gateway(stack: &Stack) -> Gateway {
         ServiceProcess::spawn_against(stack, &workspace_binary("ingest-gateway"), &env).await.unwrap();
     let api = process.wait_for_log_field("API listening", "addr", Duration::from_secs(30)).await.unwrap();
     let url = format!("http://{api}");
-    let key = leadflow_testkit::auth::create_project_and_key(&url, "default", &["ingest"], 1_000_000).await.unwrap();
+    let key = leadflow_testkit::auth::create_project_and_key(&url, "default", &["ingest"], 1_000_000)
+        .await
+        .unwrap();
     Gateway { _process: process, url, key }
 }
 
@@ -88,24 +90,7 @@ async fn the_seeds_burst_scores_75_hot_and_an_event_posted_three_times_is_scored
         .await;
     let scores = run.read_scores(&stack, &lead, 4, Duration::from_secs(60)).await;
     assert_eq!(scores[3].event_id, "evt4");
-    let duplicates = eventually("the duplicates counted", Duration::from_secs(10), || {
-        let ops = ops.clone();
-        async move {
-            let text = reqwest::get(format!("{ops}/metrics"))
-                .await
-                .map_err(|e| e.to_string())?
-                .text()
-                .await
-                .map_err(|e| e.to_string())?;
-            let count = text
-                .lines()
-                .find(|l| l.starts_with("leadflow_scorer_events_duplicate_total"))
-                .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
-            Ok(count.filter(|c| *c >= 2))
-        }
-    })
-    .await
-    .unwrap();
+    let duplicates = common::counter(&ops, "events_duplicate_total", 2).await;
     assert_eq!(duplicates, 2);
     let all = leadflow_testkit::kafka::read_to_end(
         &stack,
@@ -139,7 +124,8 @@ async fn an_older_event_is_scored_flagged_late_and_the_history_is_chronological(
     assert_eq!((scores[1].delta, scores[1].score, scores[1].late), (5.0, 55.0, true));
 
     let state = run.store(&stack).await.lead(&lead).await.unwrap().unwrap();
-    let history = scoring::history(&ScoringRules::seeds(), &state.scoring_events());
+    let tail = state.state(&ScoringRules::seeds(), 32).tail;
+    let history = scoring::history(&ScoringRules::seeds(), &tail);
     let served: Vec<(&str, f64)> = history.iter().map(|h| (h.event_type.as_str(), h.score)).collect();
     assert_eq!(served, vec![("page_view", 5.0), ("demo_request", 55.0)]);
     let audit = run.store(&stack).await.history(&lead).await.unwrap();

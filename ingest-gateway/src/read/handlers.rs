@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 
 use leadflow_core::contract::records::{DeliveryStatus, Stage};
 use leadflow_core::model::read_model::{CrmFields, Enrichment, LeadView, Review, Scoring};
-use leadflow_core::model::scoring::{self, ScoringEvent, ScoringRules};
+use leadflow_core::model::scoring::{self, REASON_TOO_LATE, ScoringEvent, ScoringRules};
+use leadflow_core::store::documents::HistoryDoc;
 
 use crate::auth::AuthState;
 use crate::auth::caller::Caller;
@@ -23,7 +24,7 @@ use crate::ids;
 use crate::read::ReadState;
 use crate::read::intelligence::{self, NextAction, Risk};
 use crate::read::read_query::{self, ListQuery};
-use crate::read::read_store::{ReadError, ScoreState, StageCounts, StoredEvent, StoredLead};
+use crate::read::read_store::{ReadError, ScoreState, StageCounts, StoredLead};
 
 /// The read API's routes, for a router whose state holds a [`ReadState`].
 pub fn routes<S>() -> Router<S>
@@ -127,21 +128,19 @@ pub struct LeadDetail {
     pub crm: CrmSync,
 }
 
-/// The score at `now` under `rules`: recomputed from the lead's events when the scorer's state
-/// is known, else the read model's score decayed since its newest event.
+/// The score at `now` under `rules`' decay: the scorer's stored score decayed since its newest
+/// event when the scorer's state is known, else the read model's.
 pub fn effective_score(
     rules: &ScoringRules,
     scoring: &Scoring,
-    events: Option<&[ScoringEvent]>,
+    state: Option<&ScoreState>,
     now: OffsetDateTime,
 ) -> f64 {
-    match events {
-        Some(events) if !events.is_empty() => scoring::effective_score(rules, events, now),
-        _ => {
-            let decayed = scoring.score * scoring::decay_factor(now - scoring.last_event_at, &rules.decay);
-            (decayed * 1e6).round() / 1e6
-        }
-    }
+    let (score, as_of) = match state.and_then(|s| Some((s.score, s.as_of?))) {
+        Some(stored) => stored,
+        None => (scoring.score, scoring.last_event_at),
+    };
+    scoring::decayed_score(score, as_of, now, &rules.decay)
 }
 
 pub fn detail(
@@ -150,12 +149,11 @@ pub fn detail(
     rules: &ScoringRules,
     now: OffsetDateTime,
 ) -> LeadDetail {
-    let events = state.map(ScoreState::scoring_events);
     LeadDetail {
         summary: summary(view),
         enrichment: view.enrichment.clone(),
         scoring: view.scoring.as_ref().map(|s| ScoringDetail {
-            effective_score: effective_score(rules, s, events.as_deref(), now),
+            effective_score: effective_score(rules, s, state, now),
             scoring: s.clone(),
         }),
         review: view.review.clone(),
@@ -202,38 +200,78 @@ pub struct HistoryAnswer {
     pub entries: Vec<HistoryItem>,
 }
 
-/// The chronological history of `events` (in the order they were applied) under `rules`, with
-/// the running total after each.
-pub fn history_items(rules: &ScoringRules, events: &[StoredEvent]) -> Vec<HistoryItem> {
-    let scoring_events: Vec<ScoringEvent> = events.iter().map(StoredEvent::to_scoring).collect();
-    // Late: some event applied before it carries a later timestamp.
+/// The chronological history of a lead's applied events (its `score_history`, any order) under
+/// `rules`, with the running total after each. An event the scorer found too late is listed in
+/// its place with 0 points and the total carried, but left out of the fold: it scored nothing,
+/// and a 0-point event would still split a decay gap.
+pub fn history_items(rules: &ScoringRules, entries: &[HistoryDoc]) -> Vec<HistoryItem> {
+    // Late: some event applied before it (a lower `seq`) carries a later timestamp.
+    let mut applied_order: Vec<&HistoryDoc> = entries.iter().collect();
+    applied_order.sort_by_key(|h| h.seq);
     let mut late = std::collections::HashSet::new();
     let mut newest: Option<OffsetDateTime> = None;
-    for event in &scoring_events {
-        if newest.is_some_and(|n| event.timestamp < n) {
-            late.insert(event.event_id.clone());
+    for entry in &applied_order {
+        let timestamp = entry.record.event_timestamp;
+        if newest.is_some_and(|n| timestamp < n) {
+            late.insert(entry.event_id.as_str());
         }
-        newest = newest.max(Some(event.timestamp));
+        newest = newest.max(Some(timestamp));
     }
-    let mut previous = 0.0;
-    scoring::history(rules, &scoring_events)
-        .into_iter()
-        .map(|entry| {
-            let delta = ((entry.score - previous) * 1e6).round() / 1e6;
-            previous = entry.score;
-            HistoryItem {
-                late: late.contains(&entry.event_id),
-                event_id: entry.event_id,
-                event_type: entry.event_type,
-                timestamp: entry.timestamp,
-                points: entry.points,
-                delta,
-                score: entry.score,
-                stage: entry.stage,
-                reason: entry.reason,
-            }
-        })
-        .collect()
+    let as_event = |h: &HistoryDoc| ScoringEvent {
+        event_id: h.event_id.clone(),
+        event_type: h.record.event_type.clone(),
+        timestamp: h.record.event_timestamp,
+    };
+    let (too_late, scored): (Vec<&HistoryDoc>, Vec<&HistoryDoc>) =
+        entries.iter().partition(|h| h.record.reason.as_deref() == Some(REASON_TOO_LATE));
+    let scored: Vec<ScoringEvent> = scored.into_iter().map(as_event).collect();
+    let mut too_late: Vec<ScoringEvent> = too_late.into_iter().map(as_event).collect();
+    too_late.sort_by(|a, b| history_order(a).cmp(&history_order(b)));
+    let mut too_late = too_late.into_iter().peekable();
+
+    let mut items = Vec::with_capacity(entries.len());
+    let mut previous = (0.0, rules.stage_for(0.0));
+    let carried = |items: &mut Vec<HistoryItem>, event: ScoringEvent, (score, stage): (f64, Stage)| {
+        items.push(HistoryItem {
+            late: late.contains(event.event_id.as_str()),
+            event_id: event.event_id,
+            event_type: event.event_type,
+            timestamp: event.timestamp,
+            points: 0.0,
+            delta: 0.0,
+            score,
+            stage,
+            reason: Some(REASON_TOO_LATE),
+        });
+    };
+    for entry in scoring::history(rules, &scored) {
+        let key = (entry.timestamp, entry.event_id.as_str(), entry.event_type.as_str());
+        while let Some(event) = too_late.next_if(|e| history_order(e) < key) {
+            carried(&mut items, event, previous);
+        }
+        let delta = ((entry.score - previous.0) * 1e6).round() / 1e6;
+        previous = (entry.score, entry.stage);
+        items.push(HistoryItem {
+            late: late.contains(entry.event_id.as_str()),
+            event_id: entry.event_id,
+            event_type: entry.event_type,
+            timestamp: entry.timestamp,
+            points: entry.points,
+            delta,
+            score: entry.score,
+            stage: entry.stage,
+            reason: entry.reason,
+        });
+    }
+    for event in too_late {
+        carried(&mut items, event, previous);
+    }
+    items
+}
+
+/// The order of a history: timestamp, then eventId, then type, as the scoring model sorts.
+fn history_order(event: &ScoringEvent) -> (OffsetDateTime, &str, &str) {
+    (event.timestamp, event.event_id.as_str(), event.event_type.as_str())
 }
 
 #[derive(Debug, Serialize)]
@@ -250,19 +288,18 @@ pub struct IntelligenceAnswer {
 }
 
 /// The stage and score are the read model's, else the scorer's when the read model has not
-/// caught up; the events are the scorer's.
+/// caught up; the newest event is the scorer's, and `velocity` is counted from its history.
 pub fn intelligence_of(
     lead_id: &str,
     view: Option<&LeadView>,
     state: Option<&ScoreState>,
+    velocity: usize,
     now: OffsetDateTime,
 ) -> IntelligenceAnswer {
     let scoring = view.and_then(|v| v.scoring.as_ref());
     let stage = scoring.map(|s| s.stage).or(state.map(|s| s.stage));
     let score = scoring.map(|s| s.score).or(state.map(|s| s.score));
-    let times: Vec<OffsetDateTime> =
-        state.map(|s| s.scoring_events().into_iter().map(|e| e.timestamp).collect()).unwrap_or_default();
-    let assessment = intelligence::assess(stage, &times, now);
+    let assessment = intelligence::assess_counted(stage, velocity, state.and_then(|s| s.as_of), now);
     IntelligenceAnswer {
         lead_id: lead_id.to_owned(),
         velocity: assessment.velocity,
@@ -402,9 +439,11 @@ pub async fn get_history(
 ) -> Result<Json<HistoryAnswer>, AppError> {
     let project = caller.in_project(Scope::Read)?.project_id;
     let lead_id = checked_lead_request(path, query)?;
-    let (_, score_state) = state.lead_or_score_state(&project, &lead_id).await?;
+    let (_, history) = tokio::try_join!(state.lead_or_score_state(&project, &lead_id), async {
+        state.reads.history(&project, &lead_id).await.map_err(|e| state.read_failure(e))
+    },)?;
     let rules = state.rules_in_force(&project);
-    let entries = score_state.map(|s| history_items(&rules, &s.events)).unwrap_or_default();
+    let entries = history_items(&rules, &history);
     Ok(Json(HistoryAnswer { lead_id, rules_version: rules.version.clone(), entries }))
 }
 
@@ -417,9 +456,13 @@ pub async fn get_intelligence(
 ) -> Result<Json<IntelligenceAnswer>, AppError> {
     let project = caller.in_project(Scope::Read)?.project_id;
     let lead_id = checked_lead_request(path, query)?;
-    let (lead, score_state) = state.lead_or_score_state(&project, &lead_id).await?;
+    let now = OffsetDateTime::now_utc();
+    let ((lead, score_state), velocity) =
+        tokio::try_join!(state.lead_or_score_state(&project, &lead_id), async {
+            state.reads.velocity(&project, &lead_id, now).await.map_err(|e| state.read_failure(e))
+        },)?;
     let view = lead.map(|l| l.view);
-    Ok(Json(intelligence_of(&lead_id, view.as_ref(), score_state.as_ref(), OffsetDateTime::now_utc())))
+    Ok(Json(intelligence_of(&lead_id, view.as_ref(), score_state.as_ref(), velocity, now)))
 }
 
 /// `GET /api/leaderboard`.

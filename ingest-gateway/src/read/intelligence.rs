@@ -81,8 +81,16 @@ pub fn next_action(stage: Option<Stage>, velocity: usize) -> NextAction {
 
 /// The whole assessment of a lead in `stage` with events at `event_times` (any order).
 pub fn assess(stage: Option<Stage>, event_times: &[OffsetDateTime], now: OffsetDateTime) -> Assessment {
-    let velocity = velocity(event_times, now);
-    let last_event_at = event_times.iter().max().copied();
+    assess_counted(stage, velocity(event_times, now), event_times.iter().max().copied(), now)
+}
+
+/// [`assess`] from the lead's [`velocity`] and newest event, counted where its events are.
+pub fn assess_counted(
+    stage: Option<Stage>,
+    velocity: usize,
+    last_event_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Assessment {
     Assessment {
         velocity,
         risk: risk(last_event_at, now),

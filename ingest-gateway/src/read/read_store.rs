@@ -1,9 +1,10 @@
 //! Every MongoDB query of the read API, in one place. The gateway only reads: `leads` is the
 //! crm-sink's read model (a `LeadView` plus the derived fields `status`, `score`,
 //! `lastActivityMs` and `nameLower` it stores for these queries); `lead_scores` is the scorer's
-//! state of each lead (its applied events). Both are read as the documents their writers store,
-//! declared once in `leadflow_core::store::documents`; [`StoredLead`] and [`ScoreState`] are the
-//! parts of them the handlers use.
+//! state of each lead (its score as of its newest event); `score_history` is the scorer's
+//! append-only record of every applied event (a lead's history and velocity). All are read as the
+//! documents their writers store, declared once in `leadflow_core::store::documents`;
+//! [`StoredLead`] and [`ScoreState`] are the parts of them the handlers use.
 //!
 //! MongoDB is not a readiness dependency of the gateway: writes (events, leads, reviews, rules)
 //! go to Kafka and must stay available while MongoDB is down. A read that cannot reach MongoDB
@@ -18,13 +19,11 @@ use mongodb::{Client, Collection};
 use leadflow_core::contract::project::{is_default_project, lead_key};
 use leadflow_core::contract::records::Stage;
 use leadflow_core::model::read_model::LeadView;
-use leadflow_core::model::scoring::ScoringEvent;
-use leadflow_core::store::documents::{LEAD_SCORES, LEADS, LeadDoc, LeadViewDoc};
+use leadflow_core::store::documents::{HistoryDoc, LEAD_SCORES, LEADS, LeadDoc, LeadViewDoc, SCORE_HISTORY};
+use time::OffsetDateTime;
 
+use crate::read::intelligence::VELOCITY_WINDOW;
 use crate::read::read_query::{Cursor, ListQuery, SortOrder, stage_name};
-
-/// One applied event of a lead, as the scorer stored it.
-pub use leadflow_core::store::documents::AppliedEvent as StoredEvent;
 
 /// A lead of the read model: its view and the sort keys the crm-sink stored with it.
 #[derive(Debug, Clone)]
@@ -47,23 +46,25 @@ impl StoredLead {
     }
 }
 
-/// The scorer's state of a lead, the part the read API uses: its events in the order applied.
+/// The scorer's state of a lead, the part the read API uses: its score as of its newest event.
 #[derive(Debug, Clone)]
 pub struct ScoreState {
-    pub events: Vec<StoredEvent>,
     pub score: f64,
     pub stage: Stage,
+    /// The newest event's timestamp; `None` if the document has none readable.
+    pub as_of: Option<OffsetDateTime>,
+    /// Applied events so far.
+    pub version: u64,
 }
 
 impl From<LeadDoc> for ScoreState {
     fn from(document: LeadDoc) -> Self {
-        ScoreState { events: document.events, score: document.score, stage: document.stage }
-    }
-}
-
-impl ScoreState {
-    pub fn scoring_events(&self) -> Vec<ScoringEvent> {
-        self.events.iter().map(StoredEvent::to_scoring).collect()
+        ScoreState {
+            as_of: document.as_of_time(),
+            score: document.score,
+            stage: document.stage,
+            version: document.version,
+        }
     }
 }
 
@@ -93,6 +94,7 @@ pub type StageCounts = BTreeMap<&'static str, u64>;
 pub struct ReadStore {
     leads: Collection<LeadViewDoc>,
     scores: Collection<LeadDoc>,
+    history: Collection<HistoryDoc>,
 }
 
 impl ReadStore {
@@ -100,7 +102,11 @@ impl ReadStore {
     /// server-selection timeout when MongoDB is away.
     pub fn new(client: Client, database: &str) -> Self {
         let database = client.database(database);
-        ReadStore { leads: database.collection(LEADS), scores: database.collection(LEAD_SCORES) }
+        ReadStore {
+            leads: database.collection(LEADS),
+            scores: database.collection(LEAD_SCORES),
+            history: database.collection(SCORE_HISTORY),
+        }
     }
 
     /// A store whose MongoDB never answers (nothing listens on port 1) and whose queries fail
@@ -138,7 +144,48 @@ impl ReadStore {
 
     pub async fn score_state(&self, project: &str, lead_id: &str) -> Result<Option<ScoreState>, ReadError> {
         let key = lead_key(project, lead_id);
-        Ok(self.scores.find_one(doc! { "_id": key.as_ref() }).await?.map(ScoreState::from))
+        // The events of a version 1 document and the tail are the scorer's business, not read.
+        let found = self
+            .scores
+            .find_one(doc! { "_id": key.as_ref() })
+            .projection(doc! { "events": 0, "tail": 0, "base": 0 });
+        Ok(found.await?.map(ScoreState::from))
+    }
+
+    /// Every applied event of the project's lead, as the scorer recorded it, oldest event first
+    /// (entries written before `ts` was kept come first, in no particular order: the caller
+    /// orders by the record's timestamp).
+    pub async fn history(&self, project: &str, lead_id: &str) -> Result<Vec<HistoryDoc>, ReadError> {
+        let key = lead_key(project, lead_id);
+        let found = self.history.find(doc! { "leadId": key.as_ref() }).sort(doc! { "ts": 1 });
+        Ok(found.await?.try_collect().await?)
+    }
+
+    /// How many of the project's lead's applied events are stamped less than
+    /// [`VELOCITY_WINDOW`] before `now`: a count on the `(leadId, ts)` index. Entries written
+    /// before `ts` was kept are read and judged by their record's timestamp.
+    pub async fn velocity(
+        &self,
+        project: &str,
+        lead_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, ReadError> {
+        let key = lead_key(project, lead_id);
+        let since = now - VELOCITY_WINDOW;
+        let recent = self
+            .history
+            .count_documents(doc! { "leadId": key.as_ref(), "ts": { "$gt": HistoryDoc::ts_of(since) } });
+        let without_ts = async {
+            let found: Vec<HistoryDoc> = self
+                .history
+                .find(doc! { "leadId": key.as_ref(), "ts": { "$exists": false } })
+                .await?
+                .try_collect()
+                .await?;
+            Ok::<_, mongodb::error::Error>(found.iter().filter(|h| h.record.event_timestamp > since).count())
+        };
+        let (recent, older_entries) = tokio::try_join!(recent, without_ts)?;
+        Ok(recent as usize + older_entries)
     }
 
     /// The project's `limit` scored leads with the highest scores, ties by id.

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::contract::project;
-use crate::contract::records::{SCORING_RULES_KEY, Stage, TopicRecord};
+use crate::contract::records::{LeadScored, SCORING_RULES_KEY, Stage, TopicRecord};
 
 mod lead_state;
 
@@ -279,6 +279,37 @@ pub struct Outcome {
     pub reason: Option<&'static str>,
     /// The newest timestamp, `new` included.
     pub as_of: OffsetDateTime,
+}
+
+impl Outcome {
+    /// The LeadScored of applying `event` to `project_id`'s `lead_id`, which made it the lead's
+    /// `lead_version`-th event. Its `processedAt` is the time the score is as of, never the wall
+    /// clock, so that a replay gives identical records.
+    pub fn record(
+        &self,
+        project_id: &str,
+        lead_id: &str,
+        event: &ScoringEvent,
+        rules_version: &str,
+        lead_version: u64,
+    ) -> LeadScored {
+        LeadScored {
+            project_id: project_id.to_owned(),
+            lead_id: lead_id.to_owned(),
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            delta: self.delta,
+            score: self.score,
+            stage: self.stage,
+            previous_stage: self.previous_stage,
+            event_timestamp: event.timestamp,
+            rules_version: rules_version.to_owned(),
+            processed_at: self.as_of,
+            late: self.late,
+            reason: self.reason.map(str::to_owned),
+            lead_version: Some(lead_version),
+        }
+    }
 }
 
 /// Applies `new` to a lead that already has `applied`. Returns `None` when `new.event_id` is

@@ -6,6 +6,8 @@
 //! transactions — stays in each service's store.
 
 use mongodb::bson;
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -13,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::contract::project;
 use crate::contract::records::{LeadScored, RecordPosition, Stage};
 use crate::model::read_model::{LeadStatus, LeadView};
-use crate::model::scoring::ScoringEvent;
+use crate::model::scoring::{Checkpoint, LeadState, ScoringEvent, ScoringRules};
 
 // ----- `leads` ------------------------------------------------------------------------------
 
@@ -75,11 +77,13 @@ impl LeadViewDoc {
 
 /// The scorer's state of each lead, one [`LeadDoc`] per lead. Written by the scorer
 /// (`scorer/src/store.rs`: its batches and the decay pass), which also reads it back; read by the
-/// gateway's read API (`ingest-gateway/src/read/read_store.rs`: a lead's detail, history and
-/// intelligence).
+/// gateway's read API (`ingest-gateway/src/read/read_store.rs`: a lead's score and newest event).
 pub const LEAD_SCORES: &str = "lead_scores";
 
-/// One event applied to a lead, in [`LeadDoc::events`].
+/// The shape of a [`LeadDoc`] that keeps a bounded state: `tail` and `base`.
+pub const LEAD_DOC_SCHEMA: u32 = 2;
+
+/// One event of a lead, in [`LeadDoc::tail`] (and in a v1 document's `events`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedEvent {
     #[serde(rename = "eventId")]
@@ -97,12 +101,33 @@ impl AppliedEvent {
         ScoringEvent {
             event_id: self.event_id.clone(),
             event_type: self.event_type.clone(),
-            timestamp: OffsetDateTime::parse(&self.timestamp, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            timestamp: parse_timestamp(&self.timestamp),
+        }
+    }
+
+    pub fn from_scoring(event: &ScoringEvent) -> Self {
+        AppliedEvent {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            timestamp: format_timestamp(event.timestamp),
         }
     }
 }
 
-/// A `lead_scores` document: a lead's scoring state.
+/// [`LeadDoc::base`]: the fold state right after the newest event that left the tail
+/// ([`Checkpoint`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointDoc {
+    #[serde(flatten)]
+    pub event: AppliedEvent,
+    pub score: f64,
+    /// Per capped type, the events on the event's UTC day up to and including it.
+    #[serde(default)]
+    pub counts: BTreeMap<String, u32>,
+}
+
+/// A `lead_scores` document: a lead's scoring state, bounded in size whatever its event count
+/// (see `leadflow_core::model::scoring::LeadState`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeadDoc {
     /// The lead's key (`contract::project::lead_key`): its project and its id.
@@ -116,8 +141,19 @@ pub struct LeadDoc {
     pub version: u64,
     /// The Kafka partition of the lead's key, so a decay pass can pick the leads it owns.
     pub partition: i32,
-    /// In the order applied.
+    /// Version 1 documents kept every applied event here, in the order applied. Read only to
+    /// convert such a document ([`LeadDoc::state`]); never written again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<AppliedEvent>,
+    /// [`LEAD_DOC_SCHEMA`]; absent in version 1 documents.
+    #[serde(default = "schema_v1")]
+    pub schema: u32,
+    /// The lead's newest events after `base`, at most `scoring.tail_events`, in history order.
+    #[serde(default)]
+    pub tail: Vec<AppliedEvent>,
+    /// Absent while no event has left the tail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<CheckpointDoc>,
     pub score: f64,
     pub stage: Stage,
     /// The newest event timestamp: the score is as of then.
@@ -130,6 +166,10 @@ pub struct LeadDoc {
     pub decayed_stage: Option<Stage>,
 }
 
+fn schema_v1() -> u32 {
+    1
+}
+
 impl LeadDoc {
     /// The empty state of the lead whose records carry `key`.
     pub fn new(key: &str, partition: i32) -> Self {
@@ -139,6 +179,9 @@ impl LeadDoc {
             version: 0,
             partition,
             events: Vec::new(),
+            schema: LEAD_DOC_SCHEMA,
+            tail: Vec::new(),
+            base: None,
             score: 0.0,
             stage: Stage::Cold,
             as_of: String::new(),
@@ -147,22 +190,64 @@ impl LeadDoc {
         }
     }
 
-    pub fn has_applied(&self, event_id: &str) -> bool {
-        self.events.iter().any(|e| e.event_id == event_id)
+    /// The lead's scoring state. A version 1 document's events are folded once under `rules`,
+    /// keeping the `k` newest as the tail; [`LeadDoc::set_state`] then writes it as version 2.
+    pub fn state(&self, rules: &ScoringRules, k: usize) -> LeadState {
+        if self.schema < LEAD_DOC_SCHEMA {
+            let events: Vec<ScoringEvent> = self.events.iter().map(AppliedEvent::to_scoring).collect();
+            return LeadState::from_events(rules, &events, k);
+        }
+        LeadState {
+            base: self.base.as_ref().map(|base| Checkpoint {
+                event: base.event.to_scoring(),
+                score: base.score,
+                counts: base.counts.clone(),
+            }),
+            tail: self.tail.iter().map(AppliedEvent::to_scoring).collect(),
+            score: self.score,
+            stage: self.stage,
+        }
     }
 
-    /// The applied events, in the order applied, as scoring takes them.
-    pub fn scoring_events(&self) -> Vec<ScoringEvent> {
-        self.events.iter().map(AppliedEvent::to_scoring).collect()
+    /// Stores `state` as this document's (version 2, without a version 1 event list).
+    pub fn set_state(&mut self, state: &LeadState) {
+        self.events = Vec::new();
+        self.schema = LEAD_DOC_SCHEMA;
+        self.tail = state.tail.iter().map(AppliedEvent::from_scoring).collect();
+        self.base = state.base.as_ref().map(|base| CheckpointDoc {
+            event: AppliedEvent::from_scoring(&base.event),
+            score: base.score,
+            counts: base.counts.clone(),
+        });
+        self.score = state.score;
+        self.stage = state.stage;
+        self.as_of = state.as_of().map(format_timestamp).unwrap_or_default();
     }
+
+    /// [`LeadDoc::as_of`] as a time; `None` before the first event.
+    pub fn as_of_time(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.as_of, &Rfc3339).ok()
+    }
+}
+
+/// RFC 3339 with the offset the time carries.
+fn format_timestamp(timestamp: OffsetDateTime) -> String {
+    timestamp.format(&Rfc3339).expect("a timestamp of a valid event formats as RFC 3339")
+}
+
+/// An unreadable timestamp (never written by the scorer) is the epoch.
+fn parse_timestamp(text: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(text, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 // ----- `score_history` ----------------------------------------------------------------------
 
-/// The scorer's audit trail, one [`HistoryDoc`] per applied event, unique on
+/// The scorer's audit trail, append-only, one [`HistoryDoc`] per applied event, unique on
 /// `(leadId, eventId)`, where `leadId` is the lead's key (project and id), so that eventIds are
-/// unique per lead of a project. Written and read only by the scorer (`scorer/src/store.rs`: the records
-/// of redelivered events, a lead's history).
+/// unique per lead of a project, and indexed on `(leadId, ts)`. Written by the scorer
+/// (`scorer/src/store.rs`), which reads it back for "is this event applied?" and the records of
+/// redelivered events; read by the gateway's read API (`ingest-gateway/src/read/read_store.rs`:
+/// a lead's history and velocity).
 pub const SCORE_HISTORY: &str = "score_history";
 
 /// A `score_history` document: the record an applied event produced.
@@ -175,12 +260,31 @@ pub struct HistoryDoc {
     pub event_id: String,
     /// The lead's version once this event was applied: processing order.
     pub seq: u64,
+    /// The event's timestamp as epoch nanoseconds ([`HistoryDoc::ts_of`]), which sorts by
+    /// instant (the RFC 3339 text keeps the client's offset). Absent in entries written before it
+    /// was kept: [`HistoryDoc::timestamp_nanos`] falls back to the record's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
     pub record: LeadScored,
     /// Where the event was read. A later read of the same `eventId` from here is a redelivery
     /// (the record is emitted again); from anywhere else, a client's repeat (nothing is).
     /// Absent in entries written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<RecordPosition>,
+}
+
+impl HistoryDoc {
+    /// `timestamp` as the `ts` of an entry: epoch nanoseconds, held at the ends of `i64` (years
+    /// 1677 and 2262) so that any timestamp has one.
+    pub fn ts_of(timestamp: OffsetDateTime) -> i64 {
+        let nanos = timestamp.unix_timestamp_nanos();
+        i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// The event's timestamp as epoch nanoseconds: `ts`, or the record's for an older entry.
+    pub fn timestamp_nanos(&self) -> i64 {
+        self.ts.unwrap_or_else(|| Self::ts_of(self.record.event_timestamp))
+    }
 }
 
 // ----- `nationalize_cache` ------------------------------------------------------------------
@@ -296,12 +400,16 @@ mod tests {
 
     #[test]
     fn a_lead_scores_document_keeps_its_field_names() {
+        let rules = ScoringRules::seeds();
+        let mut state = LeadState::default();
+        let at = datetime!(2026-01-16 10:00:00.123456789 UTC);
+        let events: Vec<ScoringEvent> = ["e1", "e2"]
+            .iter()
+            .map(|id| ScoringEvent { event_id: (*id).into(), event_type: "page_view".into(), timestamp: at })
+            .collect();
+        state.apply(&rules, &events, 1);
         let mut lead = LeadDoc::new("lead-1", 3);
-        lead.events.push(AppliedEvent {
-            event_id: "e1".into(),
-            event_type: "page_view".into(),
-            timestamp: "2026-01-16T10:00:00.123456789Z".into(),
-        });
+        lead.set_state(&state);
         let document = bson::to_document(&lead).unwrap();
         let keys: Vec<&str> = document.keys().map(String::as_str).collect();
         assert_eq!(
@@ -311,22 +419,73 @@ mod tests {
                 "projectId",
                 "version",
                 "partition",
-                "events",
+                "schema",
+                "tail",
+                "base",
                 "score",
                 "stage",
                 "asOf",
                 "rulesVersion",
                 "decayedStage"
-            ]
+            ],
+            "no events list"
         );
-        let event = document.get_array("events").unwrap()[0].as_document().unwrap();
+        let event = document.get_array("tail").unwrap()[0].as_document().unwrap();
         assert_eq!(
             event.keys().map(String::as_str).collect::<Vec<_>>(),
             ["eventId", "eventType", "timestamp"]
         );
-        assert_eq!(bson::from_document::<LeadDoc>(document).unwrap(), lead);
-        assert!(lead.has_applied("e1") && !lead.has_applied("e2"));
-        assert_eq!(lead.scoring_events()[0].timestamp, datetime!(2026-01-16 10:00:00.123456789 UTC));
+        let base = document.get_document("base").unwrap();
+        assert_eq!(
+            base.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["eventId", "eventType", "timestamp", "score", "counts"]
+        );
+        let read = bson::from_document::<LeadDoc>(document).unwrap();
+        assert_eq!(read, lead);
+        assert_eq!(read.state(&rules, 1), state, "the state reads back as it was");
+        assert_eq!(read.as_of_time(), Some(at));
+    }
+
+    #[test]
+    fn a_version_1_document_reads_and_converts_to_the_fold_of_its_events() {
+        let rules = ScoringRules::seeds();
+        let mut v1 = bson::to_document(&LeadDoc::new("lead-1", 3)).unwrap();
+        v1.remove("schema");
+        v1.remove("tail");
+        let events =
+            [("e2", "signup", "2026-01-16T10:05:00+02:00"), ("e1", "page_view", "2026-01-16T10:00:00Z")];
+        let events: Vec<AppliedEvent> = events
+            .iter()
+            .map(|(id, event_type, at)| AppliedEvent {
+                event_id: (*id).into(),
+                event_type: (*event_type).into(),
+                timestamp: (*at).into(),
+            })
+            .collect();
+        v1.insert("events", bson::to_bson(&events).unwrap());
+        let read: LeadDoc = bson::from_document(v1).unwrap();
+        assert_eq!((read.schema, read.events.len()), (1, 2));
+
+        let state = read.state(&rules, 1);
+
+        let scoring_events: Vec<ScoringEvent> = events.iter().map(AppliedEvent::to_scoring).collect();
+        assert_eq!(state, LeadState::from_events(&rules, &scoring_events, 1));
+        assert_eq!(state.score, crate::model::scoring::score(&rules, &scoring_events));
+        assert_eq!(state.tail.len(), 1);
+        let mut written = read.clone();
+        written.set_state(&state);
+        let document = bson::to_document(&written).unwrap();
+        assert!(!document.contains_key("events"), "the v1 list is never written again");
+        assert_eq!(document.get_i64("schema").unwrap(), i64::from(LEAD_DOC_SCHEMA));
+    }
+
+    #[test]
+    fn a_history_entry_s_ts_sorts_by_instant_and_any_timestamp_has_one() {
+        let early = datetime!(2026-01-16 10:00 +02:00);
+        let late = datetime!(2026-01-16 09:00 UTC);
+        assert!(HistoryDoc::ts_of(early) < HistoryDoc::ts_of(late), "08:00Z is before 09:00Z");
+        assert_eq!(HistoryDoc::ts_of(datetime!(1500-01-01 0:00 UTC)), i64::MIN);
+        assert_eq!(HistoryDoc::ts_of(OffsetDateTime::UNIX_EPOCH), 0);
     }
 
     #[test]

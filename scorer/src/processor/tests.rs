@@ -27,7 +27,7 @@ async fn processor() -> (ScoreProcessor, watch::Sender<RuleBook>) {
     store.ensure_indexes().await.unwrap();
     let (rules, receiver) = watch::channel(RuleBook::default());
     let metrics = ScorerMetrics::register(&prometheus::Registry::new()).unwrap();
-    (ScoreProcessor { store, rules: receiver, metrics }, rules)
+    (ScoreProcessor { store, rules: receiver, metrics, tail_events: 32 }, rules)
 }
 
 /// The event `event_id` of `lead` read at `offset`, `minute` minutes into the lead's history.
@@ -187,4 +187,26 @@ async fn two_projects_with_one_lead_id_keep_apart_and_each_is_scored_by_its_own_
     assert_eq!(stored["ada"].project_id, "default");
     assert_eq!(processor.store.history("acme/ada").await.unwrap().len(), 1);
     assert_eq!(processor.metrics.events_duplicate.get(), 0, "no project's event is another's repeat");
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_tail_is_recorded_too_late_and_a_redo_re_emits_its_record() {
+    let (mut processor, _rules) = processor().await;
+    processor.tail_events = 1;
+    apply(&processor, &[event("lin", "e1", "signup", 10, 0), event("lin", "e2", "page_view", 20, 1)]).await;
+    let batch = [event("lin", "old", "demo_request", 0, 2)];
+
+    let first = apply(&processor, &batch).await;
+
+    let records = scored(&first);
+    let record = &records[0].1;
+    assert_eq!(
+        (record.reason.as_deref(), record.delta, record.score, record.late, record.lead_version),
+        (Some("too_late"), 0.0, 25.0, true, Some(3))
+    );
+    assert_eq!(apply(&processor, &batch).await, first, "a redo re-emits the stored record");
+    let lead = processor.store.lead("lin").await.unwrap().unwrap();
+    assert_eq!((lead.version, lead.score, lead.tail.len()), (3, 25.0, 1));
+    assert!(lead.events.is_empty());
+    assert_eq!((processor.metrics.events_too_late.get(), processor.metrics.events_repeated.get()), (1, 1));
 }

@@ -113,3 +113,27 @@ impl ScorerRun {
         decode_all(stack, records.iter().filter(|r| r.key.starts_with(prefix))).await
     }
 }
+
+/// The scorer's counter `leadflow_scorer_<name>` from its metrics at `ops`, once it is at least
+/// `at_least`.
+pub async fn counter(ops: &str, name: &str, at_least: u64) -> u64 {
+    let metric = format!("leadflow_scorer_{name}");
+    leadflow_testkit::eventually(&metric.clone(), Duration::from_secs(10), || {
+        let (url, metric) = (format!("{ops}/metrics"), metric.clone());
+        async move {
+            let text = reqwest::get(url)
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let count = text
+                .lines()
+                .find(|l| l.starts_with(&metric))
+                .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
+            Ok(count.filter(|c| *c >= at_least))
+        }
+    })
+    .await
+    .unwrap()
+}

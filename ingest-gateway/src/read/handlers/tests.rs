@@ -150,24 +150,22 @@ fn a_page_has_a_cursor_only_when_more_follow() {
     assert_eq!(Cursor::decode(&recent.next_cursor.unwrap()).unwrap(), Cursor::after(8.0, 10, "b"));
 }
 
-fn event(id: &str, event_type: &str, at: OffsetDateTime) -> StoredEvent {
-    StoredEvent {
-        event_id: id.into(),
-        event_type: event_type.into(),
-        timestamp: at.format(&time::format_description::well_known::Rfc3339).unwrap(),
-    }
+/// The `score_history` entries of `events` applied in this order under the seeds, as the scorer
+/// records them.
+fn entries(events: &[(&str, &str, OffsetDateTime)]) -> Vec<HistoryDoc> {
+    leadflow_testkit::scorer_state::applied("default", "lead-1", events, &ScoringRules::seeds(), 32).1
 }
 
 #[test]
 fn history_is_chronological_with_a_running_total_and_marks_late_events() {
     let rules = ScoringRules::seeds();
     // Applied in this order: the demo request first, then an older page view, then a signup.
-    let events = [
-        event("e-demo", "demo_request", T0 + time::Duration::hours(3)),
-        event("e-view", "page_view", T0 + time::Duration::hours(1)),
-        event("e-sign", "signup", T0 + time::Duration::hours(4)),
-        event("e-odd", "tweet", T0 + time::Duration::hours(5)),
-    ];
+    let events = entries(&[
+        ("e-demo", "demo_request", T0 + time::Duration::hours(3)),
+        ("e-view", "page_view", T0 + time::Duration::hours(1)),
+        ("e-sign", "signup", T0 + time::Duration::hours(4)),
+        ("e-odd", "tweet", T0 + time::Duration::hours(5)),
+    ]);
     let items = history_items(&rules, &events);
     let summary: Vec<(&str, f64, f64, f64, Stage, bool)> =
         items.iter().map(|i| (i.event_id.as_str(), i.points, i.delta, i.score, i.stage, i.late)).collect();
@@ -185,9 +183,39 @@ fn history_is_chronological_with_a_running_total_and_marks_late_events() {
 }
 
 #[test]
+fn a_too_late_event_is_listed_in_its_place_with_the_total_carried_and_splits_no_gap() {
+    let rules = ScoringRules::seeds();
+    let mut events = entries(&[
+        ("a", "demo_request", T0),
+        ("b", "page_view", T0 + time::Duration::days(17)),
+        ("c", "contract_signed", T0 + time::Duration::days(8)),
+        ("d", "signup", T0 - time::Duration::days(1)),
+    ]);
+    // As the scorer records events older than its window.
+    for too_late in &mut events[2..] {
+        too_late.record.reason = Some(scoring::REASON_TOO_LATE.into());
+    }
+    let items = history_items(&rules, &events);
+    type Row<'a> = (&'a str, f64, f64, f64, bool, Option<&'a str>);
+    let summary: Vec<Row> =
+        items.iter().map(|i| (i.event_id.as_str(), i.points, i.delta, i.score, i.late, i.reason)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("d", 0.0, 0.0, 0.0, true, Some(scoring::REASON_TOO_LATE)),
+            ("a", 50.0, 50.0, 50.0, false, None),
+            ("c", 0.0, 0.0, 50.0, true, Some(scoring::REASON_TOO_LATE)),
+            ("b", 5.0, -15.063153, 34.936847, false, None),
+        ],
+        "b decays over the whole 17 days, as without c"
+    );
+    assert_eq!((items[0].stage, items[2].stage), (Stage::Cold, Stage::Hot));
+}
+
+#[test]
 fn history_deltas_include_the_decay_over_a_quiet_gap() {
     let rules = ScoringRules::seeds();
-    let events = [event("a", "demo_request", T0), event("b", "page_view", T0 + time::Duration::days(17))];
+    let events = entries(&[("a", "demo_request", T0), ("b", "page_view", T0 + time::Duration::days(17))]);
     let items = history_items(&rules, &events);
     // 10 days past the 7-day grace at 5 %/day: 50 × 0.95^10 = 29.936847, plus 5.
     assert_eq!(items[1].score, 34.936847);
@@ -196,7 +224,7 @@ fn history_deltas_include_the_decay_over_a_quiet_gap() {
 }
 
 #[test]
-fn the_effective_score_decays_to_now_from_the_events_or_else_from_the_read_model() {
+fn the_effective_score_decays_to_now_from_the_scorer_s_state_or_else_from_the_read_model() {
     let rules = ScoringRules::seeds();
     let scoring = view().scoring.unwrap();
     let last = scoring.last_event_at;
@@ -206,14 +234,11 @@ fn the_effective_score_decays_to_now_from_the_events_or_else_from_the_read_model
         57.0,
         "one day past grace, from the stored score"
     );
-    let events: Vec<ScoringEvent> = [event("a", "demo_request", last), event("b", "signup", last)]
-        .iter()
-        .map(StoredEvent::to_scoring)
-        .collect();
+    let state = ScoreState { score: 70.0, stage: Stage::Hot, as_of: Some(last), version: 2 };
     assert_eq!(
-        effective_score(&rules, &scoring, Some(&events), last + time::Duration::days(8)),
+        effective_score(&rules, &scoring, Some(&state), last + time::Duration::days(8)),
         66.5,
-        "recomputed from the events under the rules in force: 70 × 0.95"
+        "from the scorer's score, which may be ahead of the read model: 70 × 0.95"
     );
 }
 
@@ -248,18 +273,15 @@ fn the_detail_carries_the_crm_sync_without_internal_positions() {
 }
 
 #[test]
-fn intelligence_takes_the_read_model_stage_and_the_scorers_events() {
+fn intelligence_takes_the_read_model_stage_and_the_scorers_newest_event() {
     let now = T0 + time::Duration::hours(2);
     let state = ScoreState {
-        events: vec![
-            event("a", "page_view", now - time::Duration::hours(1)),
-            event("b", "page_view", now - time::Duration::hours(2)),
-            event("c", "demo_request", now - time::Duration::minutes(10)),
-        ],
         score: 60.0,
         stage: Stage::Hot,
+        as_of: Some(now - time::Duration::minutes(10)),
+        version: 3,
     };
-    let answer = intelligence_of("lead-1", Some(&view()), Some(&state), now);
+    let answer = intelligence_of("lead-1", Some(&view()), Some(&state), 3, now);
     assert_eq!(
         (answer.velocity, answer.risk, answer.next_action),
         (3, Risk::Low, NextAction::ImmediateOutreach)
@@ -270,7 +292,7 @@ fn intelligence_takes_the_read_model_stage_and_the_scorers_events() {
     assert_eq!(json["risk"], "low");
     assert_eq!(json["stage"], "hot");
 
-    let unscored = intelligence_of("lead-1", None, None, now);
+    let unscored = intelligence_of("lead-1", None, None, 0, now);
     assert_eq!(
         (unscored.velocity, unscored.risk, unscored.next_action),
         (0, Risk::High, NextAction::NurtureCampaign)
