@@ -89,11 +89,17 @@ pub struct StandInProcess {
 impl StandInProcess {
     /// Starts the stand-in binary `name` (e.g. `crm-standin`) and waits for its address.
     pub async fn start(name: &str) -> StandInProcess {
+        Self::start_binary(&crate::workspace_binary(name), name).await
+    }
+
+    /// Starts the stand-in binary at `path` (e.g. a release build, for benchmarks), logging
+    /// under `name`, and waits for its address.
+    pub async fn start_binary(path: &str, name: &str) -> StandInProcess {
         let log_path =
             crate::repo_root().join("target/test-logs").join(format!("{}.log", crate::unique(name)));
         std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(crate::workspace_binary(name))
+        let child = Command::new(path)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -119,6 +125,15 @@ impl StandInProcess {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops it with SIGTERM (a graceful stop, unlike Drop's kill) and waits for it to exit.
+    pub fn terminate(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        // SAFETY: kill(2) with a pid we own; it touches no memory of ours.
+        if unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.child.wait()
     }
 }
 
