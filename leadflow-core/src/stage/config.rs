@@ -19,7 +19,8 @@ pub struct ExactlyOnceConfig {
     pub instance_id: String,
     /// The most records one transaction covers.
     pub max_batch_records: usize,
-    /// How long a batch waits for more records once it has its first one.
+    /// How long a batch waits for more records, only after a full batch (a backlog). Otherwise
+    /// a batch takes the records that have already arrived and goes at once.
     #[serde(alias = "batch_linger_ms", deserialize_with = "millis_or_humantime")]
     pub batch_linger: Duration,
     /// `transaction.timeout.ms`: how long an instance that vanished mid-transaction can hold

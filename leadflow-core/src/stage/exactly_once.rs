@@ -18,11 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -285,8 +288,9 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
 
         let mut pending = VecDeque::new();
         let mut backoff = self.config.retry_backoff;
+        let mut backlog = false;
         loop {
-            let (batch, generation) = match self.collect_batch(&consumer, &mut pending).await {
+            let (batch, generation) = match self.collect_batch(&consumer, &mut pending, backlog).await {
                 None => break,
                 Some(Ok(batch)) => batch,
                 // e.g. fenced by another member with the same instance id: this one must go,
@@ -299,6 +303,7 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             if batch.is_empty() {
                 continue;
             }
+            backlog = batch.len() >= self.config.max_batch_records.max(1);
             let started = std::time::Instant::now();
             let outcome = match self.process(&consumer, &batch, generation, &mut pending).await {
                 Ok(outputs) => {
@@ -376,12 +381,17 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         }
     }
 
-    /// Waits for a first record, then gathers more for up to the linger time. Records kept
+    /// Waits for a first record, then takes every record that has already arrived. Records kept
     /// from an earlier wait come first. `None` means shutdown.
+    ///
+    /// It waits the linger time for more only behind a `backlog` (the previous batch was full):
+    /// a short queue is processed at once, so a lone event is not held for a timer. Under load
+    /// the batches still grow, because records pile up while the previous batch commits.
     async fn collect_batch(
         &self,
         consumer: &StreamConsumer<StageContext>,
         pending: &mut VecDeque<(InputRecord, u64)>,
+        backlog: bool,
     ) -> Option<Result<(Vec<InputRecord>, u64), String>> {
         let max = self.config.max_batch_records.max(1);
         let generation = consumer.context().generation();
@@ -419,8 +429,14 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 _ = self.shutdown.cancelled() => return None,
             }
         }
-        let linger = tokio::time::Instant::now() + self.config.batch_linger;
         while batch.len() < max && fatal.is_none() {
+            match consumer.recv().now_or_never() {
+                Some(message) => fatal = receive(&mut batch, message),
+                None => break,
+            }
+        }
+        let linger = tokio::time::Instant::now() + self.config.batch_linger;
+        while backlog && batch.len() < max && fatal.is_none() {
             match tokio::time::timeout_at(linger, consumer.recv()).await {
                 Ok(message) => fatal = receive(&mut batch, message),
                 Err(_) => break,
@@ -547,10 +563,13 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             .group_metadata()
             .ok_or_else(|| BatchInterrupt::Retry("the consumer has no group metadata yet".into()))?;
         producer.begin_transaction().map_err(classify)?;
-        let written = self.write(producer, &outputs).await;
+        // The acknowledgements are not awaited before the offsets: `commit_transaction` flushes
+        // and fails if any record of the transaction was not delivered, so awaiting them first
+        // would only add a linger and a produce round trip to every batch.
+        let enqueued = self.enqueue(producer, &outputs).await;
         let p = producer.clone();
         let committed = tokio::task::spawn_blocking(move || {
-            written?;
+            let _deliveries = enqueued?;
             p.send_offsets_to_transaction(&offsets, &group, KAFKA_CALL_TIMEOUT)?;
             p.commit_transaction(KAFKA_CALL_TIMEOUT)
         })
@@ -581,7 +600,21 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
         }
     }
 
+    /// Writes `outputs` and waits until every one is acknowledged.
     async fn write(&self, producer: &FutureProducer, outputs: &[OutputRecord]) -> Result<(), KafkaError> {
+        for delivery in futures::future::join_all(self.enqueue(producer, outputs).await?).await {
+            delivery.map_err(|_| KafkaError::Canceled)?.map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+
+    /// Hands `outputs` to the producer in order and returns their acknowledgements. Only a full
+    /// local queue makes it wait, for that record's delivery.
+    async fn enqueue(
+        &self,
+        producer: &FutureProducer,
+        outputs: &[OutputRecord],
+    ) -> Result<Vec<DeliveryFuture>, KafkaError> {
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in outputs {
             let mut record = FutureRecord::to(output.topic).key(&output.key).payload(&output.value);
@@ -591,12 +624,15 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 });
                 record = record.headers(headers);
             }
-            deliveries.push(producer.send(record, KAFKA_CALL_TIMEOUT));
+            match producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                    producer.send(record, KAFKA_CALL_TIMEOUT).await.map_err(|(e, _)| e)?;
+                }
+                Err((e, _)) => return Err(e),
+            }
         }
-        for delivery in futures::future::join_all(deliveries).await {
-            delivery.map_err(|(e, _)| e)?;
-        }
-        Ok(())
+        Ok(deliveries)
     }
 }
 
