@@ -13,8 +13,14 @@ use leadflow_core::contract::topics;
 use leadflow_testkit::Stack;
 use leadflow_testkit::kafka::read_to_end;
 
+/// Every enricher started here consumes every name written after its start: the fenced twins'
+/// instances, which have no quota, would enrich the other test's names at once, and those read
+/// as duplicates. The tests take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_waiting_on_the_quota_when_an_instance_joins_is_abandoned_not_committed() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let stack = Stack::get();
     let stand_in = StandIn::start(json_faults(0, 0.0, Some(2), 12)).await;
     let run = EnricherRun::new(&stack);
@@ -41,6 +47,7 @@ async fn a_batch_waiting_on_the_quota_when_an_instance_joins_is_abandoned_not_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_fenced_by_a_duplicate_instance_id_exits_instead_of_idling() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let stack = Stack::get();
     let stand_in = StandIn::start(json_faults(0, 0.0, None, 86_400)).await;
     let run = EnricherRun::new(&stack);
