@@ -69,7 +69,7 @@ async fn upsert(
         Ok(batch) => batch,
         Err(errors) => return (StatusCode::BAD_REQUEST, Json(validation_error(&errors))).into_response(),
     };
-    let (results, drop_connection) = crm.apply(batch);
+    let (results, drop_connection) = crm.apply(batch, time::OffsetDateTime::now_utc());
     drop(crm);
     if drop_connection {
         if let Some(Extension(ConnectInfo(switch))) = switch {

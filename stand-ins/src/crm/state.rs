@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use super::batch::Upsert;
 use super::faults::Faults;
@@ -35,6 +36,10 @@ pub struct Contact {
     pub properties: Map<String, Value>,
     /// How many inputs changed this contact (its creation included).
     pub writes: u64,
+    /// When the last input changed it, as HubSpot's `updatedAt`: what end-to-end benchmarks
+    /// time the CRM hop by.
+    #[serde(rename = "updatedAt", with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// One entry of a 200's `results`: `version` is the contact's version after the input, so a stale
@@ -125,9 +130,9 @@ impl Crm {
         Admission::Admitted
     }
 
-    /// Applies an admitted, valid batch in order; the flag says whether to drop the connection
-    /// instead of answering.
-    pub fn apply(&mut self, batch: Vec<Upsert>) -> (Vec<UpsertResult>, bool) {
+    /// Applies an admitted, valid batch in order, at `now`; the flag says whether to drop the
+    /// connection instead of answering.
+    pub fn apply(&mut self, batch: Vec<Upsert>, now: OffsetDateTime) -> (Vec<UpsertResult>, bool) {
         let repeated = batch.iter().filter(|u| self.seen_keys.contains(&u.idempotency_key)).count();
         self.stats.inputs += batch.len() as u64;
         self.stats.repeated_idempotency_keys += repeated as u64;
@@ -139,9 +144,10 @@ impl Crm {
                 version,
                 properties: Map::new(),
                 writes: 0,
+                updated_at: now,
             });
             if new || version > stored.version {
-                *stored = Contact { version, properties, writes: stored.writes + 1 };
+                *stored = Contact { version, properties, writes: stored.writes + 1, updated_at: now };
                 self.stats.applied_writes += 1;
             }
             results.push(UpsertResult { id, version: stored.version, new });
@@ -172,8 +178,10 @@ mod tests {
     #[test]
     fn the_highest_version_wins_and_a_stale_one_changes_nothing() {
         let mut crm = Crm::new(Faults::default(), Instant::now());
-        let (results, _) =
-            crm.apply(vec![upsert("a", 2, "a:2"), upsert("a", 1, "a:1"), upsert("a", 3, "a:3")]);
+        let (results, _) = crm.apply(
+            vec![upsert("a", 2, "a:2"), upsert("a", 1, "a:1"), upsert("a", 3, "a:3")],
+            OffsetDateTime::UNIX_EPOCH,
+        );
         let versions: Vec<_> = results.iter().map(|r| (r.version, r.new)).collect();
         assert_eq!(versions, [(2, true), (2, false), (3, false)]);
         assert_eq!((crm.contacts()["a"].version, crm.contacts()["a"].writes), (3, 2));
