@@ -67,6 +67,20 @@ impl Connections {
         self.every_project.as_ref().or_else(|| self.by_project.get(project))
     }
 
+    /// The longest wait until a connection's next request keeps to its budget's even pace: how
+    /// long the sink gathers leads before its next batch. The busiest connection sets it for
+    /// all, which holds any project's lead back by at most one spacing (53 ms at 190 per 10 s).
+    pub fn until_paced(&self) -> Duration {
+        self.by_project
+            .values()
+            .filter_map(|destination| match destination {
+                Destination::Http(http) => Some(http.until_paced()),
+                Destination::Log => None,
+            })
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
     /// The projects with a connection; `None`: every project.
     pub fn projects(&self) -> Option<BTreeSet<String>> {
         match self.every_project {

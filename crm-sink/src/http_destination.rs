@@ -430,6 +430,11 @@ impl HttpDestination {
         }
     }
 
+    /// How long until a request keeps to the even pace of the request budget.
+    pub fn until_paced(&self) -> Duration {
+        self.lock_limiter().until_paced(Instant::now())
+    }
+
     /// Waits until the limiter lets a request go (and records it), holding the pause meanwhile.
     async fn wait_for_a_slot(&self, pause: &PauseSignal, paused: &mut Option<PauseGuard>) {
         loop {

@@ -103,6 +103,10 @@ impl Transform for SinkProcessor {
     type Input = Fact;
     const STAGE: PipelineStage = PipelineStage::CrmSink;
 
+    fn gather_for(&self) -> std::time::Duration {
+        self.connections.until_paced()
+    }
+
     async fn apply(&self, batch: Vec<Decoded<Fact>>, pause: &PauseSignal) -> Result<Vec<Emit>, ProcessError> {
         let mut outputs = Vec::new();
         let positions: HashSet<RecordPosition> = batch.iter().map(|d| d.position.clone()).collect();

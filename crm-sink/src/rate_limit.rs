@@ -51,6 +51,14 @@ impl WindowLimiter {
         Some(self.sends[0] + self.window - now)
     }
 
+    /// How long from `now` until a request keeps to the even pace of `limit` per `window` after
+    /// the last one sent (zero if that is past). Waiting this long before each request spends
+    /// the budget evenly: a steady stream never runs it dry and then stalls for the window.
+    pub fn until_paced(&self, now: Instant) -> Duration {
+        let spacing = self.window / self.limit as u32;
+        self.sends.back().map_or(Duration::ZERO, |&last| (last + spacing).saturating_duration_since(now))
+    }
+
     /// Holds every request until `until` (the server's `Retry-After`); an earlier end than one
     /// already set does not shorten the block.
     pub fn block_until(&mut self, until: Instant) {
@@ -84,6 +92,19 @@ mod tests {
         assert_eq!(limiter.wait_before_next(t0 + ms(5000)), None);
         assert_eq!(limiter.wait_before_next(t0 + ms(5000)), None);
         assert_eq!(limiter.wait_before_next(t0 + ms(5000)), Some(SECOND));
+    }
+
+    #[test]
+    fn the_pace_is_the_window_over_the_limit_after_the_last_send() {
+        let t0 = Instant::now();
+        let mut limiter = WindowLimiter::new(4, SECOND);
+        assert_eq!(limiter.until_paced(t0), Duration::ZERO, "nothing sent yet");
+        assert_eq!(limiter.wait_before_next(t0), None);
+        assert_eq!(limiter.until_paced(t0), ms(250));
+        assert_eq!(limiter.until_paced(t0 + ms(100)), ms(150));
+        assert_eq!(limiter.until_paced(t0 + ms(400)), Duration::ZERO, "past the pace");
+        assert_eq!(limiter.wait_before_next(t0 + ms(400)), None);
+        assert_eq!(limiter.until_paced(t0 + ms(400)), ms(250), "from the newest send");
     }
 
     #[test]

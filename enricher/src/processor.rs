@@ -26,6 +26,12 @@ impl Transform for EnrichProcessor {
     type Input = NameSubmitted;
     const STAGE: PipelineStage = PipelineStage::Enricher;
 
+    /// Until the request rate frees the next request: names that arrive meanwhile share it (up
+    /// to 10 a request) instead of each waiting for a request of its own.
+    fn gather_for(&self) -> std::time::Duration {
+        self.predictor.limiter.lock().expect("not poisoned").until_free(std::time::Instant::now())
+    }
+
     async fn apply(
         &self,
         batch: Vec<Decoded<NameSubmitted>>,

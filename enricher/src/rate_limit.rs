@@ -67,6 +67,12 @@ impl RateLimiter {
         Admission::Granted
     }
 
+    /// How long from `now` until the request rate lets the next request go (zero if it may go
+    /// now). Quota and server blocks are not counted: those pause the stage instead.
+    pub fn until_free(&self, now: Instant) -> Duration {
+        self.next_free.map_or(Duration::ZERO, |next| next.saturating_duration_since(now))
+    }
+
     /// The server asked for a pause (429 Retry-After, or nothing remaining until its reset).
     pub fn block_until(&mut self, until: Instant) {
         self.blocked_until = Some(self.blocked_until.map_or(until, |current| current.max(until)));
@@ -110,6 +116,16 @@ mod tests {
             Admission::Wait { for_: Duration::from_millis(500), reason: WaitReason::RequestRate }
         );
         assert_eq!(limiter.admit(t0 + Duration::from_millis(500), NOON), Admission::Granted);
+    }
+
+    #[test]
+    fn until_free_is_the_wait_for_the_next_request_slot() {
+        let mut limiter = RateLimiter::new(2.0, None, NOON);
+        let t0 = Instant::now();
+        assert_eq!(limiter.until_free(t0), Duration::ZERO, "nothing sent yet");
+        assert_eq!(limiter.admit(t0, NOON), Admission::Granted);
+        assert_eq!(limiter.until_free(t0 + Duration::from_millis(100)), Duration::from_millis(400));
+        assert_eq!(limiter.until_free(t0 + Duration::from_millis(600)), Duration::ZERO);
     }
 
     #[test]

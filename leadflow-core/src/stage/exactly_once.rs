@@ -109,6 +109,15 @@ pub trait BatchProcessor: Send + Sync {
         batch: &[InputRecord],
         pause: &PauseSignal,
     ) -> impl Future<Output = Result<Vec<OutputRecord>, ProcessError>> + Send;
+
+    /// How long the stage should go on gathering records before it hands over the next batch,
+    /// however short its queue. A processor that spends a request budget per batch (the CRM's
+    /// 190 requests per 10 s) asks for the time until its next request keeps to that budget's
+    /// even pace, so that a steady stream is sent in fewer, fuller requests instead of running
+    /// the budget dry and then stalling. Zero: take what has arrived and go.
+    fn gather_for(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -384,9 +393,10 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
     /// Waits for a first record, then takes every record that has already arrived. Records kept
     /// from an earlier wait come first. `None` means shutdown.
     ///
-    /// It waits the linger time for more only behind a `backlog` (the previous batch was full):
-    /// a short queue is processed at once, so a lone event is not held for a timer. Under load
-    /// the batches still grow, because records pile up while the previous batch commits.
+    /// It waits the linger time for more only behind a `backlog` (the previous batch was full),
+    /// or as long as the processor asks ([`BatchProcessor::gather_for`]): a short queue is
+    /// processed at once, so a lone event is not held for a timer. Under load the batches still
+    /// grow, because records pile up while the previous batch commits.
     async fn collect_batch(
         &self,
         consumer: &StreamConsumer<StageContext>,
@@ -435,8 +445,9 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 None => break,
             }
         }
-        let linger = tokio::time::Instant::now() + self.config.batch_linger;
-        while backlog && batch.len() < max && fatal.is_none() {
+        let gather = if backlog { self.config.batch_linger } else { self.processor.gather_for() };
+        let linger = tokio::time::Instant::now() + gather;
+        while !gather.is_zero() && batch.len() < max && fatal.is_none() {
             match tokio::time::timeout_at(linger, consumer.recv()).await {
                 Ok(message) => fatal = receive(&mut batch, message),
                 Err(_) => break,
@@ -563,13 +574,13 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
             .group_metadata()
             .ok_or_else(|| BatchInterrupt::Retry("the consumer has no group metadata yet".into()))?;
         producer.begin_transaction().map_err(classify)?;
-        // The acknowledgements are not awaited before the offsets: `commit_transaction` flushes
-        // and fails if any record of the transaction was not delivered, so awaiting them first
-        // would only add a linger and a produce round trip to every batch.
-        let enqueued = self.enqueue(producer, &outputs).await;
+        // The acknowledgements are awaited before the offsets are sent. Sending the offsets and
+        // committing while the records were still queued (commit_transaction flushes them) was
+        // measured to add about 150 ms to every batch (docs/BENCHMARKS.md, issue #15).
+        let written = self.write(producer, &outputs).await;
         let p = producer.clone();
         let committed = tokio::task::spawn_blocking(move || {
-            let _deliveries = enqueued?;
+            written?;
             p.send_offsets_to_transaction(&offsets, &group, KAFKA_CALL_TIMEOUT)?;
             p.commit_transaction(KAFKA_CALL_TIMEOUT)
         })

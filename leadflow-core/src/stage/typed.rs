@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -91,6 +92,11 @@ pub trait Transform: Send + Sync {
         batch: Vec<Decoded<Self::Input>>,
         pause: &PauseSignal,
     ) -> impl Future<Output = Result<Vec<Emit>, ProcessError>> + Send;
+
+    /// See [`BatchProcessor::gather_for`].
+    fn gather_for(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// What a processor asks the stage to write.
@@ -189,6 +195,10 @@ impl<T> TypedStage<T> {
 }
 
 impl<T: Transform> BatchProcessor for TypedStage<T> {
+    fn gather_for(&self) -> Duration {
+        self.transform.gather_for()
+    }
+
     async fn process(
         &self,
         batch: &[InputRecord],
