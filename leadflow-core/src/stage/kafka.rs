@@ -44,13 +44,18 @@ fn with_overrides(mut config: ClientConfig, cfg: &KafkaConfig) -> ClientConfig {
 
 /// A durable producer: a delivery report means every in-sync replica has the record, and
 /// retries cannot duplicate or reorder records within a partition.
+///
+/// `linger.ms` 1: every writer here waits for its acknowledgements (a gateway request, a
+/// stage's batch before its offsets), so the linger is paid on every request and every batch,
+/// and a batch is enqueued at once anyway. librdkafka's 5 ms was measured as most of the
+/// gateway's single-event latency (issue #15, docs/BENCHMARKS.md).
 pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut config = base_config(cfg);
     config
         .set("partitioner", JAVA_COMPATIBLE_PARTITIONER)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5");
+        .set("linger.ms", "1");
     with_overrides(config, cfg)
 }
 
