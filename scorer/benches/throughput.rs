@@ -8,9 +8,12 @@
 //!    (start-up is not timed), and times until a `read_committed` reader has seen a LeadScored
 //!    for every event. Runs alternate on and off, BENCH_RUNS of each.
 //! 2. End-to-end latency at steady rates: single events POSTed to the release gateway at
-//!    each of BENCH_RATES events/s ("500 200") for BENCH_SECONDS, each timed from just before its POST to the moment
+//!    each of BENCH_RATES events/s ("500 200") for BENCH_SECONDS, each timed from when it was due to the moment
 //!    its LeadScored reaches a `read_committed` reader; p50 and p99 over all events, and the
 //!    number that never arrived within the deadline.
+//! 3. History: BENCH_HISTORY ("1000000 100000") events over BENCH_HISTORY_LEADS (10,000) leads,
+//!    timed as a throughput run, then the second count more on the same leads: an event's cost
+//!    must not grow with its lead's history. `BENCH_HISTORY=0` skips it.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -37,10 +40,12 @@ fn release_binary(name: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn input(run: &str, n: usize, leads: usize) -> Vec<LeadEvent> {
+/// Events `indices` of the run: event i goes to lead i mod `leads`, i seconds after the start,
+/// so each lead's events come in order.
+fn input(run: &str, indices: std::ops::Range<usize>, leads: usize) -> Vec<LeadEvent> {
     let start = datetime!(2026-01-16 00:00 UTC);
     let types = ["page_view", "signup", "download", "demo_request", "contract_signed"];
-    (0..n)
+    indices
         .map(|i| {
             let lead = format!("{run}-L{}", i % leads);
             event(
@@ -70,24 +75,59 @@ async fn scorer(stack: &Stack, run: &ScorerRun, exactly_once: bool) -> ServicePr
 async fn throughput(stack: &Stack, exactly_once: bool, n: usize, leads: usize) -> f64 {
     let run = ScorerRun::new(stack);
     let id = run_id();
-    produce_events(stack, &input(&id, n, leads)).await;
-    let process = scorer(stack, &run, exactly_once).await;
+    produce_events(stack, &input(&id, 0..n, leads)).await;
+    timed_scoring(stack, &run, exactly_once, &id, n, &run.scores_from).await
+}
+
+/// Starts the scorer of `run` and times until `n` LeadScored of the run `id` have been read
+/// from `from`; stops the scorer, so that the next run starts on a quiet machine.
+async fn timed_scoring(
+    stack: &Stack,
+    run: &ScorerRun,
+    exactly_once: bool,
+    id: &str,
+    n: usize,
+    from: &HashMap<i32, i64>,
+) -> f64 {
+    let mut process = scorer(stack, run, exactly_once).await;
     let started = Instant::now();
     let prefix = format!("{id}-L");
-    leadflow_testkit::kafka::read_from_within(
-        stack,
-        topics::SCORES,
-        &run.scores_from,
-        Duration::from_secs(900),
-        |r| r.iter().filter(|r| r.key.starts_with(&prefix)).count() >= n,
-    )
+    // Counts each record once: the reader's check runs after every record.
+    let (counted, looked_at) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    leadflow_testkit::kafka::read_from_within(stack, topics::SCORES, from, Duration::from_secs(1800), |r| {
+        let new = r[looked_at.get()..].iter().filter(|r| r.key.starts_with(&prefix)).count();
+        looked_at.set(r.len());
+        counted.set(counted.get() + new);
+        counted.get() >= n
+    })
     .await;
     let rate = n as f64 / started.elapsed().as_secs_f64();
-    // The next run starts on a quiet machine.
-    let mut process = process;
     process.signal(libc::SIGTERM).unwrap();
     process.wait_exit(Duration::from_secs(60)).await.unwrap();
     rate
+}
+
+/// Whether an event's cost grows with its lead's history: `first` events over `leads` leads,
+/// then `second` more on the same leads, each phase timed as a throughput run (exactly-once).
+async fn history(stack: &Stack, first: usize, second: usize, leads: usize) {
+    let run = ScorerRun::new(stack);
+    let id = run_id();
+    let produced = Instant::now();
+    produce_events(stack, &input(&id, 0..first, leads)).await;
+    println!(
+        "history: {first} events over {leads} leads produced in {:.0} s",
+        produced.elapsed().as_secs_f64()
+    );
+    let rate_first = timed_scoring(stack, &run, true, &id, first, &run.scores_from).await;
+    let from = leadflow_testkit::kafka::end_offsets(stack, topics::SCORES);
+    produce_events(stack, &input(&id, first..first + second, leads)).await;
+    let rate_second = timed_scoring(stack, &run, true, &id, second, &from).await;
+    println!(
+        "history: first {first} events {rate_first:.0} events/s; then {second} more on the same leads \
+         ({} events a lead before them) {rate_second:.0} events/s: {:+.1}%",
+        first / leads,
+        (rate_second / rate_first - 1.0) * 100.0
+    );
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -152,18 +192,22 @@ async fn latency(stack: &Stack, rate: u64, seconds: u64) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let total = (rate * seconds) as usize;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    let period = Duration::from_micros(1_000_000 / rate);
+    let mut ticker = tokio::time::interval(period);
     let start = datetime!(2026-01-16 00:00 UTC);
     let mut posts = Vec::with_capacity(total);
+    let t0 = Instant::now();
     for i in 0..total {
         ticker.tick().await;
+        // Timed from when the event was due, so a sender that falls behind shows as latency.
+        let due = t0 + period * i as u32;
         let body = serde_json::json!({
             "eventId": format!("{id}-e{i}"), "leadId": format!("{id}-L{}", i % 200),
             "eventType": "page_view", "timestamp": (start + time::Duration::seconds(i as i64)).format(&time::format_description::well_known::Rfc3339).unwrap(),
         });
         let (client, url, key, sent) = (client.clone(), url.clone(), key.clone(), sent.clone());
         posts.push(tokio::spawn(async move {
-            let at = Instant::now();
+            let at = due;
             let ok = client
                 .post(&url)
                 .bearer_auth(&key)
@@ -241,5 +285,12 @@ async fn main() {
     let rates = std::env::var("BENCH_RATES").unwrap_or_else(|_| "500 200".to_owned());
     for rate in rates.split_whitespace().filter_map(|r| r.parse().ok()) {
         latency(&stack, rate, setting("BENCH_SECONDS", 30)).await;
+    }
+    let phases = std::env::var("BENCH_HISTORY").unwrap_or_else(|_| "1000000 100000".to_owned());
+    if let [first, second] =
+        phases.split_whitespace().filter_map(|n| n.parse().ok()).collect::<Vec<usize>>()[..]
+        && first > 0
+    {
+        history(&stack, first, second, setting("BENCH_HISTORY_LEADS", 10_000) as usize).await;
     }
 }
