@@ -4,10 +4,13 @@
 //! Kafka.
 //!
 //! A lead's state is bounded (`scoring::LeadState`, `scoring.tail_events` newest events), so an
-//! event costs the same however long the lead's history. Whether an event was applied is
-//! answered by `score_history` (one query per batch, beside the leads' load); its unique
-//! `(leadId, eventId)` index inside the transaction is the backstop: a writer that got there
-//! first makes the save a conflict, and the redone batch sees the entry.
+//! event costs the same however long the lead's history. Whether an event was applied is asked
+//! of `score_history` only for the events that can repeat an applied one
+//! (`LeadDoc::may_have_applied`: an id in the lead's tail, or a key not newer than its newest),
+//! one query after the leads' load, and none for a batch of in-order new events, the usual
+//! case. The history's unique `(leadId, eventId)` index inside the transaction catches the rest
+//! (an id that left the tail and came again under a newer timestamp, or a zombie's entry): the
+//! save is a conflict, and the batch is redone at once asking about every event.
 //!
 //! An `eventId` is applied to its lead at most once, and gets exactly one LeadScored on the
 //! output topic:
@@ -16,7 +19,7 @@
 //! - read from any other offset (the same event posted twice, as a client's retry does), it is
 //!   a duplicate: nothing is emitted, and `scorer_events_duplicate_total` counts it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use leadflow_core::contract::records::{LeadEvent, LeadScored, PipelineStage, RecordPosition, TopicRecord};
 use leadflow_core::model::scoring::{LeadState, REASON_TOO_LATE, ScoringEvent, ScoringRules};
@@ -65,17 +68,64 @@ impl Transform for ScoreProcessor {
         batch: Vec<Decoded<LeadEvent>>,
         _pause: &PauseSignal,
     ) -> Result<Vec<Emit>, ProcessError> {
+        // A conflict at the save is another writer's entry (a zombie instance) or an eventId
+        // that left its lead's tail and came again under another timestamp, which the first
+        // attempt did not ask the history about. Redone here at once, asking about every event:
+        // a rewind's backoff would let one such repeat hold its partition back.
+        match self.attempt(&batch, Ask::WhatMayRepeat).await {
+            Err(Attempt::Conflict(reason)) => {
+                tracing::debug!(
+                    reason,
+                    "the save met a conflict; redoing the batch, asking about every event"
+                );
+                self.attempt(&batch, Ask::Every).await
+            }
+            other => other,
+        }
+        .map_err(|e| match e {
+            Attempt::Conflict(m) => ProcessError::Transient(m),
+            Attempt::Failed(e) => e,
+        })
+    }
+}
+
+/// Which of a batch's events `score_history` is asked about.
+#[derive(Clone, Copy)]
+enum Ask {
+    /// Those that can repeat an applied one (`LeadDoc::may_have_applied`): normally none.
+    WhatMayRepeat,
+    Every,
+}
+
+enum Attempt {
+    Conflict(String),
+    Failed(ProcessError),
+}
+
+impl ScoreProcessor {
+    async fn attempt(&self, batch: &[Decoded<LeadEvent>], ask: Ask) -> Result<Vec<Emit>, Attempt> {
         // One view of the rules for the whole batch, so that a change lands between batches.
         let book = self.rules.borrow().clone();
         let mut rules_of: HashMap<String, std::sync::Arc<ScoringRules>> = HashMap::new();
         // Leads are known by their key (project and id): two projects' `lead-1` never meet.
+        let lead_keys: Vec<String> =
+            batch.iter().map(|e| e.record.key().into_owned()).collect::<BTreeSet<_>>().into_iter().collect();
+        let failed = |e| Attempt::Failed(transient(e));
+        let mut stored_leads = self.store.load(&lead_keys).await.map_err(failed)?;
         let mut ids_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for event in &batch {
-            ids_of.entry(event.record.key().into_owned()).or_default().push(event.record.event_id.clone());
+        for event in batch {
+            let key = event.record.key();
+            let asked = match ask {
+                Ask::Every => true,
+                Ask::WhatMayRepeat => stored_leads
+                    .get(key.as_ref())
+                    .is_some_and(|lead| lead.may_have_applied(&scoring_event(&event.record))),
+            };
+            if asked {
+                ids_of.entry(key.into_owned()).or_default().push(event.record.event_id.clone());
+            }
         }
-        let lead_keys: Vec<String> = ids_of.keys().cloned().collect();
-        let (mut stored_leads, stored_history) =
-            tokio::try_join!(self.store.load(&lead_keys), self.store.applied(&ids_of)).map_err(transient)?;
+        let stored_history = self.store.applied(&ids_of).await.map_err(failed)?;
 
         let mut leads: HashMap<String, BatchLead> = HashMap::new();
         let mut applied_here: HashSet<(String, String)> = HashSet::new();
@@ -83,9 +133,10 @@ impl Transform for ScoreProcessor {
         let mut slots = Vec::with_capacity(batch.len());
         for Decoded { position, record: event, .. } in batch {
             let key = event.key().into_owned();
+            let position = position.clone();
             let pair = (key.clone(), event.event_id.clone());
             if stored_history.contains_key(&pair) || applied_here.contains(&pair) {
-                slots.push((position, Slot::Applied { lead_key: key, event_id: event.event_id }));
+                slots.push((position, Slot::Applied { lead_key: key, event_id: event.event_id.clone() }));
                 continue;
             }
             let rules = rules_of
@@ -97,7 +148,7 @@ impl Transform for ScoreProcessor {
                 BatchLead { read_version: document.version, document, state: None }
             });
             let state = lead.state.get_or_insert_with(|| lead.document.state(rules, self.tail_events));
-            let record = apply(rules, &mut lead.document, state, &event, self.tail_events);
+            let record = apply(rules, &mut lead.document, state, event, self.tail_events);
             history.push(HistoryDoc {
                 lead_key: key,
                 event_id: record.event_id.clone(),
@@ -131,8 +182,8 @@ impl Transform for ScoreProcessor {
         let scored = history.len();
         let too_late = history.iter().filter(|h| h.record.reason.as_deref() == Some(REASON_TOO_LATE)).count();
         self.store.save(history, changed).await.map_err(|e| match e {
-            StoreError::Conflict(m) => ProcessError::Transient(m),
-            StoreError::Mongo(e) => transient(e),
+            StoreError::Conflict(m) => Attempt::Conflict(m),
+            StoreError::Mongo(e) => failed(e),
         })?;
 
         let mut outputs = Vec::with_capacity(slots.len());
@@ -177,11 +228,7 @@ fn apply(
     event: &LeadEvent,
     k: usize,
 ) -> LeadScored {
-    let new = ScoringEvent {
-        event_id: event.event_id.clone(),
-        event_type: event.event_type.clone(),
-        timestamp: event.timestamp,
-    };
+    let new = scoring_event(event);
     let outcome = state.apply_event(rules, &new, k);
     lead.version += 1;
     if outcome.reason != Some(REASON_TOO_LATE) {
@@ -190,6 +237,14 @@ fn apply(
         lead.decayed_stage = None;
     }
     outcome.record(&event.project_id, &event.lead_id, &new, &rules.version, lead.version)
+}
+
+fn scoring_event(event: &LeadEvent) -> ScoringEvent {
+    ScoringEvent {
+        event_id: event.event_id.clone(),
+        event_type: event.event_type.clone(),
+        timestamp: event.timestamp,
+    }
 }
 
 fn transient(e: mongodb::error::Error) -> ProcessError {

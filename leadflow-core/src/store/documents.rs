@@ -209,6 +209,23 @@ impl LeadDoc {
         }
     }
 
+    /// Whether `event` can have been applied to this lead before, so that `score_history` must
+    /// be asked: its eventId is in the tail, or it is not newer than the tail's newest (a late
+    /// event, a redelivery, or one that was too late). An event newer than every event applied,
+    /// whose id the tail does not hold, can only repeat an id that has left the tail under
+    /// another timestamp; the history's unique index catches that one at the save. A version 1
+    /// document holds no tail yet, so every event of it is asked about.
+    pub fn may_have_applied(&self, event: &ScoringEvent) -> bool {
+        if self.schema < LEAD_DOC_SCHEMA {
+            return !self.events.is_empty();
+        }
+        let Some(newest) = self.tail.last() else { return self.base.is_some() };
+        let newest = newest.to_scoring();
+        self.tail.iter().any(|held| held.event_id == event.event_id)
+            || (event.timestamp, &event.event_id, &event.event_type)
+                <= (newest.timestamp, &newest.event_id, &newest.event_type)
+    }
+
     /// Stores `state` as this document's (version 2, without a version 1 event list).
     pub fn set_state(&mut self, state: &LeadState) {
         self.events = Vec::new();
@@ -477,6 +494,32 @@ mod tests {
         let document = bson::to_document(&written).unwrap();
         assert!(!document.contains_key("events"), "the v1 list is never written again");
         assert_eq!(document.get_i64("schema").unwrap(), i64::from(LEAD_DOC_SCHEMA));
+    }
+
+    #[test]
+    fn only_events_that_can_repeat_one_applied_are_asked_about() {
+        let rules = ScoringRules::seeds();
+        let at = |minute: i64| datetime!(2026-01-16 10:00 UTC) + time::Duration::minutes(minute);
+        let event = |id: &str, minute: i64| ScoringEvent {
+            event_id: id.into(),
+            event_type: "page_view".into(),
+            timestamp: at(minute),
+        };
+        let fresh = LeadDoc::new("lead-1", 0);
+        assert!(!fresh.may_have_applied(&event("e1", 0)), "a lead without events has applied none");
+
+        let mut lead = LeadDoc::new("lead-1", 0);
+        let applied: Vec<ScoringEvent> = (0..5).map(|i| event(&format!("e{i}"), i)).collect();
+        lead.set_state(&LeadState::from_events(&rules, &applied, 3));
+        assert!(!lead.may_have_applied(&event("e9", 9)), "newer than all, an id the tail lacks");
+        assert!(lead.may_have_applied(&event("e4", 4)), "the newest again (a redelivery)");
+        assert!(lead.may_have_applied(&event("e3", 20)), "an id the tail holds, whatever its time");
+        assert!(lead.may_have_applied(&event("e0", 0)), "older than the tail: left it, or too late");
+        assert!(lead.may_have_applied(&event("x", 3)), "late: may be a repeat of an evicted one");
+
+        let mut v1 = lead.clone();
+        (v1.schema, v1.events, v1.tail) = (1, v1.tail.clone(), Vec::new());
+        assert!(v1.may_have_applied(&event("e9", 9)), "a version 1 document: always asked");
     }
 
     #[test]

@@ -210,3 +210,21 @@ async fn an_event_older_than_the_tail_is_recorded_too_late_and_a_redo_re_emits_i
     assert!(lead.events.is_empty());
     assert_eq!((processor.metrics.events_too_late.get(), processor.metrics.events_repeated.get()), (1, 1));
 }
+
+#[tokio::test]
+async fn an_event_id_that_left_the_tail_and_comes_again_later_is_a_duplicate_not_a_stall() {
+    let (mut processor, _rules) = processor().await;
+    processor.tail_events = 1;
+    apply(&processor, &[event("kai", "e1", "signup", 10, 0), event("kai", "e2", "page_view", 20, 1)]).await;
+    // e1 left the one-event tail; the client sends it again with a newer timestamp, so the first
+    // attempt does not ask the history about it and the unique index refuses the save.
+    let again =
+        apply(&processor, &[event("kai", "e1", "signup", 30, 2), event("kai", "e3", "page_view", 40, 3)])
+            .await;
+
+    let records = scored(&again);
+    assert_eq!(records.iter().map(|(_, r)| r.event_id.as_str()).collect::<Vec<_>>(), ["e3"]);
+    assert_eq!(processor.metrics.events_duplicate.get(), 1);
+    let lead = processor.store.lead("kai").await.unwrap().unwrap();
+    assert_eq!((lead.version, lead.score), (3, 30.0), "e1 counted once: 20 + 5 + 5");
+}
