@@ -23,9 +23,8 @@ use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -613,19 +612,6 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
 
     /// Writes `outputs` and waits until every one is acknowledged.
     async fn write(&self, producer: &FutureProducer, outputs: &[OutputRecord]) -> Result<(), KafkaError> {
-        for delivery in futures::future::join_all(self.enqueue(producer, outputs).await?).await {
-            delivery.map_err(|_| KafkaError::Canceled)?.map_err(|(e, _)| e)?;
-        }
-        Ok(())
-    }
-
-    /// Hands `outputs` to the producer in order and returns their acknowledgements. Only a full
-    /// local queue makes it wait, for that record's delivery.
-    async fn enqueue(
-        &self,
-        producer: &FutureProducer,
-        outputs: &[OutputRecord],
-    ) -> Result<Vec<DeliveryFuture>, KafkaError> {
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in outputs {
             let mut record = FutureRecord::to(output.topic).key(&output.key).payload(&output.value);
@@ -635,15 +621,12 @@ impl<P: BatchProcessor> ExactlyOnceStage<'_, P> {
                 });
                 record = record.headers(headers);
             }
-            match producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
-                    producer.send(record, KAFKA_CALL_TIMEOUT).await.map_err(|(e, _)| e)?;
-                }
-                Err((e, _)) => return Err(e),
-            }
+            deliveries.push(producer.send(record, KAFKA_CALL_TIMEOUT));
         }
-        Ok(deliveries)
+        for delivery in futures::future::join_all(deliveries).await {
+            delivery.map_err(|(e, _)| e)?;
+        }
+        Ok(())
     }
 }
 
