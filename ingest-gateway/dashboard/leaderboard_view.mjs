@@ -43,7 +43,7 @@ export class LeaderboardView {
             el('td', {}, el('a', { href: `#/leads/${encodeURIComponent(lead.leadId)}` }, lead.name ?? lead.leadId)),
             el('td', {}, lead.status ?? '—'),
             el('td', {}, lead.stage ? el('span', { class: `badge stage-${lead.stage}` }, lead.stage) : '—'),
-            el('td', { class: 'num' }, formatScore(lead.score)),
+            el('td', { class: 'num' }, formatScore(lead.effectiveScore ?? lead.score)),
             el('td', { class: 'muted mono' }, lead.leadId),
           ),
         ),

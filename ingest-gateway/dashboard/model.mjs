@@ -52,7 +52,9 @@ export function rowFromSummary(lead) {
     countryCode: lead.countryCode ?? null,
     probability: lead.probability ?? null,
     stage: lead.stage ?? null,
-    score: lead.score ?? null,
+    // The score as of now, which `sort=score` ranks by; a `scored` update's score is as of an
+    // event that just happened, so it is the score now too.
+    score: lead.effectiveScore ?? lead.score ?? null,
     syncedVersion: lead.syncedVersion ?? 0,
     crmError: null,
     reviewed: false,

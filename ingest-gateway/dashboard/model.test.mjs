@@ -95,3 +95,9 @@ test('chart: a single event sits in the middle', () => {
   assert.equal(chart.points[0].x, Math.round(middle * 10) / 10);
   assert.deepEqual([niceCeiling(7), niceCeiling(105), niceCeiling(0.3), niceCeiling(100)], [8, 125, 0.3, 100]);
 });
+
+test('a row shows the score as of now, which sort=score ranks by, else the stored one', () => {
+  assert.equal(rowFromSummary({ leadId: 'a', score: 100, effectiveScore: 18.4 }).score, 18.4);
+  assert.equal(rowFromSummary({ leadId: 'b', score: 30 }).score, 30);
+  assert.equal(rowFromSummary({ leadId: 'c' }).score, null);
+});

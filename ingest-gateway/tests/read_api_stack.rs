@@ -327,7 +327,7 @@ async fn leads_filter_sort_and_page_through_every_lead_exactly_once() {
     assert_eq!(summary["lastActivityAt"], rfc3339(f.now - Duration::hours(1)));
     assert_eq!(summary["inCrm"], false);
     let cursor = first["nextCursor"].as_str().unwrap();
-    // A cursor carries both sort keys, so it continues the other order too.
+    // A cursor passed with the other sort is still a place to start from, not an error.
     let (status, body) = f.gateway.get(&format!("/api/leads?sort=recent&cursor={cursor}")).await;
     assert_eq!(status, 200, "a cursor of the other order: {body}");
     let (status, body) = f.gateway.get("/api/leads?cursor=bm90LWpzb24").await;
@@ -474,4 +474,76 @@ async fn the_leaderboard_ranks_by_score_and_counts_by_stage() {
     assert_eq!(all["top"].as_array().unwrap().len(), 6, "unscored leads are not ranked");
     let (status, body) = f.gateway.get("/api/leaderboard?limit=0").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("limit")));
+}
+
+/// `sort=score` and the leaderboard rank by the score decayed to now, not the stored one. Sixty
+/// leads stored at 90 but quiet for 60 days (about 6 now under the seeds) sort first by stored
+/// score, so the walk has to read past them; `old`, stored at 100 and quiet for 40 days (about 18),
+/// ranks below `new` at 30 and `mid` at 25 (about 21 after 10 days). Paging by score ranks every
+/// page at the instant of the first, so each lead is shown once.
+#[tokio::test]
+async fn rankings_use_the_score_decayed_to_now() {
+    let stack = Stack::get();
+    let database = run_id();
+    let mongo = MongoConfig { uri: stack.mongodb_uri.clone(), database: database.clone() };
+    let client = leadflow_core::store::mongo::client(&mongo, "read-api-test").await.unwrap();
+    let seed = Seed { now: OffsetDateTime::now_utc() };
+    let days = Duration::days;
+    let mut leads: Vec<(String, f64, Duration)> = vec![
+        ("old".into(), 100.0, days(40)),
+        ("new".into(), 30.0, Duration::hours(1)),
+        ("mid".into(), 25.0, days(10)),
+    ];
+    leads.extend((0..60).map(|i| (format!("stale-{i:02}"), 90.0, days(60))));
+    let views = leads
+        .iter()
+        .map(|(id, score, ago)| {
+            let mut view = LeadView::new(id, 0);
+            view.apply_scored(&seed.scored(id, *score, Stage::Qualified, *ago));
+            (view, 0)
+        })
+        .collect();
+    let sink = crm_sink::store::LeadStore::new(client, &database);
+    sink.ensure_indexes().await.unwrap();
+    sink.save(views).await.unwrap();
+    let env = [("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()), ("LEADFLOW_MONGO__DATABASE", database)];
+    let f = Fixture { gateway: Gateway::start_with(&stack, &env).await, now: seed.now, t0: seed.now };
+
+    // The order by score now under `rules` at `at`, computed here from what was seeded.
+    let expected = |rules: &ScoringRules, at: OffsetDateTime| {
+        let mut by_now: Vec<(f64, &str)> = leads
+            .iter()
+            .map(|(id, score, ago)| {
+                (scoring::decayed_score(*score, seed.now - *ago, at, &rules.decay), id.as_str())
+            })
+            .collect();
+        by_now.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        by_now
+    };
+    let (board, rules, before, after) = f.under_stable_rules("/api/leaderboard?limit=3", |_| None).await;
+    let top: Vec<&str> =
+        board["top"].as_array().unwrap().iter().map(|l| l["leadId"].as_str().unwrap()).collect();
+    let at_before: Vec<&str> = expected(&rules, before).iter().take(3).map(|(_, id)| *id).collect();
+    assert_eq!(top, at_before, "{board}");
+    assert_eq!(at_before, expected(&rules, after).iter().take(3).map(|(_, id)| *id).collect::<Vec<_>>());
+    if same_scoring(&rules) {
+        assert_eq!(top, ["new", "mid", "old"], "the seeds' decay: {board}");
+    }
+    let old = &board["top"][2];
+    assert_eq!(old["score"], 100.0, "the stored score stays as it was");
+    let old_now = old["effectiveScore"].as_f64().unwrap();
+    let bounds =
+        [before, after].map(|at| scoring::decayed_score(100.0, seed.now - days(40), at, &rules.decay));
+    assert!(bounds[1] <= old_now && old_now <= bounds[0], "{old_now} within {bounds:?}");
+
+    let (pages, rules, before, _) = f.under_stable_rules("/api/leads?sort=score&limit=7", |_| None).await;
+    let first = ids(&pages);
+    let (mut seen, count) = f.all_pages("&sort=score", 7).await;
+    assert_eq!(count, 9, "63 leads at 7 a page");
+    let everything: Vec<String> = expected(&rules, before).iter().map(|(_, id)| id.to_string()).collect();
+    assert_eq!(first, everything[..7], "the first page at the time it was read");
+    assert_eq!(seen.len(), 63);
+    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 63, "no lead twice: {seen:?}");
+    seen.truncate(3);
+    assert_eq!(seen, everything[..3]);
 }

@@ -23,8 +23,9 @@ use crate::error::{AppError, FieldError};
 use crate::ids;
 use crate::read::ReadState;
 use crate::read::intelligence::{self, NextAction, Risk};
-use crate::read::read_query::{self, ListQuery};
-use crate::read::read_store::{ReadError, ScoreState, StageCounts, StoredLead};
+use crate::read::ranking::{self, Ranked, effective_score};
+use crate::read::read_query::{self, Cursor, ListQuery, SortOrder};
+use crate::read::read_store::{self, ReadError, ReadStore, ScoreState, StageCounts, StoredLead};
 
 /// The read API's routes, for a router whose state holds a [`ReadState`].
 pub fn routes<S>() -> Router<S>
@@ -52,6 +53,11 @@ pub struct LeadSummary {
     pub shown: CrmFields,
     /// As of the newest event; null until scored.
     pub score: Option<f64>,
+    /// The score decayed to the time of the request (for a later page sorted by score, to the
+    /// time its first page was read), what `sort=score` and the leaderboard rank by; null until
+    /// scored. Never above `score`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_score: Option<f64>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_activity_at: Option<OffsetDateTime>,
     pub version: u64,
@@ -59,11 +65,13 @@ pub struct LeadSummary {
     pub in_crm: bool,
 }
 
-pub fn summary(view: &LeadView) -> LeadSummary {
+/// The summary of `view`, with the score it ranks by now (see [`ranking::rank_score`]).
+pub fn summary(view: &LeadView, effective_score: Option<f64>) -> LeadSummary {
     LeadSummary {
         lead_id: view.lead_id().to_owned(),
         shown: view.crm_fields(),
         score: view.scoring.as_ref().map(|s| s.score),
+        effective_score: view.scoring.as_ref().and(effective_score),
         last_activity_at: view.last_activity_at(),
         version: view.version,
         synced_version: view.synced_version,
@@ -79,12 +87,28 @@ pub struct LeadPage {
     pub next_cursor: Option<String>,
 }
 
-/// A page from up to `limit + 1` leads read: the extra one only says that more follow.
-pub fn page(mut found: Vec<StoredLead>, query: &ListQuery) -> LeadPage {
+/// A page in recent order from up to `limit + 1` leads read (the extra one only says that more
+/// follow), each with its score now.
+pub fn page(mut found: Vec<(StoredLead, f64)>, query: &ListQuery) -> LeadPage {
     let more = found.len() > query.limit as usize;
     found.truncate(query.limit as usize);
-    let next_cursor = if more { found.last().map(|l| l.cursor().encode()) } else { None };
-    LeadPage { leads: found.iter().map(|l| summary(&l.view)).collect(), next_cursor }
+    let next_cursor = if more { found.last().map(|(l, _)| l.cursor().encode()) } else { None };
+    LeadPage { leads: found.iter().map(|(l, score)| summary(&l.view, Some(*score))).collect(), next_cursor }
+}
+
+/// A page in score order from up to `limit + 1` leads ranked at `ranked_at`. Its cursor holds
+/// the last lead's rank score and `ranked_at`, so that the next page ranks at the same instant and
+/// continues exactly after it.
+pub fn ranked_page(mut found: Vec<Ranked>, query: &ListQuery, ranked_at: OffsetDateTime) -> LeadPage {
+    let more = found.len() > query.limit as usize;
+    found.truncate(query.limit as usize);
+    let at_ms = (ranked_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let next_cursor = if more {
+        found.last().map(|r| Cursor::after(r.score, at_ms, r.lead.view.lead_id()).encode())
+    } else {
+        None
+    };
+    LeadPage { leads: found.iter().map(|r| summary(&r.lead.view, Some(r.score))).collect(), next_cursor }
 }
 
 #[derive(Debug, Serialize)]
@@ -128,21 +152,6 @@ pub struct LeadDetail {
     pub crm: CrmSync,
 }
 
-/// The score at `now` under `rules`' decay: the scorer's stored score decayed since its newest
-/// event when the scorer's state is known, else the read model's.
-pub fn effective_score(
-    rules: &ScoringRules,
-    scoring: &Scoring,
-    state: Option<&ScoreState>,
-    now: OffsetDateTime,
-) -> f64 {
-    let (score, as_of) = match state.and_then(|s| Some((s.score, s.as_of?))) {
-        Some(stored) => stored,
-        None => (scoring.score, scoring.last_event_at),
-    };
-    scoring::decayed_score(score, as_of, now, &rules.decay)
-}
-
 pub fn detail(
     view: &LeadView,
     state: Option<&ScoreState>,
@@ -150,7 +159,7 @@ pub fn detail(
     now: OffsetDateTime,
 ) -> LeadDetail {
     LeadDetail {
-        summary: summary(view),
+        summary: summary(view, view.scoring.as_ref().map(|s| effective_score(rules, s, state, now))),
         enrichment: view.enrichment.clone(),
         scoring: view.scoring.as_ref().map(|s| ScoringDetail {
             effective_score: effective_score(rules, s, state, now),
@@ -411,8 +420,43 @@ pub async fn list_leads(
     let project = caller.in_project(Scope::Read)?.project_id;
     let Query(pairs) = query.map_err(bad_query)?;
     let query = read_query::parse_list_query(&pairs).map_err(AppError::invalid_fields)?;
-    let found = state.reads.list(&project, &query).await.map_err(|e| state.read_failure(e))?;
-    Ok(Json(page(found, &query)))
+    let rules = state.rules_in_force(&project);
+    let page = match query.sort {
+        SortOrder::Recent => {
+            let found = state.reads.list(&project, &query).await.map_err(|e| state.read_failure(e))?;
+            let keys: Vec<String> = found.iter().map(|l| l.view.key.clone()).collect();
+            let states = state.reads.score_states(&keys).await.map_err(|e| state.read_failure(e))?;
+            let now = OffsetDateTime::now_utc();
+            let found = found
+                .into_iter()
+                .map(|l| {
+                    let score = ranking::rank_score(&rules, &l, states.get(&l.view.key), now);
+                    (l, score)
+                })
+                .collect();
+            page(found, &query)
+        }
+        SortOrder::Score => {
+            // A later page ranks at the instant of the first, which its cursor carries.
+            let ranked_at = match &query.after {
+                Some(cursor) => OffsetDateTime::from_unix_timestamp_nanos(i128::from(cursor.at) * 1_000_000)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                None => OffsetDateTime::now_utc(),
+            };
+            let filter = read_store::list_filter(&project, &ListQuery { after: None, ..query.clone() });
+            let after = query.after.as_ref().map(|c| (c.score, c.id.clone()));
+            let rank = |lead: &StoredLead, score: Option<&ScoreState>| {
+                ranking::rank_score(&rules, lead, score, ranked_at)
+            };
+            let found = state
+                .reads
+                .ranked(filter, query.limit as usize + 1, after, rank)
+                .await
+                .map_err(|e| state.read_failure(e))?;
+            ranked_page(found, &query, ranked_at)
+        }
+    };
+    Ok(Json(page))
 }
 
 /// `GET /api/leads/{id}`.
@@ -474,10 +518,14 @@ pub async fn get_leaderboard(
     let project = caller.in_project(Scope::Read)?.project_id;
     let Query(pairs) = query.map_err(bad_query)?;
     let limit = read_query::parse_leaderboard_query(&pairs).map_err(AppError::invalid_fields)?;
+    let rules = state.rules_in_force(&project);
+    let now = OffsetDateTime::now_utc();
+    let rank = |lead: &StoredLead, score: Option<&ScoreState>| ranking::rank_score(&rules, lead, score, now);
+    let top = state.reads.ranked(ReadStore::scored_filter(&project), limit as usize, None, rank);
     let (top, (stages, total)) =
-        tokio::try_join!(state.reads.top(&project, limit), state.reads.stage_counts(&project))
-            .map_err(|e| state.read_failure(e))?;
-    Ok(Json(Leaderboard { top: top.iter().map(|l| summary(&l.view)).collect(), stages, total }))
+        tokio::try_join!(top, state.reads.stage_counts(&project)).map_err(|e| state.read_failure(e))?;
+    let top = top.iter().map(|r| summary(&r.lead.view, Some(r.score))).collect();
+    Ok(Json(Leaderboard { top, stages, total }))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The read API, from the MongoDB read model that the crm-sink and the scorer write: leads
 //! (filtered, sorted, paged by cursor), one lead in full, its score history, its intelligence,
 //! and the leaderboard. [`read_query`] checks a request before any query, [`read_store`] runs
-//! every query, [`intelligence`] judges a lead's activity, and [`handlers`] shapes the answers.
+//! every query, [`ranking`] orders leads by their score as of now, [`intelligence`] judges a
+//! lead's activity, and [`handlers`] shapes the answers.
 //!
 //! Every read is of the caller's project only (`projectId` in MongoDB, the lead key as `_id`):
 //! another project's lead answers 404, exactly as a missing one.
@@ -11,6 +12,7 @@
 
 pub mod handlers;
 pub mod intelligence;
+pub mod ranking;
 pub mod read_query;
 pub mod read_store;
 

@@ -38,12 +38,13 @@ pub enum SortOrder {
     Recent,
 }
 
-/// Where the previous page ended: the last lead's score, its last activity (ms since the epoch)
-/// and its id, sent to clients as the text `<score>~<lastActivityMs>~<leadId>` (the OpenAPI
-/// document gives its pattern, [`CURSOR_PATTERN`]). It carries both sort keys, so it continues
-/// either sort order: after that lead in the order asked for. The score is written as Rust's
-/// `{:e}`, which reads back to the same bits (a decimal rounded by hand may be off by one unit in
-/// the last place, which would repeat or skip a lead at the page boundary).
+/// Where the previous page ended, sent to clients as the text `<score>~<ms>~<leadId>` (the
+/// OpenAPI document gives its pattern, [`CURSOR_PATTERN`]). In recent order: the last lead's
+/// stored score, its last activity (ms since the epoch) and its id. In score order: the last
+/// lead's score as of the ranking instant, that instant (ms since the epoch), and its id, so that
+/// every page ranks at the instant of the first. The score is written as Rust's `{:e}`, which
+/// reads back to the same bits (a decimal rounded by hand may be off by one unit in the last
+/// place, which would repeat or skip a lead at the page boundary).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cursor {
     pub score: f64,

@@ -10,7 +10,7 @@
 //! go to Kafka and must stay available while MongoDB is down. A read that cannot reach MongoDB
 //! answers 503 with `Retry-After` instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
@@ -23,7 +23,12 @@ use leadflow_core::store::documents::{HistoryDoc, LEAD_SCORES, LEADS, LeadDoc, L
 use time::OffsetDateTime;
 
 use crate::read::intelligence::VELOCITY_WINDOW;
+use crate::read::ranking::{Ranked, RankedPage};
 use crate::read::read_query::{Cursor, ListQuery, SortOrder, stage_name};
+
+/// The fewest leads a ranking walk reads at a time: a page of ten costs one read of this many
+/// when few leads decayed past it.
+const RANK_READ_MIN: usize = 50;
 
 /// A lead of the read model: its view and the sort keys the crm-sink stored with it.
 #[derive(Debug, Clone)]
@@ -188,17 +193,69 @@ impl ReadStore {
         Ok(recent as usize + older_entries)
     }
 
-    /// The project's `limit` scored leads with the highest scores, ties by id.
-    pub async fn top(&self, project: &str, limit: u32) -> Result<Vec<StoredLead>, ReadError> {
-        let found: Vec<LeadViewDoc> = self
-            .leads
-            .find(doc! { "$and": [project_filter(project), { "scoring": { "$ne": Bson::Null } }] })
-            .sort(sort_keys(SortOrder::Score))
-            .limit(i64::from(limit))
+    /// The scorer's state of each of `keys` (lead keys) that it has, by key: one query.
+    pub async fn score_states(&self, keys: &[String]) -> Result<HashMap<String, ScoreState>, ReadError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found: Vec<LeadDoc> = self
+            .scores
+            .find(doc! { "_id": { "$in": keys } })
+            .projection(doc! { "events": 0, "tail": 0, "base": 0 })
             .await?
             .try_collect()
             .await?;
-        Ok(found.into_iter().map(StoredLead::from).collect())
+        Ok(found.into_iter().map(|d| (d.key.clone(), ScoreState::from(d))).collect())
+    }
+
+    /// The first `want` leads matching `filter` by `rank` (a score that is never above the stored
+    /// `score`, see [`crate::read::ranking`]), after `after` (a rank score and a lead id) if given.
+    /// Reads in stored-score order, a chunk and its scorer states at a time, and stops as soon as
+    /// no unread lead can enter the page.
+    pub async fn ranked(
+        &self,
+        filter: Document,
+        want: usize,
+        after: Option<(f64, String)>,
+        rank: impl Fn(&StoredLead, Option<&ScoreState>) -> f64,
+    ) -> Result<Vec<Ranked>, ReadError> {
+        let chunk = (2 * want).max(RANK_READ_MIN);
+        let mut page = RankedPage::new(want, after);
+        let mut last_read: Option<(f64, String)> = None;
+        loop {
+            let filter = match &last_read {
+                None => filter.clone(),
+                Some((score, key)) => doc! { "$and": [filter.clone(), { "$or": [
+                    { "score": { "$lt": score } },
+                    { "score": score, "_id": { "$gt": key } },
+                ] }] },
+            };
+            let read: Vec<LeadViewDoc> = self
+                .leads
+                .find(filter)
+                .sort(sort_keys(SortOrder::Score))
+                .limit(chunk as i64)
+                .await?
+                .try_collect()
+                .await?;
+            let keys: Vec<String> = read.iter().map(|d| d.view.key.clone()).collect();
+            let states = self.score_states(&keys).await?;
+            let more = read.len() == chunk;
+            last_read = read.last().map(|d| (d.score, d.view.key.clone()));
+            let ranked = read.into_iter().map(|document| {
+                let lead = StoredLead::from(document);
+                Ranked { score: rank(&lead, states.get(&lead.view.key)), lead }
+            });
+            let unread_at_most = if more { last_read.as_ref().map(|(score, _)| *score) } else { None };
+            if page.take(ranked, unread_at_most) {
+                return Ok(page.into_leads());
+            }
+        }
+    }
+
+    /// The filter of the leaderboard: the project's scored leads.
+    pub fn scored_filter(project: &str) -> Document {
+        doc! { "$and": [project_filter(project), { "scoring": { "$ne": Bson::Null } }] }
     }
 
     /// The project's scored leads per stage (every stage, 0 when none), and all its leads.

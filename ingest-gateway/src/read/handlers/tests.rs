@@ -103,7 +103,7 @@ fn view() -> LeadView {
 #[test]
 fn a_summary_takes_the_reviewed_status_and_the_newest_activity() {
     let mut view = view();
-    let s = summary(&view);
+    let s = summary(&view, None);
     assert_eq!(s.shown.status, Some(leadflow_core::model::read_model::LeadStatus::ToCheck));
     assert_eq!((s.shown.stage, s.score, s.in_crm), (Some(Stage::Hot), Some(60.0), false));
     assert_eq!(s.last_activity_at, Some(T0 + time::Duration::hours(1)));
@@ -114,7 +114,7 @@ fn a_summary_takes_the_reviewed_status_and_the_newest_activity() {
         reviewed_at: T0 + time::Duration::hours(5),
     });
     view.synced_version = 3;
-    let s = summary(&view);
+    let s = summary(&view, None);
     assert_eq!(
         (s.shown.status, s.in_crm),
         (Some(leadflow_core::model::read_model::LeadStatus::Verified), true)
@@ -138,16 +138,33 @@ fn stored(id: &str, score: f64, at: i64) -> StoredLead {
 fn a_page_has_a_cursor_only_when_more_follow() {
     let mut query = read_query::parse_list_query(&[]).unwrap();
     query.limit = 2;
-    query.sort = SortOrder::Score;
-    let full = page(vec![stored("a", 9.0, 1), stored("b", 8.0, 2), stored("c", 7.0, 3)], &query);
-    assert_eq!(full.leads.iter().map(|l| l.lead_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-    let cursor = Cursor::decode(full.next_cursor.as_deref().unwrap()).unwrap();
-    assert_eq!(cursor, Cursor::after(8.0, 2, "b"), "continues after the last lead shown");
-    let last = page(vec![stored("a", 9.0, 1), stored("b", 8.0, 2)], &query);
+    let with_score = |leads: Vec<StoredLead>| leads.into_iter().map(|l| (l, 1.0)).collect();
+    let recent =
+        page(with_score(vec![stored("a", 9.0, 11), stored("b", 8.0, 10), stored("c", 7.0, 3)]), &query);
+    assert_eq!(recent.leads.iter().map(|l| l.lead_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(recent.leads[0].effective_score, Some(1.0));
+    assert_eq!(
+        Cursor::decode(&recent.next_cursor.unwrap()).unwrap(),
+        Cursor::after(8.0, 10, "b"),
+        "continues after the last lead shown"
+    );
+    let last = page(with_score(vec![stored("a", 9.0, 1), stored("b", 8.0, 2)]), &query);
     assert_eq!((last.leads.len(), last.next_cursor), (2, None));
-    query.sort = SortOrder::Recent;
-    let recent = page(vec![stored("a", 9.0, 11), stored("b", 8.0, 10), stored("c", 7.0, 3)], &query);
-    assert_eq!(Cursor::decode(&recent.next_cursor.unwrap()).unwrap(), Cursor::after(8.0, 10, "b"));
+}
+
+#[test]
+fn a_page_by_score_continues_after_its_last_score_now_at_the_same_instant() {
+    let mut query = read_query::parse_list_query(&[]).unwrap();
+    query.limit = 2;
+    query.sort = SortOrder::Score;
+    let ranked = |id: &str, score: f64| Ranked { lead: stored(id, 50.0, 1), score };
+    let at = T0 + time::Duration::days(30);
+    let full = ranked_page(vec![ranked("a", 9.0), ranked("b", 8.0), ranked("c", 7.0)], &query, at);
+    assert_eq!(full.leads.iter().map(|l| l.effective_score).collect::<Vec<_>>(), [Some(9.0), Some(8.0)]);
+    let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    assert_eq!(Cursor::decode(full.next_cursor.as_deref().unwrap()).unwrap(), Cursor::after(8.0, at_ms, "b"));
+    let last = ranked_page(vec![ranked("a", 9.0)], &query, at);
+    assert_eq!(last.next_cursor, None);
 }
 
 /// The `score_history` entries of `events` applied in this order under the seeds, as the scorer
