@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(changes.events_per_minute, Some(None));
         assert_eq!(project_changes(&json!({})).unwrap(), ProjectChanges::default());
         let key =
-            new_key(&json!({"name": "ci", "scopes": ["read", "ingest", "read"], "eventsPerMinute": 1000000}))
+            new_key(&json!({"name": "ci", "scopes": ["read", "ingest", "read"], "eventsPerMinute": 10000000}))
                 .unwrap();
         assert_eq!(key.scopes, vec![Scope::Ingest, Scope::Read]);
         assert_eq!(
@@ -311,7 +311,7 @@ mod tests {
             vec![("scopes".into(), "empty")]
         );
         assert_eq!(
-            fields(new_key(&json!({"scopes": ["write"], "eventsPerMinute": 1000001})).unwrap_err()),
+            fields(new_key(&json!({"scopes": ["write"], "eventsPerMinute": 10000001})).unwrap_err()),
             vec![
                 ("name".into(), "required"),
                 ("scopes[0]".into(), "invalid_value"),
