@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         "crm-standin",
         "crm stand-in",
         cli::USAGE,
-        |args| cli::parse_args(args).map(|config| (config.listen, config.faults)),
-        crm::serve,
+        |args| cli::parse_args(args).map(|config| (config.listen, config.settings)),
+        crm::serve_with,
     )
 }

@@ -141,7 +141,7 @@ fn non_empty(value: Option<&Value>) -> Option<String> {
 
 /// A loose check, like HubSpot's: a non-empty local part, then `@`, then a domain (after the last
 /// `@`) with a `.` somewhere other than its ends, and no whitespace anywhere.
-fn plausible_email(address: &str) -> bool {
+pub(super) fn plausible_email(address: &str) -> bool {
     let Some((local, domain)) = address.rsplit_once('@') else { return false };
     !local.is_empty()
         && domain.char_indices().any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::batch::{self, FieldError};
 use super::conn::DropSwitch;
 use super::faults::Faults;
+use super::settings::Mode;
 use super::state::{Admission, Crm};
 
 pub const UPSERT_PATH: &str = "/crm/v3/objects/contacts/batch/upsert";
@@ -98,11 +99,7 @@ async fn contacts(State(crm): State<Shared>) -> Json<Value> {
 
 /// Takes the raw body so that a bad field is a 400 naming it, rather than axum's generic 422.
 async fn set_faults(State(crm): State<Shared>, body: Bytes) -> Response {
-    let faults = match serde_json::from_slice::<Faults>(&body).map_err(|e| e.to_string()) {
-        Ok(faults) => faults.validate().map(|()| faults),
-        Err(e) => Err(e),
-    };
-    match faults {
+    match Faults::from_json(&body, Mode::Versioned) {
         Ok(faults) => {
             lock(&crm).set_faults(faults.clone(), Instant::now());
             Json(faults).into_response()

@@ -161,7 +161,7 @@ impl Crm {
 
 /// The n-th term of the golden-ratio (Weyl) sequence, in 64-bit fixed point, is below `rate`:
 /// evenly spread faults, the same on every run.
-fn on_sequence(n: u64, rate: f64) -> bool {
+pub(super) fn on_sequence(n: u64, rate: f64) -> bool {
     let fraction = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) as f64 / 18_446_744_073_709_551_616.0;
     fraction < rate
 }
