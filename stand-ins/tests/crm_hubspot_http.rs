@@ -453,6 +453,8 @@ async fn admin_precreates_properties_and_reset_restores_the_start() {
         )
         .await;
     assert_eq!(created.body, json!({"created": ["leadflow_id"]}));
+    let misnamed = crm.post("/__admin/properties", &json!([{"name": "Leadflow"}])).await;
+    assert_eq!(misnamed.status, StatusCode::BAD_REQUEST);
     assert_eq!(crm.upsert(json!([input("L1", json!({}))])).await.status, StatusCode::OK);
     let bad = crm
         .send(crm.client.put(format!("{}/__admin/faults", crm.base)).json(&json!({"lateApplyRate": 2})))

@@ -92,6 +92,9 @@ pub async fn set_faults(State(crm): State<Shared>, body: Bytes) -> Response {
 pub async fn precreate_properties(State(crm): State<Shared>, body: Bytes) -> Response {
     match serde_json::from_slice::<Vec<PropertySpec>>(&body) {
         Ok(specs) => {
+            if let Some(problem) = specs.iter().find_map(|spec| spec.check().err()) {
+                return bad_request(&problem);
+            }
             let created = lock(&crm).precreate(&specs, OffsetDateTime::now_utc());
             Json(json!({ "created": created })).into_response()
         }

@@ -346,4 +346,64 @@ mod tests {
         assert_eq!(patched.version_history, ["7"]);
         assert!(crm.patch("L1", &[], T).is_none());
     }
+
+    fn arbitrary_write() -> impl proptest::strategy::Strategy<Value = Write> {
+        use proptest::prelude::*;
+        (0..4u8, proptest::option::of(0..4u8), 0..9u8).prop_map(|(lead, email, version)| {
+            let mut properties = vec![("leadflow_version".to_owned(), Some(version.to_string()))];
+            if let Some(email) = email {
+                properties.push(("email".to_owned(), Some(format!("e{email}@example.com"))));
+            }
+            Write { id_property: "leadflow_id".into(), id: format!("L{lead}"), properties }
+        })
+    }
+
+    fn live_emails_are_unique_and_indexed(crm: &Contacts) -> bool {
+        let live: Vec<&Contact> = crm.all().filter(|c| !c.archived).collect();
+        let emails: BTreeSet<&String> = live.iter().filter_map(|c| c.properties.get("email")).collect();
+        let with_email = live.iter().filter(|c| c.properties.contains_key("email")).count();
+        emails.len() == with_email
+            && live.iter().all(|c| {
+                c.properties
+                    .get("email")
+                    .is_none_or(|e| crm.find(Some("email"), e).map(|f| &f.id) == Some(&c.id))
+                    && crm.find(Some("leadflow_id"), &c.properties["leadflow_id"]).map(|f| &f.id)
+                        == Some(&c.id)
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_refused_batch_leaves_everything_as_it_was_and_emails_stay_unique(
+            before in proptest::collection::vec(arbitrary_write(), 0..8),
+            batch in proptest::collection::vec(arbitrary_write(), 1..8),
+        ) {
+            let mut crm = contacts();
+            crm.upsert(&before, T, false);
+            proptest::prop_assert!(live_emails_are_unique_and_indexed(&crm));
+            let snapshot: Vec<Contact> = crm.all().cloned().collect();
+            let next_id = crm.next_id;
+            match crm.upsert(&batch, T, true) {
+                Outcome::Refused(_) => {
+                    proptest::prop_assert_eq!(crm.all().cloned().collect::<Vec<_>>(), snapshot);
+                    proptest::prop_assert_eq!(crm.next_id, next_id);
+                }
+                Outcome::Applied { results, conflicts } => {
+                    proptest::prop_assert!(conflicts.is_empty());
+                    proptest::prop_assert_eq!(results.len(), batch.len());
+                }
+            }
+            proptest::prop_assert!(live_emails_are_unique_and_indexed(&crm));
+            // Last writer wins: each lead holds the version of its last applied input.
+            let (results, _) = applied(crm.upsert(&batch, T, false));
+            for (contact, _) in &results {
+                let lead = &contact.properties["leadflow_id"];
+                let last = results.iter().rev().find(|(c, _)| &c.properties["leadflow_id"] == lead).unwrap();
+                proptest::prop_assert_eq!(
+                    &crm.find(Some("leadflow_id"), lead).unwrap().properties["leadflow_version"],
+                    &last.0.properties["leadflow_version"]
+                );
+            }
+        }
+    }
 }

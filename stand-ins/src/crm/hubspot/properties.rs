@@ -80,12 +80,21 @@ impl PropertySpec {
                         return Err(format!("{item}: only \":unique\" may follow a name, not {flag:?}"));
                     }
                 };
-                match valid_name(name) {
-                    true => Ok(PropertySpec::new(name, unique)),
-                    false => Err(format!("{name:?} is not a property name (^[a-z][a-z0-9_]*$)")),
-                }
+                let spec = PropertySpec::new(name, unique);
+                spec.check().map(|()| spec)
             })
             .collect()
+    }
+
+    /// The rules the properties API applies to a name and a type.
+    pub fn check(&self) -> Result<(), String> {
+        if !valid_name(&self.name) {
+            return Err(format!("{:?} is not a property name (^[a-z][a-z0-9_]*$)", self.name));
+        }
+        if !TYPES.contains(&self.kind.as_str()) {
+            return Err(format!("{}: type {:?} is not one of {}", self.name, self.kind, TYPES.join(", ")));
+        }
+        Ok(())
     }
 }
 
@@ -288,5 +297,7 @@ mod tests {
         for bad in ["", "a:primary", "Name", "a,,b"] {
             assert!(PropertySpec::parse_list(bad).is_err(), "{bad:?}");
         }
+        let odd = PropertySpec { kind: "text".into(), ..PropertySpec::new("x", false) };
+        assert!(odd.check().unwrap_err().contains("type"));
     }
 }
