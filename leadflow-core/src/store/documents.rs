@@ -350,6 +350,34 @@ pub struct PredictedCountry {
     pub probability: f64,
 }
 
+// ----- `budgets` ----------------------------------------------------------------------------
+
+/// Usage of budgets shared by every replica of a service (an API's daily quota, a CRM's rate
+/// limit), one [`BudgetDoc`] per budget and window, expiring on `expiresAt` (a TTL index).
+/// Written and read by `leadflow_core::store::shared_budget` on behalf of the enricher
+/// (`enricher/src/quota.rs`, the nationalize daily quota) and the crm-sink (its CRM budget).
+pub const BUDGETS: &str = "budgets";
+
+/// A `budgets` document: how much of one window of one budget has been taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetDoc {
+    /// [`BudgetDoc::id_of`] the budget's name and the window's id.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// Taken so far in the window; never above the window's limit.
+    pub used: i64,
+    /// When the TTL index may drop the document: after its window has ended.
+    #[serde(rename = "expiresAt")]
+    pub expires_at: bson::DateTime,
+}
+
+impl BudgetDoc {
+    /// `<budget name>/<window id>`.
+    pub fn id_of(name: &str, window: &str) -> String {
+        format!("{name}/{window}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,6 +583,25 @@ mod tests {
         before_projects.remove("projectId");
         let read: PredictionDoc = bson::from_document(before_projects).unwrap();
         assert_eq!(read.project_id, "default", "a document written before projects is the default's");
+    }
+
+    #[test]
+    fn a_budget_keeps_its_field_names() {
+        let budget = BudgetDoc {
+            id: BudgetDoc::id_of("nationalize/daily", "2026-11-22"),
+            used: 3,
+            expires_at: bson::DateTime::from_millis(1_700_000_000_000),
+        };
+        let document = bson::to_document(&budget).unwrap();
+        assert_eq!(
+            document,
+            bson::doc! {
+                "_id": "nationalize/daily/2026-11-22",
+                "used": 3i64,
+                "expiresAt": bson::DateTime::from_millis(1_700_000_000_000),
+            }
+        );
+        assert_eq!(bson::from_document::<BudgetDoc>(document).unwrap(), budget);
     }
 
     #[test]

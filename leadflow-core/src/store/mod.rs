@@ -1,4 +1,5 @@
-//! MongoDB: the client, its errors, and the documents kept there.
+//! MongoDB: the client, its errors, the documents kept there, and budgets shared through it.
 
 pub mod documents;
 pub mod mongo;
+pub mod shared_budget;
