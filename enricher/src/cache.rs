@@ -74,6 +74,12 @@ impl PredictionCache {
         }
     }
 
+    /// The database the cache is kept in; the enricher's other MongoDB state (the shared daily
+    /// quota) is kept there too.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
     /// Creates the TTL index on `fetchedAt` (a no-op when it exists).
     pub async fn ensure_ttl_index(&self) -> mongodb::error::Result<()> {
         let index = IndexModel::builder()

@@ -47,8 +47,14 @@ pub struct NationalizeConfig {
     pub api_key: Secret,
     pub names_per_request: usize,
     pub max_concurrent_requests: usize,
+    /// Spacing of this process's requests; each replica has its own.
     pub requests_per_second: f64,
+    /// Requests per UTC day for the whole deployment, counted in MongoDB across replicas
+    /// (`crate::quota`); 0 means no quota of ours.
     pub daily_quota: u64,
+    /// The name the daily quota is counted under: replicas that share it share the quota. Give
+    /// each API account its own.
+    pub quota_name: String,
     #[serde(alias = "request_timeout_ms", deserialize_with = "millis_or_humantime")]
     pub request_timeout: Duration,
     pub max_attempts: u32,
@@ -100,6 +106,9 @@ impl EnricherConfig {
                 api.requests_per_second
             ));
         }
+        if api.daily_quota > 0 && api.quota_name.trim().is_empty() {
+            return Err("nationalize.quota_name must not be empty while daily_quota is set".into());
+        }
         if api.max_attempts == 0 {
             return Err("nationalize.max_attempts must be at least 1".into());
         }
@@ -134,6 +143,10 @@ mod tests {
         assert_eq!(config.nationalize.request_timeout, Duration::from_secs(5));
         assert_eq!(config.cache.ttl, Duration::from_secs(30 * 86_400));
         assert!(config.nationalize.api_key.is_empty());
+        assert_eq!(
+            (config.nationalize.daily_quota, config.nationalize.quota_name.as_str()),
+            (100, "nationalize")
+        );
     }
 
     #[test]
@@ -163,5 +176,10 @@ mod tests {
         let mut config = defaults();
         config.nationalize.requests_per_second = 0.0;
         assert!(config.validate().unwrap_err().contains("nationalize.requests_per_second"));
+        let mut config = defaults();
+        config.nationalize.quota_name = " ".into();
+        assert!(config.validate().unwrap_err().contains("nationalize.quota_name"));
+        config.nationalize.daily_quota = 0;
+        config.validate().expect("no quota needs no name");
     }
 }

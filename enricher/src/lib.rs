@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod nationalize;
 pub mod predictor;
 pub mod processor;
+pub mod quota;
 pub mod rate_limit;
 pub mod rules;
 
@@ -59,6 +60,11 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), Enricher
         tracing::warn!(error = %e, "cannot create the cache's TTL index; stored predictions still expire on read");
     }
     let predictor = Predictor::new(&config.nationalize, cache, metrics.clone())?;
+    if let Some(quota) = &predictor.quota
+        && let Err(e) = quota.ensure_ttl_index().await
+    {
+        tracing::warn!(error = %e, "cannot create the budgets' TTL index; old quota days stay until removed");
+    }
     let processor = EnrichProcessor {
         predictor,
         verified_threshold: config.enrichment.verified_threshold,

@@ -53,7 +53,8 @@ impl EnricherMetrics {
             )?,
             daily_quota_remaining: IntGauge::new(
                 "enricher_api_daily_quota_remaining_requests",
-                "Requests left today: the smaller of the local quota and the API's X-Rate-Limit-Remaining.",
+                "Requests left today, as last heard: the smaller of the daily quota shared by every replica \
+                 and the API's X-Rate-Limit-Remaining.",
             )?,
         };
         registry.register(Box::new(metrics.names_processed.clone()))?;

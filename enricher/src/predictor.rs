@@ -1,6 +1,10 @@
 //! Predictions for a set of lookup keys: from the cache when it has them, otherwise from the API
-//! in requests of up to 10 names, several at once (bounded), each admitted by the rate limiter.
+//! in requests of up to 10 names, several at once (bounded), each admitted by the rate limiter
+//! and then by the daily quota shared across replicas (`crate::quota`).
 //!
+//! - A spent daily quota holds a pause, as a 429 does, until the UTC day ends (asked again every
+//!   30 s meanwhile). So does a quota that cannot be asked because MongoDB is down: a request
+//!   the quota cannot count is never sent.
 //! - A 429 blocks every request until its Retry-After and holds a pause, so that the stage
 //!   pauses its partitions: waiting names show up as lag, not as errors. It never uses up the
 //!   retry budget.
@@ -15,12 +19,14 @@ use std::time::Instant;
 use futures::StreamExt;
 use leadflow_core::runtime::backoff::Backoff;
 use leadflow_core::stage::pause::{PauseGuard, PauseSignal};
+use leadflow_core::store::shared_budget::Grant;
 use time::OffsetDateTime;
 
 use crate::cache::{Countries, LookupKey, PredictionCache};
 use crate::config::NationalizeConfig;
 use crate::metrics::EnricherMetrics;
 use crate::nationalize::{ApiError, NamePrediction, NationalizeClient, RateLimitHeaders};
+use crate::quota::{self, DailyQuota};
 use crate::rate_limit::{Admission, RateLimiter, WaitReason};
 
 fn prediction_pairs(predictions: Vec<NamePrediction>) -> impl Iterator<Item = (String, Countries)> {
@@ -41,6 +47,8 @@ pub struct Predictor {
     pub client: NationalizeClient,
     pub cache: PredictionCache,
     pub limiter: Mutex<RateLimiter>,
+    /// `None` when `daily_quota` is 0: no quota of ours (the server's 429s still apply).
+    pub quota: Option<DailyQuota>,
     pub names_per_request: usize,
     pub max_concurrent_requests: usize,
     pub max_attempts: u32,
@@ -49,19 +57,19 @@ pub struct Predictor {
 }
 
 impl Predictor {
+    /// The daily quota is counted in the `budgets` collection of the cache's database.
     pub fn new(
         config: &NationalizeConfig,
         cache: PredictionCache,
         metrics: EnricherMetrics,
     ) -> reqwest::Result<Self> {
+        let quota = (config.daily_quota > 0)
+            .then(|| DailyQuota::new(cache.database(), &config.quota_name, config.daily_quota));
         Ok(Predictor {
             client: NationalizeClient::new(&config.base_url, config.api_key.clone(), config.request_timeout)?,
             cache,
-            limiter: Mutex::new(RateLimiter::new(
-                config.requests_per_second,
-                (config.daily_quota > 0).then_some(config.daily_quota),
-                OffsetDateTime::now_utc(),
-            )),
+            limiter: Mutex::new(RateLimiter::new(config.requests_per_second)),
+            quota,
             names_per_request: config.names_per_request,
             max_concurrent_requests: config.max_concurrent_requests,
             max_attempts: config.max_attempts,
@@ -200,34 +208,59 @@ impl Predictor {
                 limiter.block_until(Instant::now() + reset);
             }
         }
+        self.show_remaining(&limiter);
+    }
+
+    fn show_remaining(&self, limiter: &RateLimiter) {
         if let Some(remaining) = limiter.remaining_today() {
             self.metrics.daily_quota_remaining.set(i64::try_from(remaining).unwrap_or(i64::MAX));
         }
     }
 
-    /// Waits for the rate limiter. A wait for the quota or the server holds a pause; spacing
-    /// between requests is ordinary running and does not.
+    /// Waits for the rate limiter, then takes one request of the shared daily quota. A wait for
+    /// the quota or the server holds a pause; spacing between requests is ordinary running and
+    /// does not.
     async fn admit(&self, pause: &PauseSignal) {
         let mut held: Option<PauseGuard> = None;
         loop {
-            let admission = {
-                let mut limiter = self.limiter.lock().expect("not poisoned");
-                let admission = limiter.admit(Instant::now(), OffsetDateTime::now_utc());
-                if let Some(remaining) = limiter.remaining_today() {
-                    self.metrics.daily_quota_remaining.set(i64::try_from(remaining).unwrap_or(i64::MAX));
-                }
-                admission
+            let admission = self.limiter.lock().expect("not poisoned").admit(Instant::now());
+            let (wait, reason) = match admission {
+                Admission::Wait { for_, reason } => (for_, reason),
+                Admission::Granted => match self.take_quota().await {
+                    None => return,
+                    Some(wait) => wait,
+                },
             };
-            match admission {
-                Admission::Granted => return,
-                Admission::Wait { for_, reason } => {
-                    if reason != WaitReason::RequestRate && held.is_none() {
-                        tracing::warn!(?reason, wait = ?for_, "API limit reached; pausing consumption");
-                        held = Some(pause.hold());
-                    }
-                    tokio::time::sleep(for_).await;
-                }
+            if reason != WaitReason::RequestRate && held.is_none() {
+                tracing::warn!(?reason, wait = ?wait, "API limit reached; pausing consumption");
+                held = Some(pause.hold());
             }
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// One request of the shared daily quota: `None` when taken (or there is no quota), else
+    /// how long to wait before asking again, and why.
+    async fn take_quota(&self) -> Option<(std::time::Duration, WaitReason)> {
+        let quota = self.quota.as_ref()?;
+        let now = OffsetDateTime::now_utc();
+        let taken = quota.take(now).await;
+        let mut limiter = self.limiter.lock().expect("not poisoned");
+        let wait = match taken {
+            Ok(Grant::Granted { remaining }) => {
+                limiter.observe_quota_remaining(remaining);
+                None
+            }
+            Ok(Grant::Exhausted { until }) => {
+                limiter.observe_quota_remaining(0);
+                Some((quota::recheck_in(until, now), WaitReason::DailyQuota))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take from the shared daily quota; waiting, not sending unmetered");
+                Some((quota::UNAVAILABLE_RETRY, WaitReason::QuotaUnavailable))
+            }
+        };
+        self.show_remaining(&limiter);
+        wait
     }
 }
