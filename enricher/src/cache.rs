@@ -1,7 +1,8 @@
 //! The (project, name) → prediction cache: an in-process LRU in front of a MongoDB collection
 //! whose documents expire after a TTL (a TTL index, and an age check on read for servers that
 //! do not expire documents themselves). The cache saves API requests; it never decides an
-//! outcome, so when MongoDB is down the predictor asks the API instead.
+//! outcome, so when MongoDB is down the predictor asks the API instead (but the daily quota is
+//! counted in MongoDB too: while a quota is set, an outage holds requests back, `crate::quota`).
 //!
 //! Both levels are keyed by [`LookupKey`], the project and the name: one tenant's lookups must
 //! not reveal or shape another's. A cache shared across projects would tell a project, by a hit
