@@ -1,4 +1,4 @@
-//! The crm-sink's command line: the sink itself, or `crm-sink reconcile`.
+//! The crm-sink's command line: the sink itself, `crm-sink setup` or `crm-sink reconcile`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -6,9 +6,12 @@ use std::time::Duration;
 use crate::reconcile::{self, ReconcileOptions};
 
 const USAGE: &str = "usage: crm-sink               run the sink
+       crm-sink setup         create (or check) the contact properties the sink writes, in
+                            every configured CRM; safe to run again
        crm-sink reconcile [--wait-s N]
-                            ask once for re-delivery of every Verified lead the CRM lacks,
-                            then wait up to N seconds (default 120; 0: do not wait) for them";
+                            compare every lead the CRM should hold with the CRM's copy, ask
+                            for re-delivery of those missing, older or edited there, then wait
+                            up to N seconds (default 120; 0: do not wait) for them";
 
 /// Runs the sink, or `reconcile`, as the arguments say; a bad command line exits 2.
 pub fn main() -> ExitCode {
@@ -16,6 +19,9 @@ pub fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         [] => leadflow_core::runtime::service::run_main("crm-sink", crate::DEFAULTS, crate::run),
+        ["setup"] => leadflow_core::runtime::service::run_main("crm-sink", crate::DEFAULTS, |config, _| {
+            crate::setup::run(config)
+        }),
         ["reconcile", options @ ..] => match reconcile_options(options) {
             Ok(options) => leadflow_core::runtime::service::run_main(
                 "crm-sink",

@@ -37,6 +37,9 @@ pub struct CrmConfig {
     /// How often the service asks for re-delivery of leads the CRM lacks; 0 turns it off.
     #[serde(alias = "reconcile_interval_s", deserialize_with = "secs_or_humantime")]
     pub reconcile_interval: Duration,
+    /// Pages of 100 leads each periodic reconcile compares with the CRM (batch reads, from the
+    /// request budget), going on where the last one stopped; 0: only the read model is looked at.
+    pub sweep_pages: usize,
     /// How often the out-of-sync gauge is counted.
     #[serde(alias = "out_of_sync_refresh_s", deserialize_with = "secs_or_humantime")]
     pub out_of_sync_refresh: Duration,
@@ -71,6 +74,14 @@ pub struct ProjectConnectionConfig {
     pub backoff_initial: Option<Duration>,
     #[serde(default, alias = "backoff_max_ms", deserialize_with = "some_millis_or_humantime")]
     pub backoff_max: Option<Duration>,
+    #[serde(default)]
+    pub upsert_path: Option<String>,
+    #[serde(default)]
+    pub read_path: Option<String>,
+    #[serde(default, deserialize_with = "some_millis_or_humantime")]
+    pub late_apply_window: Option<Duration>,
+    #[serde(default, deserialize_with = "some_millis_or_humantime")]
+    pub daily_limit_probe: Option<Duration>,
 }
 
 fn some_millis_or_humantime<'de, D: Deserializer<'de>>(
@@ -92,6 +103,10 @@ impl ProjectConnectionConfig {
             max_attempts: self.max_attempts.unwrap_or(http.max_attempts),
             backoff_initial: self.backoff_initial.unwrap_or(http.backoff_initial),
             backoff_max: self.backoff_max.unwrap_or(http.backoff_max),
+            upsert_path: self.upsert_path.clone().unwrap_or_else(|| http.upsert_path.clone()),
+            read_path: self.read_path.clone().unwrap_or_else(|| http.read_path.clone()),
+            late_apply_window: self.late_apply_window.unwrap_or(http.late_apply_window),
+            daily_limit_probe: self.daily_limit_probe.unwrap_or(http.daily_limit_probe),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::http_destination::{DeliveryError, HttpDestination, HttpDestinationMet
 /// How often, at most, the log says that one project's leads wait for a connection.
 pub const UNCONFIGURED_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
+#[derive(Clone)]
 pub struct Connections {
     /// `log`: the one destination of every project.
     every_project: Option<Destination>,
@@ -79,6 +80,18 @@ impl Connections {
             })
             .max()
             .unwrap_or(Duration::ZERO)
+    }
+
+    /// What each connection's CRM last said is wrong with its configuration (credentials,
+    /// scopes, URL, properties), by config key; empty when none did.
+    pub fn config_problems(&self) -> Vec<String> {
+        self.by_project
+            .values()
+            .filter_map(|destination| match destination {
+                Destination::Http(http) => http.config_problem(),
+                Destination::Log => None,
+            })
+            .collect()
     }
 
     /// The projects with a connection; `None`: every project.

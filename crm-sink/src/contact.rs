@@ -5,7 +5,22 @@
 
 use serde_json::{Map, Value};
 
+use crate::hubspot_wire::ContactRecord;
 use crate::read_model::LeadView;
+
+/// Every property the sink writes, besides `leadflow_id` and `leadflow_version`: what
+/// `crm-sink setup` creates (the custom ones) and what reconcile reads back.
+pub const PROPERTIES: [&str; 9] = [
+    "firstname",
+    "lastname",
+    "email",
+    "company",
+    "country",
+    "leadflow_country_code",
+    "leadflow_country_probability",
+    "leadflow_status",
+    "leadflow_stage",
+];
 
 pub fn properties(view: &LeadView) -> Map<String, Value> {
     let mut properties = Map::new();
@@ -28,6 +43,67 @@ pub fn properties(view: &LeadView) -> Map<String, Value> {
     put("leadflow_status", fields.status.map(|s| s.as_str().into()));
     put("leadflow_stage", fields.stage.map(|s| Value::from(stage_name(s))));
     properties
+}
+
+/// How the CRM's copy of a lead stands against the read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmCopy {
+    /// The CRM holds the version the read model synced, with its fields.
+    InSync,
+    /// The CRM has no such contact (never written, or deleted in the CRM).
+    Missing,
+    /// The CRM holds an older version than the one synced: a late write rolled it back, or it
+    /// was never acknowledged.
+    Lagging,
+    /// The synced version, but a field the sink writes differs: edited in the CRM.
+    Changed,
+    /// A newer version than the read model has: another writer, left as it is.
+    Ahead,
+}
+
+impl CrmCopy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmCopy::InSync => "in_sync",
+            CrmCopy::Missing => "missing",
+            CrmCopy::Lagging => "lagging",
+            CrmCopy::Changed => "changed",
+            CrmCopy::Ahead => "conflicting",
+        }
+    }
+
+    /// Whether re-delivering the lead's current version repairs it.
+    pub fn needs_delivery(self) -> bool {
+        matches!(self, CrmCopy::Missing | CrmCopy::Lagging | CrmCopy::Changed)
+    }
+}
+
+/// Compares the CRM's copy of `view` (`None`: not found) with what the sink last delivered.
+/// HubSpot keeps every value as text, so a number is compared as the number its text reads as.
+/// A property the sink leaves out (an absent fact) is not compared: a salesperson may fill it.
+pub fn compare(view: &LeadView, held: Option<&ContactRecord>) -> CrmCopy {
+    let Some(held) = held else { return CrmCopy::Missing };
+    let version = held.version().unwrap_or(0);
+    let current = view.version.max(view.synced_version);
+    if version > current {
+        return CrmCopy::Ahead;
+    }
+    if version < current {
+        return CrmCopy::Lagging;
+    }
+    let same =
+        properties(view).iter().all(|(name, expected)| same_value(expected, held.text(name).as_deref()));
+    if same { CrmCopy::InSync } else { CrmCopy::Changed }
+}
+
+fn same_value(expected: &Value, held: Option<&str>) -> bool {
+    match (expected, held) {
+        (Value::String(s), Some(h)) => s == h,
+        (Value::Number(n), Some(h)) => h.trim().parse::<f64>().ok() == n.as_f64(),
+        (Value::Bool(b), Some(h)) => h == if *b { "true" } else { "false" },
+        (Value::Null, None) => true,
+        _ => false,
+    }
 }
 
 /// The first word is the first name, the rest the last name: the same split the enricher
@@ -106,6 +182,49 @@ mod tests {
         assert_eq!(properties.get("firstname"), Some(&json!("Plato")));
         for absent in ["lastname", "email", "company", "leadflow_stage"] {
             assert!(!properties.contains_key(absent), "{absent} should be absent");
+        }
+    }
+
+    fn held(properties: Value) -> ContactRecord {
+        serde_json::from_value(json!({"id": "1001", "properties": properties})).unwrap()
+    }
+
+    #[test]
+    fn a_crm_copy_is_in_sync_missing_lagging_changed_or_ahead() {
+        let mut lead = view("Ada Lovelace", Some("ada@example.com"));
+        lead.version = 3;
+        lead.synced_version = 3;
+        let as_sent = json!({"leadflow_id": "lead-1", "leadflow_version": "3", "firstname": "Ada",
+            "lastname": "Lovelace", "email": "ada@example.com", "country": "United Kingdom",
+            "leadflow_country_code": "GB", "leadflow_country_probability": "0.82",
+            "leadflow_status": "Verified", "company": "kept by a salesperson"});
+        assert_eq!(
+            compare(&lead, Some(&held(as_sent.clone()))),
+            CrmCopy::InSync,
+            "numbers as text, extras kept"
+        );
+        assert_eq!(compare(&lead, None), CrmCopy::Missing);
+        let mut older = as_sent.clone();
+        older["leadflow_version"] = json!("2");
+        assert_eq!(compare(&lead, Some(&held(older))), CrmCopy::Lagging);
+        let mut edited = as_sent.clone();
+        edited["email"] = json!("someone@else.example");
+        assert_eq!(compare(&lead, Some(&held(edited))), CrmCopy::Changed);
+        let mut cleared = as_sent.clone();
+        cleared["leadflow_status"] = json!("");
+        assert_eq!(compare(&lead, Some(&held(cleared))), CrmCopy::Changed);
+        let mut newer = as_sent;
+        newer["leadflow_version"] = json!(9);
+        assert_eq!(compare(&lead, Some(&held(newer))), CrmCopy::Ahead);
+        assert!(CrmCopy::Changed.needs_delivery() && !CrmCopy::Ahead.needs_delivery());
+    }
+
+    #[test]
+    fn every_property_written_is_in_the_list_setup_creates() {
+        let mut lead = view("Ada Lovelace", Some("ada@example.com"));
+        lead.enrichment.as_mut().unwrap().company = Some("AE".into());
+        for name in properties(&lead).keys() {
+            assert!(PROPERTIES.contains(&name.as_str()), "{name}");
         }
     }
 }

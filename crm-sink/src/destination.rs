@@ -9,12 +9,21 @@ use crate::contact;
 use crate::http_destination::{ContactOutcome, ContactUpsert, DeliveryError, HttpDestination};
 use crate::read_model::LeadView;
 
+#[derive(Clone)]
 pub enum Destination {
     Http(HttpDestination),
     Log,
 }
 
 impl Destination {
+    /// How long after an unanswered write the CRM may still apply it; zero for the log.
+    pub fn late_apply_window(&self) -> std::time::Duration {
+        match self {
+            Destination::Http(http) => http.late_apply_window(),
+            Destination::Log => std::time::Duration::ZERO,
+        }
+    }
+
     pub fn kind(&self) -> DestinationKind {
         match self {
             Destination::Http(_) => DestinationKind::Http,
@@ -45,7 +54,7 @@ impl Destination {
                 .map(|lead| {
                     let name = lead.enrichment.as_ref().map_or("", |e| e.name.as_str());
                     tracing::info!(project = %lead.project_id, lead_id = %lead.lead_id(), version = lead.version, "[CRM Sync] Sending verified lead {name} to Sales Team...");
-                    ContactOutcome::Delivered
+                    ContactOutcome::Delivered { unsure: false }
                 })
                 .collect()),
         }

@@ -21,9 +21,11 @@ pub mod processor;
 pub mod rate_limit;
 pub use leadflow_core::model::read_model;
 pub mod reconcile;
+pub mod setup;
 pub mod store;
 
 use leadflow_core::contract::topics;
+use leadflow_core::runtime::ops_server::ReadinessChecks;
 use leadflow_core::runtime::service::ServiceContext;
 use leadflow_core::stage::exactly_once::{AssignedPartitions, ExactlyOnceStage, StageError};
 use leadflow_core::stage::metrics::StageMetrics;
@@ -59,13 +61,27 @@ pub enum CrmSinkError {
 }
 
 pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkError> {
-    let service =
-        startup::start_kafka_service(&context, &config.kafka, &config.schema_registry, &config.telemetry)
-            .await?;
+    let connections = Connections::from_config(&config.crm, &context.metrics)?;
+    // A CRM that refuses the configuration (credentials, scopes, properties) makes the sink
+    // unready: no delivery can succeed until someone fixes it, and nothing is dead-lettered.
+    let checked = connections.clone();
+    let crm_check = move |checks: ReadinessChecks| {
+        checks.add("crm", move || {
+            let problems = checked.config_problems();
+            async move { if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) } }
+        })
+    };
+    let service = startup::start_kafka_service_with(
+        &context,
+        &config.kafka,
+        &config.schema_registry,
+        &config.telemetry,
+        crm_check,
+    )
+    .await?;
     let codec = service.codec.clone();
     let metrics = SinkMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
-    let connections = Connections::from_config(&config.crm, &context.metrics)?;
     let store = LeadStore::new(
         leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-sink").await?,
         &config.mongo.database,
@@ -77,8 +93,10 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
         store: store.clone(),
         codec: codec.clone(),
         producer: leadflow_core::stage::kafka::producer_config(&config.kafka).create()?,
+        connections: connections.clone(),
         assigned: assigned.clone(),
         interval: config.crm.reconcile_interval,
+        sweep_pages: config.crm.sweep_pages,
         gauge_refresh: config.crm.out_of_sync_refresh,
         metrics: metrics.clone(),
         projects: connections.projects(),
@@ -90,8 +108,8 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
         projects = ?connections.projects(),
         "delivering to the CRM"
     );
-    let processor =
-        TypedStage::new(SinkProcessor::new(store, connections, metrics), codec, stage_metrics.clone());
+    let processor = SinkProcessor::new(store, connections, metrics).following(assigned.clone());
+    let processor = TypedStage::new(processor, codec, stage_metrics.clone());
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,

@@ -12,6 +12,8 @@ pub struct SinkMetrics {
     pub leads_out_of_sync: IntGauge,
     pub resync_requests: prometheus::IntCounter,
     pub unconfigured_project_leads: IntCounterVec,
+    /// `crm_sink_crm_compared_total{result}`: contacts reconcile read back, by how they stood.
+    pub crm_compared: IntCounterVec,
 }
 
 impl SinkMetrics {
@@ -47,7 +49,19 @@ impl SinkMetrics {
                 ),
                 &["project"],
             )?,
+            crm_compared: IntCounterVec::new(
+                Opts::new(
+                    "crm_sink_crm_compared_total",
+                    "Contacts the periodic reconcile read back from the CRM, by result (in_sync, missing, lagging, \
+                     changed: all three re-delivered; conflicting: newer in the CRM, left alone).",
+                ),
+                &["result"],
+            )?,
         };
+        for result in ["in_sync", "missing", "lagging", "changed", "conflicting"] {
+            metrics.crm_compared.with_label_values(&[result]);
+        }
+        registry.register(Box::new(metrics.crm_compared.clone()))?;
         registry.register(Box::new(metrics.records_applied.clone()))?;
         registry.register(Box::new(metrics.deliveries.clone()))?;
         registry.register(Box::new(metrics.leads_out_of_sync.clone()))?;

@@ -8,21 +8,24 @@
 //!
 //! A crash after the CRM answered but before the Kafka commit is the case to get right. The
 //! batch is read again from the committed offsets:
-//! - if the views were not saved, the leads are delivered again with the same idempotency keys
-//!   (`leadId:version`), which the CRM applies once;
+//! - if the views were not saved, the leads are delivered again, the same version with the same
+//!   properties: under HubSpot's last writer wins that rewrites what is there (a version-guarded
+//!   CRM ignores it);
 //! - if they were saved, the leads are in sync and are not delivered again, but their receipts
 //!   are not in Kafka yet: each view remembers the record that triggered its last delivery, and
 //!   a batch that meets that record again emits the stored receipt again. So every delivered
 //!   `(leadId, version)` gets exactly one committed receipt.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use leadflow_core::contract::codec::{CodecError, SchemaCodec};
 use leadflow_core::contract::records::{
     CrmResyncRequested, DeliveryStatus, LeadEnriched, LeadReviewed, LeadScored, PipelineStage, TopicRecord,
 };
 use leadflow_core::contract::topics;
-use leadflow_core::stage::exactly_once::ProcessError;
+use leadflow_core::stage::exactly_once::{AssignedPartitions, ProcessError};
 use leadflow_core::stage::pause::PauseSignal;
 use leadflow_core::stage::typed::{DeadLetterSpec, DecodeInput, Decoded, Emit, Transform};
 use time::OffsetDateTime;
@@ -43,12 +46,43 @@ pub struct SinkProcessor {
     pub connections: Connections,
     pub unconfigured: Unconfigured,
     pub metrics: SinkMetrics,
+    /// The stage's partitions, to tell when one was taken over.
+    assigned: Option<AssignedPartitions>,
+    /// Since when this instance has held each partition it has seen a batch of.
+    held_since: Mutex<HashMap<i32, Instant>>,
 }
 
 impl SinkProcessor {
     pub fn new(store: LeadStore, connections: Connections, metrics: SinkMetrics) -> Self {
         let unconfigured = Unconfigured::new(metrics.unconfigured_project_leads.clone());
-        SinkProcessor { store, connections, unconfigured, metrics }
+        SinkProcessor {
+            store,
+            connections,
+            unconfigured,
+            metrics,
+            assigned: None,
+            held_since: Mutex::default(),
+        }
+    }
+
+    /// Follows the stage's assignment, so that a partition revoked and given back counts as
+    /// taken over again.
+    pub fn following(mut self, assigned: AssignedPartitions) -> Self {
+        self.assigned = Some(assigned);
+        self
+    }
+
+    /// How long ago this instance began holding each of `partitions` (a batch is the first
+    /// sign of it). The previous holder may have left a write in flight that the CRM applies
+    /// late: deliveries within the late-apply window of a takeover are read back later.
+    fn held_for(&self, partitions: impl Iterator<Item = i32>) -> HashMap<i32, std::time::Duration> {
+        let mut held = self.held_since.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(assigned) = &self.assigned {
+            let assigned = assigned.lock().unwrap_or_else(PoisonError::into_inner);
+            held.retain(|p, _| assigned.contains(p));
+        }
+        let now = Instant::now();
+        partitions.map(|p| (p, now - *held.entry(p).or_insert(now))).collect()
     }
 }
 
@@ -97,6 +131,8 @@ struct Touched {
     last_position: RecordPosition,
     /// A resync request asks for delivery even of a version the CRM refused before.
     resync_requested: bool,
+    /// A resync request says the CRM's copy differs: deliver even a version counted as synced.
+    crm_differs: bool,
 }
 
 impl Transform for SinkProcessor {
@@ -130,6 +166,7 @@ impl Transform for SinkProcessor {
                     view,
                     last_position: position.clone(),
                     resync_requested: false,
+                    crm_differs: false,
                 });
                 touched.len() - 1
             });
@@ -138,8 +175,9 @@ impl Transform for SinkProcessor {
                 Fact::Enriched(r) => lead.view.apply_enriched(r),
                 Fact::Scored(r) => lead.view.apply_scored(r),
                 Fact::Reviewed(r) => lead.view.apply_reviewed(r),
-                Fact::Resync(_) => {
+                Fact::Resync(r) => {
                     lead.resync_requested = true;
+                    lead.crm_differs |= r.crm_differs;
                     Applied::Ignored
                 }
             };
@@ -158,7 +196,9 @@ impl Transform for SinkProcessor {
         let due: Vec<usize> = (0..touched.len())
             .filter(|i| {
                 let lead = &touched[*i];
-                lead.view.needs_delivery() || (lead.resync_requested && lead.view.out_of_sync())
+                lead.view.needs_delivery()
+                    || (lead.resync_requested && lead.view.out_of_sync())
+                    || (lead.crm_differs && lead.view.belongs_in_crm())
             })
             .collect();
         // Each project's due leads go through that project's connection, and only through it.
@@ -173,18 +213,27 @@ impl Transform for SinkProcessor {
                 None => self.unconfigured.note(project, due.len()),
             }
         }
+        let held_for = self.held_for(touched.iter().map(|t| t.view.partition));
         for (destination, due) in deliveries {
             let views: Vec<&LeadView> = due.iter().map(|i| &touched[*i].view).collect();
             let outcomes = destination
                 .deliver(&views, pause)
                 .await
                 .map_err(|e| ProcessError::Transient(format!("CRM delivery: {e}")))?;
+            let window = destination.late_apply_window();
             let destination = destination.kind().as_str();
             let now = OffsetDateTime::now_utc();
             for (i, outcome) in due.into_iter().zip(outcomes) {
                 let lead = &mut touched[i];
                 let (status, error) = match outcome {
-                    ContactOutcome::Delivered => (DeliveryStatus::Delivered, None),
+                    ContactOutcome::Delivered { unsure } => {
+                        let taken_over =
+                            held_for.get(&lead.view.partition).is_some_and(|held| *held < window);
+                        if (unsure || taken_over) && !window.is_zero() {
+                            lead.view.crm_check_after = Some(now + window);
+                        }
+                        (DeliveryStatus::Delivered, None)
+                    }
                     ContactOutcome::Rejected { error } => (DeliveryStatus::DeadLettered, Some(error)),
                 };
                 let status_label = match status {

@@ -64,6 +64,11 @@ impl WindowLimiter {
     pub fn block_until(&mut self, until: Instant) {
         self.blocked_until = Some(self.blocked_until.map_or(until, |current| current.max(until)));
     }
+
+    /// How long from `now` a block set by the server still holds requests back.
+    pub fn blocked_for(&self, now: Instant) -> Duration {
+        self.blocked_until.map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
+    }
 }
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ impl LeadStore {
             doc! { "scoring.stage": 1, "lastActivityMs": -1, "_id": 1 },
             doc! { "nameLower": 1 },
         ];
-        for keys in [doc! { "partition": 1 }, doc! { "outOfSync": 1 }].into_iter().chain(read_api) {
+        // `checkCrmAtMs`: the contacts due for a read back (see `crate::reconcile`).
+        let own = [doc! { "partition": 1 }, doc! { "outOfSync": 1 }, doc! { "checkCrmAtMs": 1 }];
+        for keys in own.into_iter().chain(read_api) {
             self.leads
                 .create_index(IndexModel::builder().keys(keys).options(IndexOptions::default()).build())
                 .await?;
@@ -137,5 +139,64 @@ impl LeadStore {
 
     pub async fn count_out_of_sync(&self) -> mongodb::error::Result<u64> {
         self.leads.count_documents(doc! { "outOfSync": true }).await
+    }
+
+    /// Leads on `partitions` whose CRM copy is due for a read back at `now_ms` (epoch ms), at
+    /// most `limit`, the longest-waiting first.
+    pub async fn due_checks(
+        &self,
+        partitions: &[i32],
+        now_ms: i64,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<StoredLead>> {
+        let filter =
+            doc! { "checkCrmAtMs": { "$gt": 0, "$lte": now_ms }, "partition": { "$in": partitions } };
+        let found: Vec<LeadViewDoc> = self
+            .leads
+            .find(filter)
+            .sort(doc! { "checkCrmAtMs": 1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().map(|d| StoredLead { view: d.view, revision: d.revision }).collect())
+    }
+
+    /// Clears a lead's read back if the lead has not changed since `revision`; a lead that did
+    /// keeps it, and the next pass reads it again.
+    pub async fn clear_check(&self, key: &str, revision: u64) -> mongodb::error::Result<bool> {
+        let reply = self
+            .leads
+            .update_one(
+                doc! { "_id": key, "revision": revision as i64 },
+                doc! { "$set": { "checkCrmAtMs": 0i64 }, "$unset": { "crmCheckAfter": "" } },
+            )
+            .await?;
+        Ok(reply.modified_count == 1)
+    }
+
+    /// One page of the leads the CRM should hold (see `LeadView::belongs_in_crm`), on
+    /// `partitions` (all when `None`), in key order after `after`: how reconcile walks a large
+    /// read model without loading it.
+    pub async fn page_for_crm(
+        &self,
+        partitions: Option<&[i32]>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<StoredLead>> {
+        let mut filter = doc! { "$or": [ { "status": "Verified", "enrichment": { "$ne": null } }, { "syncedVersion": { "$gt": 0 } } ] };
+        if let Some(partitions) = partitions {
+            filter.insert("partition", doc! { "$in": partitions });
+        }
+        if let Some(after) = after {
+            filter.insert("_id", doc! { "$gt": after });
+        }
+        let found: Vec<LeadViewDoc> =
+            self.leads.find(filter).sort(doc! { "_id": 1 }).limit(limit).await?.try_collect().await?;
+        Ok(found
+            .into_iter()
+            .map(|d| StoredLead { view: d.view, revision: d.revision })
+            .filter(|l| l.view.belongs_in_crm())
+            .collect())
     }
 }

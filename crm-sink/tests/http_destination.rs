@@ -1,6 +1,7 @@
-//! The CRM client against the project's CRM stand-in, served in-process on a port of the OS's
-//! choosing, with its faults: dropped connections, injected 503s, a burst limit, timeouts and a
-//! field it refuses.
+//! The CRM client against the project's CRM stand-in in its HubSpot mode (last writer wins,
+//! strict bodies, properties that must exist, email conflicts, ten-second and daily limits),
+//! served in-process on a port of the OS's choosing, with its faults: dropped connections,
+//! injected 503s, late applies, a burst limit, timeouts and a field it refuses.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,25 +13,32 @@ use crm_sink::http_destination::{
     ContactOutcome, ContactUpsert, DeliveryError, HttpDestination, HttpDestinationConfig,
     HttpDestinationMetrics,
 };
+use crm_sink::hubspot_wire::{READ_PATH, UPSERT_PATH};
 use leadflow_core::stage::pause::PauseSignal;
+use leadflow_testkit::eventually;
 use prometheus::Registry;
 use serde_json::{Map, Value, json};
-use stand_ins::crm::{Contact, Faults, Stats};
+use stand_ins::crm::{ConflictAnswer, Faults, HubSpotStats, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// The CRM stand-in, stopped when dropped.
+/// The CRM stand-in in HubSpot mode, stopped when dropped.
 struct StandIn {
     base_url: String,
     _stop: oneshot::Sender<()>,
 }
 
 impl StandIn {
+    /// With LeadFlow's properties created, as `crm-sink setup` leaves an account.
     async fn start(faults: Faults) -> StandIn {
+        Self::start_with(Settings::hubspot_with_leadflow_properties(faults)).await
+    }
+
+    async fn start_with(settings: Settings) -> StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(stand_ins::crm::serve(listener, faults, async move {
+        tokio::spawn(stand_ins::crm::serve_with(listener, settings, async move {
             let _ = stopped.await;
         }));
         StandIn { base_url, _stop: stop }
@@ -42,18 +50,32 @@ impl StandIn {
         response.json().await.unwrap()
     }
 
-    async fn stats(&self) -> Stats {
+    async fn stats(&self) -> HubSpotStats {
         serde_json::from_value(self.get("/__admin/stats").await).unwrap()
     }
 
-    async fn contacts(&self) -> BTreeMap<String, Contact> {
-        serde_json::from_value(self.get("/__admin/contacts").await["contacts"].take()).unwrap()
+    /// The live contacts, by lead id.
+    async fn contacts(&self) -> BTreeMap<String, Value> {
+        let all: BTreeMap<String, Value> =
+            serde_json::from_value(self.get("/__admin/contacts").await["contacts"].take()).unwrap();
+        all.into_iter().filter(|(_, c)| c["archived"] != json!(true)).collect()
+    }
+
+    async fn reset_daily_limit(&self) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/__admin/daily/reset", self.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
     }
 }
 
 fn config(base_url: &str) -> HttpDestinationConfig {
     HttpDestinationConfig {
         base_url: base_url.into(),
+        upsert_path: UPSERT_PATH.into(),
+        read_path: READ_PATH.into(),
         access_token: Default::default(),
         batch_size: 100,
         requests_per_window: 190,
@@ -63,6 +85,8 @@ fn config(base_url: &str) -> HttpDestinationConfig {
         // Short, so that retries do not make the tests slow.
         backoff_initial: Duration::from_millis(1),
         backoff_max: Duration::from_millis(10),
+        late_apply_window: Duration::from_secs(60),
+        daily_limit_probe: Duration::from_secs(3600),
     }
 }
 
@@ -89,16 +113,28 @@ fn count(counter: &prometheus::IntCounterVec, label: &str) -> u64 {
     counter.with_label_values(&[label]).get()
 }
 
-/// The CRM holds exactly `sent`, each written once, with its version and properties.
-fn assert_holds_exactly(held: &BTreeMap<String, Contact>, sent: &[ContactUpsert]) {
+/// The CRM holds exactly `sent`, each with its version and properties (HubSpot keeps them as
+/// text), written `writes` times.
+fn assert_holds_exactly(held: &BTreeMap<String, Value>, sent: &[ContactUpsert], writes: usize) {
     assert_eq!(held.len(), sent.len(), "{:?}", held.keys().collect::<Vec<_>>());
     for contact in sent {
         let stored = &held[&contact.lead_id];
-        let mut expected = contact.properties.clone();
-        expected.insert("leadflow_version".into(), contact.version.into());
-        assert_eq!((stored.version, &stored.properties), (contact.version, &expected), "{}", contact.lead_id);
-        assert_eq!(stored.writes, 1, "{} written more than once", contact.lead_id);
+        assert_eq!(
+            stored["properties"]["leadflow_version"],
+            json!(contact.version.to_string()),
+            "{}",
+            contact.lead_id
+        );
+        for (name, value) in &contact.properties {
+            assert_eq!(&stored["properties"][name], value, "{} {name}", contact.lead_id);
+        }
+        let history = stored["versionHistory"].as_array().unwrap();
+        assert_eq!(history.len(), writes, "{}: {history:?}", contact.lead_id);
     }
+}
+
+fn delivered(n: usize, unsure: bool) -> Vec<ContactOutcome> {
+    vec![ContactOutcome::Delivered { unsure }; n]
 }
 
 /// Watches a pause signal from its own thread, without sleeping, and says whether it ever saw
@@ -138,25 +174,22 @@ async fn two_hundred_fifty_contacts_go_in_three_requests_and_all_arrive() {
 
     let outcomes = destination.upsert(&sent, &PauseSignal::default()).await.unwrap();
 
-    assert_eq!(outcomes, vec![ContactOutcome::Delivered; 250]);
-    let stats = crm.stats().await;
-    assert_eq!((stats.requests, stats.inputs, stats.applied_writes), (3, 250, 250));
-    assert_holds_exactly(&crm.contacts().await, &sent);
+    assert_eq!(outcomes, delivered(250, false));
+    assert_eq!(crm.stats().await.upserts, 3);
+    assert_holds_exactly(&crm.contacts().await, &sent, 1);
     assert_eq!(count(&metrics.requests, "ok"), 3);
-    assert_eq!(count(&metrics.contacts, "delivered"), 250);
-    assert_eq!(metrics.request_duration.get_sample_count(), 3);
 }
 
 #[tokio::test]
 async fn nothing_to_upsert_sends_nothing() {
     let crm = StandIn::start(Faults::default()).await;
     let (destination, _) = destination(&config(&crm.base_url));
-    assert_eq!(destination.upsert(&[], &PauseSignal::default()).await.unwrap(), []);
+    assert!(destination.upsert(&[], &PauseSignal::default()).await.unwrap().is_empty());
     assert_eq!(crm.stats().await.requests, 0);
 }
 
 #[tokio::test]
-async fn a_connection_dropped_after_the_write_is_retried_without_duplicating_a_contact() {
+async fn a_write_whose_answer_was_lost_is_read_back_and_not_written_again() {
     let crm = StandIn::start(Faults { drop_after_write_rate: 0.5, ..Faults::default() }).await;
     let (destination, metrics) =
         destination(&HttpDestinationConfig { batch_size: 25, ..config(&crm.base_url) });
@@ -164,18 +197,19 @@ async fn a_connection_dropped_after_the_write_is_retried_without_duplicating_a_c
 
     let outcomes = destination.upsert(&sent, &PauseSignal::default()).await.unwrap();
 
-    assert_eq!(outcomes, vec![ContactOutcome::Delivered; 250]);
     let stats = crm.stats().await;
     assert!(stats.dropped_connections > 0, "{stats:?}");
-    assert!(stats.repeated_idempotency_keys > 0, "the retries carried the same keys: {stats:?}");
-    assert_eq!(stats.applied_writes, 250, "{stats:?}");
-    assert_holds_exactly(&crm.contacts().await, &sent);
-    assert_eq!(count(&metrics.retries, "network_error"), stats.dropped_connections);
-    assert_eq!(count(&metrics.requests, "ok"), 10);
+    assert_eq!(stats.batch_reads, stats.dropped_connections, "one read back per lost answer: {stats:?}");
+    assert_eq!(stats.applied_writes, 250, "the read found each lost write applied: {stats:?}");
+    assert_holds_exactly(&crm.contacts().await, &sent, 1);
+    let unsure = outcomes.iter().filter(|o| **o == ContactOutcome::Delivered { unsure: true }).count();
+    assert_eq!(unsure as u64, 25 * stats.dropped_connections, "flagged for a later check: {outcomes:?}");
+    assert_eq!(count(&metrics.contacts, "confirmed_by_read"), unsure as u64);
+    assert_eq!(count(&metrics.requests, "unknown_outcome"), stats.dropped_connections);
 }
 
 #[tokio::test]
-async fn server_errors_are_retried_until_the_contacts_arrive() {
+async fn server_errors_are_read_back_then_retried_until_the_contacts_arrive() {
     let crm = StandIn::start(Faults { error_rate: 0.5, ..Faults::default() }).await;
     let (destination, metrics) =
         destination(&HttpDestinationConfig { batch_size: 10, ..config(&crm.base_url) });
@@ -183,12 +217,11 @@ async fn server_errors_are_retried_until_the_contacts_arrive() {
 
     let outcomes = destination.upsert(&sent, &PauseSignal::default()).await.unwrap();
 
-    assert_eq!(outcomes, vec![ContactOutcome::Delivered; 50]);
+    assert!(outcomes.iter().all(|o| matches!(o, ContactOutcome::Delivered { .. })), "{outcomes:?}");
     let stats = crm.stats().await;
     assert!(stats.injected_errors > 0, "{stats:?}");
-    assert_eq!(count(&metrics.retries, "server_error"), stats.injected_errors);
-    assert_eq!(count(&metrics.requests, "server_error"), stats.injected_errors);
-    assert_holds_exactly(&crm.contacts().await, &sent);
+    assert_eq!(count(&metrics.requests, "server_error"), count(&metrics.retries, "server_error"));
+    assert_holds_exactly(&crm.contacts().await, &sent, 1);
 }
 
 #[tokio::test]
@@ -203,29 +236,36 @@ async fn a_request_that_keeps_failing_gives_up_after_max_attempts() {
         Err(DeliveryError::GaveUp(message)) => assert!(message.contains("503"), "{message}"),
         other => panic!("expected GaveUp, got {other:?}"),
     }
-    let stats = crm.stats().await;
-    assert_eq!((stats.requests, stats.injected_errors), (3, 3));
     assert_eq!((count(&metrics.requests, "server_error"), count(&metrics.retries, "server_error")), (3, 2));
     assert!(crm.contacts().await.is_empty());
 }
 
 #[tokio::test]
-async fn a_timeout_uses_an_attempt_like_any_network_error() {
-    // The stand-in answers long after the client stops waiting.
-    let crm = StandIn::start(Faults { latency_ms: 30_000, ..Faults::default() }).await;
+async fn a_late_apply_is_read_back_resent_and_flagged_for_the_check() {
+    // The stand-in holds every write 600 ms, then applies it; the client waits 200 ms.
+    let crm =
+        StandIn::start(Faults { late_apply_rate: 1.0, late_apply_delay_ms: 600, ..Faults::default() }).await;
     let (destination, metrics) = destination(&HttpDestinationConfig {
-        max_attempts: 2,
-        request_timeout: Duration::from_millis(100),
+        request_timeout: Duration::from_millis(200),
+        max_attempts: 20,
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(100),
         ..config(&crm.base_url)
     });
+    let sent = contacts(1);
 
-    let result = destination.upsert(&contacts(1), &PauseSignal::default()).await;
+    let outcomes = destination.upsert(&sent, &PauseSignal::default()).await.unwrap();
 
-    match result {
-        Err(DeliveryError::GaveUp(message)) => assert!(message.contains("timed out"), "{message}"),
-        other => panic!("expected GaveUp, got {other:?}"),
-    }
-    assert_eq!((count(&metrics.requests, "network_error"), count(&metrics.retries, "network_error")), (2, 1));
+    assert_eq!(outcomes, delivered(1, true), "delivered, and checked again later");
+    assert!(count(&metrics.requests, "unknown_outcome") >= 1);
+    assert!(crm.stats().await.batch_reads >= 1, "the client read before writing again");
+    let contacts = eventually("the held writes land", Duration::from_secs(10), || async {
+        let contacts = crm.contacts().await;
+        Ok((crm.stats().await.late_applies > 0 && !contacts.is_empty()).then_some(contacts))
+    })
+    .await
+    .unwrap();
+    assert_eq!(contacts[&sent[0].lead_id]["properties"]["leadflow_version"], json!("1"));
 }
 
 #[tokio::test]
@@ -241,14 +281,13 @@ async fn a_burst_limit_is_waited_out_paused_and_without_using_attempts() {
 
     let outcomes = destination.upsert(&sent, &pause).await.unwrap();
 
-    assert!(watch.saw_a_pause(), "the wait for Retry-After held the pause");
+    assert!(watch.saw_a_pause(), "the wait for the window held the pause");
     assert!(!pause.is_paused(), "released once the contacts went");
-    assert_eq!(outcomes, vec![ContactOutcome::Delivered; 5]);
+    assert_eq!(outcomes, delivered(5, false));
     let stats = crm.stats().await;
     assert!(stats.rate_limited > 0, "{stats:?}");
-    assert_eq!(count(&metrics.retries, "rate_limited"), stats.rate_limited);
     assert_eq!(count(&metrics.requests, "rate_limited"), stats.rate_limited);
-    assert_holds_exactly(&crm.contacts().await, &sent);
+    assert_holds_exactly(&crm.contacts().await, &sent, 1);
 }
 
 #[tokio::test]
@@ -266,15 +305,84 @@ async fn the_client_limiter_keeps_under_the_crms_burst_limit() {
     });
     let pause = PauseSignal::default();
     let watch = PauseWatch::start(&pause);
-    let sent = contacts(5);
 
-    let outcomes = destination.upsert(&sent, &pause).await.unwrap();
+    let outcomes = destination.upsert(&contacts(5), &pause).await.unwrap();
 
     assert!(watch.saw_a_pause(), "the wait for the limiter held the pause");
-    assert_eq!(outcomes, vec![ContactOutcome::Delivered; 5]);
+    assert_eq!(outcomes, delivered(5, false));
     let stats = crm.stats().await;
-    assert_eq!((stats.requests, stats.rate_limited), (5, 0));
+    assert_eq!((stats.upserts, stats.rate_limited), (5, 0));
     assert_eq!(count(&metrics.requests, "ok"), 5);
+}
+
+#[tokio::test]
+async fn the_daily_limit_holds_the_connection_until_its_probe_instead_of_spinning() {
+    let crm = StandIn::start(Faults { daily_limit: Some(2), ..Faults::default() }).await;
+    let (destination, metrics) =
+        destination(&HttpDestinationConfig { batch_size: 1, ..config(&crm.base_url) });
+    let pause = PauseSignal::default();
+    let sent = contacts(4);
+
+    let task = tokio::spawn({
+        let destination = destination.clone();
+        let (sent, pause) = (sent.clone(), pause.clone());
+        async move { destination.upsert(&sent, &pause).await }
+    });
+    eventually("the daily limit is reached", Duration::from_secs(10), || async {
+        Ok((metrics.daily_limit_reached.get() == 1).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    assert!(pause.is_paused(), "the stage's partitions are paused meanwhile");
+    assert!(destination.blocked_for() > Duration::from_secs(3500), "the next try is the hourly probe");
+    let stats = crm.stats().await;
+    assert_eq!(
+        (stats.daily_rate_limited, stats.applied_writes),
+        (1, 2),
+        "one refusal, then silence: {stats:?}"
+    );
+    assert_eq!(count(&metrics.requests, "daily_limited"), 1);
+    task.abort();
+    crm.reset_daily_limit().await;
+}
+
+#[tokio::test]
+async fn an_email_conflict_is_refused_alone_naming_the_existing_contact_and_the_rest_arrive() {
+    for answer in [ConflictAnswer::MultiStatus, ConflictAnswer::WholeBatch] {
+        let crm = StandIn::start(Faults { conflict_answer: answer, ..Faults::default() }).await;
+        let (destination, metrics) = destination(&config(&crm.base_url));
+        let first = contacts(1);
+        destination.upsert(&first, &PauseSignal::default()).await.unwrap();
+        let existing = crm.contacts().await[&first[0].lead_id]["id"].as_str().unwrap().to_owned();
+        // lead-002 has the email lead-000's contact has.
+        let mut sent = contacts(5);
+        sent.remove(0);
+        sent[1].properties.insert("email".into(), json!("lead0@example.com"));
+
+        let outcomes = destination.upsert(&sent, &PauseSignal::default()).await.unwrap();
+
+        let ContactOutcome::Rejected { error } = &outcomes[1] else { panic!("{answer:?}: {outcomes:?}") };
+        assert!(error.contains("Contact already exists") && error.contains(&existing), "{answer:?}: {error}");
+        let others: Vec<_> =
+            outcomes.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, o)| o.clone()).collect();
+        assert_eq!(others, delivered(3, false), "{answer:?}");
+        let stats = crm.stats().await;
+        match answer {
+            ConflictAnswer::MultiStatus => {
+                assert_eq!(
+                    (stats.upserts, stats.multi_status),
+                    (2, 1),
+                    "a 207, nothing sent again: {stats:?}"
+                )
+            }
+            ConflictAnswer::WholeBatch => {
+                assert_eq!(stats.upserts, 2 + 4, "a 409 for the batch, then each alone: {stats:?}")
+            }
+        }
+        assert_eq!(crm.contacts().await.len(), 4, "{answer:?}");
+        assert_eq!(count(&metrics.contacts, "rejected"), 1);
+    }
 }
 
 #[tokio::test]
@@ -287,14 +395,67 @@ async fn one_bad_email_in_a_batch_is_rejected_alone_and_the_rest_arrive() {
     let outcomes = destination.upsert(&sent, &PauseSignal::default()).await.unwrap();
 
     let ContactOutcome::Rejected { error } = &outcomes[2] else { panic!("{outcomes:?}") };
-    assert!(error.contains("400") && error.contains("properties.email"), "{error}");
+    assert!(error.starts_with("400"), "{error}");
     assert!(!error.contains("not an email"), "the stand-in keeps the value out: {error}");
-    let others: Vec<_> = outcomes.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, o)| o).collect();
-    assert_eq!(others, vec![&ContactOutcome::Delivered; 4]);
-    let stats = crm.stats().await;
-    assert_eq!(stats.requests, 6, "the batch, then each contact alone: {stats:?}");
+    let others: Vec<_> =
+        outcomes.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, o)| o.clone()).collect();
+    assert_eq!(others, delivered(4, false));
+    assert_eq!(crm.stats().await.upserts, 6, "the batch, then each contact alone");
     let good: Vec<_> = sent.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, c)| c.clone()).collect();
-    assert_holds_exactly(&crm.contacts().await, &good);
+    assert_holds_exactly(&crm.contacts().await, &good, 1);
     assert_eq!((count(&metrics.contacts, "delivered"), count(&metrics.contacts, "rejected")), (4, 1));
-    assert_eq!((count(&metrics.requests, "ok"), count(&metrics.requests, "rejected")), (4, 2));
+}
+
+#[tokio::test]
+async fn a_missing_property_or_scope_is_a_configuration_error_not_a_refused_contact() {
+    // Only HubSpot's own properties: leadflow_id (the upsert key) does not exist.
+    let bare = StandIn::start_with(Settings::hubspot(Faults::default())).await;
+    let (client, metrics) = destination(&config(&bare.base_url));
+
+    let error = client.upsert(&contacts(3), &PauseSignal::default()).await.unwrap_err();
+
+    let DeliveryError::Config(message) = &error else { panic!("{error}") };
+    assert!(message.contains("leadflow_id") && message.contains("crm-sink setup"), "{message}");
+    assert_eq!(client.config_problem().as_deref(), Some(message.as_str()), "reported until fixed");
+    assert_eq!((metrics.configuration_error.get(), count(&metrics.contacts, "rejected")), (1, 0));
+    assert!(client.blocked_for() > Duration::from_secs(20), "no spinning on a refusal");
+    assert_eq!(bare.stats().await.upserts, 1, "not sent one by one");
+
+    let scopes = StandIn::start(Faults { missing_scopes: true, ..Faults::default() }).await;
+    let (client, _) = destination(&config(&scopes.base_url));
+    let error = client.upsert(&contacts(1), &PauseSignal::default()).await.unwrap_err();
+    assert!(matches!(&error, DeliveryError::Config(m) if m.contains("scopes")), "{error}");
+
+    // leadflow_id exists, leadflow_stage does not: PROPERTY_DOESNT_EXIST for the whole batch.
+    let partial = StandIn::start_with(Settings {
+        precreated_properties: stand_ins::crm::PropertySpec::leadflow()
+            .into_iter()
+            .filter(|p| p.name != "leadflow_stage")
+            .collect(),
+        ..Settings::hubspot(Faults::default())
+    })
+    .await;
+    let (client, _) = destination(&config(&partial.base_url));
+    let mut staged = contacts(2);
+    staged[1].properties.insert("leadflow_stage".into(), json!("hot"));
+    let error = client.upsert(&staged, &PauseSignal::default()).await.unwrap_err();
+    assert!(matches!(&error, DeliveryError::Config(m) if m.contains("leadflow_stage")), "{error}");
+    assert!(partial.contacts().await.is_empty(), "nothing applied, nothing refused");
+}
+
+#[tokio::test]
+async fn a_batch_read_finds_the_contacts_the_crm_holds() {
+    let crm = StandIn::start(Faults::default()).await;
+    let (destination, _) = destination(&config(&crm.base_url));
+    let sent = contacts(3);
+    destination.upsert(&sent, &PauseSignal::default()).await.unwrap();
+
+    let found = destination
+        .read(&["lead-000", "lead-002", "nobody"], &["email"], &PauseSignal::default())
+        .await
+        .unwrap();
+
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found["lead-002"].version(), Some(3));
+    assert_eq!(found["lead-000"].text("email").as_deref(), Some("lead0@example.com"));
 }

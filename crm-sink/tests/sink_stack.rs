@@ -321,6 +321,7 @@ async fn huge_poison_records_on_every_input_topic_are_dead_lettered_whole_and_th
                 lead_id: key(topics::CRM_RESYNC),
                 version: 1,
                 requested_at: now,
+                crm_differs: false,
             })
             .unwrap(),
         ),

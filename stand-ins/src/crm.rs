@@ -16,8 +16,9 @@
 //! every property as text). A contact keeps the properties of the highest version it has seen: an
 //! input whose version is lower than or equal to the stored one (a replay, or out of order)
 //! changes nothing but is still answered 200 and counted. A result's `version` is the contact's
-//! version after the input and `new` whether the input created it. `idempotencyKey` is required;
-//! a request with a single input may carry it in an `Idempotency-Key` header instead. Keys are
+//! version after the input and `new` whether the input created it. `idempotencyKey` is required,
+//! or HubSpot's `objectWriteTraceId` in its place (what the crm-sink sends); a request with a
+//! single input may carry it in an `Idempotency-Key` header instead. Keys are
 //! only counted: an input whose key came in an earlier applied request adds to
 //! `repeatedIdempotencyKeys`.
 //!

@@ -174,6 +174,10 @@ pub struct CrmResyncRequested {
     pub version: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub requested_at: OffsetDateTime,
+    /// The CRM's copy differs from the read model (missing, older, or edited in the CRM), so
+    /// the lead is delivered even though the read model counts it as synced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub crm_differs: bool,
 }
 topic_record!(CrmResyncRequested, topics::CRM_RESYNC, "CrmResyncRequested.schema.json");
 
@@ -433,13 +437,16 @@ mod tests {
             reviewed_at: AT,
         })
         .unwrap();
-        validate(&CrmResyncRequested {
-            project_id: "default".into(),
-            lead_id: "lead-1".into(),
-            version: 2,
-            requested_at: AT,
-        })
-        .unwrap();
+        for crm_differs in [false, true] {
+            validate(&CrmResyncRequested {
+                project_id: "default".into(),
+                lead_id: "lead-1".into(),
+                version: 2,
+                requested_at: AT,
+                crm_differs,
+            })
+            .unwrap();
+        }
         validate(&CrmDelivery {
             project_id: "default".into(),
             lead_id: "lead-1".into(),

@@ -136,6 +136,11 @@ pub struct LeadView {
     pub synced_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub last_delivery: Option<DeliveryAttempt>,
+    /// When to read the CRM's copy back: set when a write of this lead may still be applied late
+    /// (it got no answer, or the writer had just taken over the lead's partition), over a newer
+    /// version. `None`: nothing to check.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub crm_check_after: Option<OffsetDateTime>,
 }
 
 /// What applying a record did.
@@ -173,6 +178,7 @@ impl LeadView {
             synced_version: 0,
             synced_at: None,
             last_delivery: None,
+            crm_check_after: None,
         }
     }
 
@@ -280,12 +286,17 @@ impl LeadView {
         }
     }
 
-    /// Verified leads with a profile whose current version the CRM has not acknowledged:
-    /// what reconcile re-delivers.
+    /// Leads the CRM should hold, whose current version it has not acknowledged: what reconcile
+    /// re-delivers. The CRM should hold a Verified lead with a profile, and every lead it has
+    /// held once: a lead rejected after it was synced keeps its contact current, so that the
+    /// CRM shows it rejected rather than Verified forever.
     pub fn out_of_sync(&self) -> bool {
-        self.status() == Some(LeadStatus::Verified)
-            && self.enrichment.is_some()
-            && self.version > self.synced_version
+        self.belongs_in_crm() && self.version > self.synced_version
+    }
+
+    /// A Verified lead with a profile, or one the CRM already has.
+    pub fn belongs_in_crm(&self) -> bool {
+        (self.status() == Some(LeadStatus::Verified) && self.enrichment.is_some()) || self.synced_version > 0
     }
 
     /// Whether the CRM refused this very version (a 4xx): sending it again unchanged would only
@@ -480,6 +491,10 @@ mod tests {
         );
         assert_eq!(view.status(), Some(LeadStatus::Rejected));
         assert!(!view.needs_delivery() && !view.out_of_sync(), "rejected leads are never sent");
+        let mut synced = view.clone();
+        synced.synced_version = 1;
+        synced.version = 2;
+        assert!(synced.needs_delivery(), "a lead the CRM has learns that it was rejected");
         view.apply_enriched(&enriched(EnrichmentStatus::Verified, 0.9, T0 + time::Duration::hours(1)));
         assert_eq!(
             view.status(),

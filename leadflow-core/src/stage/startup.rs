@@ -64,6 +64,18 @@ pub async fn start_kafka_service(
     registry: &SchemaRegistryConfig,
     telemetry: &TelemetryConfig,
 ) -> Result<KafkaService, StartupError> {
+    start_kafka_service_with(context, kafka, registry, telemetry, |checks| checks).await
+}
+
+/// [`start_kafka_service`], with the service's own readiness checks added by `more_checks` (the
+/// crm-sink's: whether its CRM accepts its configuration).
+pub async fn start_kafka_service_with(
+    context: &ServiceContext,
+    kafka: &KafkaConfig,
+    registry: &SchemaRegistryConfig,
+    telemetry: &TelemetryConfig,
+    more_checks: impl FnOnce(ReadinessChecks) -> ReadinessChecks,
+) -> Result<KafkaService, StartupError> {
     let codec = Arc::new(SchemaCodec::new(registry)?);
     let membership = GroupMembership::default();
     let joined = membership.clone();
@@ -72,6 +84,7 @@ pub async fn start_kafka_service(
         let joined = joined.has_joined();
         async move { if joined { Ok(()) } else { Err("not yet a member of its consumer group".to_owned()) } }
     });
+    let readiness = more_checks(readiness);
     let ops = serve_ops(context, telemetry, readiness)
         .await
         .map_err(|source| StartupError::OpsListener { addr: telemetry.ops_listen, source })?;

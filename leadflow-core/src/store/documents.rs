@@ -53,6 +53,10 @@ pub struct LeadViewDoc {
     pub last_activity_ms: i64,
     #[serde(rename = "nameLower", default)]
     pub name_lower: Option<String>,
+    /// `crmCheckAfter` as epoch milliseconds (0: none), for the crm-sink's check of contacts a
+    /// late write may have rolled back: an index range, where RFC 3339 text would not sort.
+    #[serde(rename = "checkCrmAtMs", default)]
+    pub check_crm_at_ms: i64,
 }
 
 impl LeadViewDoc {
@@ -67,6 +71,9 @@ impl LeadViewDoc {
                 .last_activity_at()
                 .map_or(0, |at| (at.unix_timestamp_nanos() / 1_000_000) as i64),
             name_lower: view.enrichment.as_ref().map(|e| e.name.to_lowercase()),
+            check_crm_at_ms: view
+                .crm_check_after
+                .map_or(0, |at| (at.unix_timestamp_nanos() / 1_000_000) as i64),
             view,
             revision,
         }

@@ -12,7 +12,7 @@ pub const VERSION_PROPERTY: &str = "leadflow_version";
 /// The property HubSpot checks is an email address.
 pub const EMAIL_PROPERTY: &str = "email";
 
-const INPUT_FIELDS: [&str; 4] = ["idProperty", "id", "properties", "idempotencyKey"];
+const INPUT_FIELDS: [&str; 5] = ["idProperty", "id", "properties", "idempotencyKey", "objectWriteTraceId"];
 
 /// One validated input.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,10 +93,14 @@ fn parse_input(
     if id.is_none() {
         fail("id", "must be a non-empty string");
     }
-    let idempotency_key = match fields.get("idempotencyKey") {
+    // HubSpot's own per-input field, `objectWriteTraceId`, serves as the key when there is none.
+    let idempotency_key = match fields.get("idempotencyKey").or_else(|| fields.get("objectWriteTraceId")) {
         None if fallback_key.is_some() => fallback_key.map(str::to_owned),
         None => {
-            fail("idempotencyKey", "is required (or an Idempotency-Key header for a lone input)");
+            fail(
+                "idempotencyKey",
+                "is required (or objectWriteTraceId, or an Idempotency-Key header for a lone input)",
+            );
             None
         }
         key => non_empty(key).or_else(|| {
@@ -251,7 +255,11 @@ mod tests {
         let one = json!({"inputs": [keyless.clone()]});
         assert_eq!(parse(one.to_string().as_bytes(), Some("h")).unwrap()[0].idempotency_key, "h");
         assert_eq!(locations(&one, None), ["inputs[0].idempotencyKey"]);
-        let two = json!({"inputs": [keyless, input(json!(2))]});
+        let two = json!({"inputs": [keyless.clone(), input(json!(2))]});
         assert_eq!(locations(&two, Some("h")), ["inputs[0].idempotencyKey"]);
+        let mut traced = keyless;
+        traced["objectWriteTraceId"] = json!("L1:1");
+        let traced = json!({"inputs": [traced]});
+        assert_eq!(parse(traced.to_string().as_bytes(), None).unwrap()[0].idempotency_key, "L1:1");
     }
 }

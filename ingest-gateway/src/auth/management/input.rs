@@ -302,9 +302,10 @@ mod tests {
         let changes = project_changes(&json!({"eventsPerMinute": null})).unwrap();
         assert_eq!(changes.events_per_minute, Some(None));
         assert_eq!(project_changes(&json!({})).unwrap(), ProjectChanges::default());
-        let key =
-            new_key(&json!({"name": "ci", "scopes": ["read", "ingest", "read"], "eventsPerMinute": 10000000}))
-                .unwrap();
+        let key = new_key(
+            &json!({"name": "ci", "scopes": ["read", "ingest", "read"], "eventsPerMinute": 10000000}),
+        )
+        .unwrap();
         assert_eq!(key.scopes, vec![Scope::Ingest, Scope::Read]);
         assert_eq!(
             fields(new_key(&json!({"name": "ci", "scopes": []})).unwrap_err()),

@@ -56,13 +56,17 @@ impl PropertySpec {
     }
 
     /// LeadFlow's contact properties: `leadflow_id` (unique), `leadflow_version`, `leadflow_score`,
-    /// `leadflow_stage`, `leadflow_status`.
+    /// `leadflow_country_probability` (numbers), `leadflow_stage`, `leadflow_status`,
+    /// `leadflow_country_code`: the crm-sink's set (`crm-sink setup`), and `leadflow_score`.
     pub fn leadflow() -> Vec<PropertySpec> {
         let mut specs = vec![PropertySpec::new("leadflow_id", true)];
-        for name in ["leadflow_version", "leadflow_score"] {
+        for name in ["leadflow_version", "leadflow_score", "leadflow_country_probability"] {
             specs.push(PropertySpec { kind: "number".to_owned(), ..PropertySpec::new(name, false) });
         }
-        specs.extend(["leadflow_stage", "leadflow_status"].map(|name| PropertySpec::new(name, false)));
+        specs.extend(
+            ["leadflow_stage", "leadflow_status", "leadflow_country_code"]
+                .map(|name| PropertySpec::new(name, false)),
+        );
         specs
     }
 
