@@ -82,6 +82,9 @@ pub struct ProjectConnectionConfig {
     pub late_apply_window: Option<Duration>,
     #[serde(default, deserialize_with = "some_millis_or_humantime")]
     pub daily_limit_probe: Option<Duration>,
+    /// Not inherited: a project shares another's budget only when it says so.
+    #[serde(default)]
+    pub budget_name: String,
 }
 
 fn some_millis_or_humantime<'de, D: Deserializer<'de>>(
@@ -107,6 +110,7 @@ impl ProjectConnectionConfig {
             read_path: self.read_path.clone().unwrap_or_else(|| http.read_path.clone()),
             late_apply_window: self.late_apply_window.unwrap_or(http.late_apply_window),
             daily_limit_probe: self.daily_limit_probe.unwrap_or(http.daily_limit_probe),
+            budget_name: self.budget_name.clone(),
         }
     }
 }

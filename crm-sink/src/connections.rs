@@ -82,6 +82,22 @@ impl Connections {
             .unwrap_or(Duration::ZERO)
     }
 
+    /// Counts every connection's requests in the budget all replicas share (MongoDB `budgets`
+    /// in `database`), so that the deployment keeps to each CRM's budget however many replicas
+    /// run.
+    pub async fn share_budgets(&self, database: &mongodb::Database) -> Result<(), CrmSinkError> {
+        let collection = leadflow_core::store::shared_budget::SharedBudget::collection_in(database);
+        for destination in self.by_project.values() {
+            if let Destination::Http(http) = destination {
+                http.share_budget(collection.clone())?;
+                if let Some(budget) = http.shared_budget() {
+                    budget.ensure_ttl_index().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// What each connection's CRM last said is wrong with its configuration (credentials,
     /// scopes, URL, properties), by config key; empty when none did.
     pub fn config_problems(&self) -> Vec<String> {

@@ -48,18 +48,20 @@
 //! [`upsert`]: HttpDestination::upsert
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use leadflow_core::runtime::backoff::Backoff;
 use leadflow_core::runtime::duration::millis_or_humantime;
 use leadflow_core::runtime::secret::Secret;
 use leadflow_core::stage::pause::{PauseGuard, PauseSignal};
+use leadflow_core::store::shared_budget::{Grant, SharedBudget};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use crate::hubspot_wire::{
     self, BatchAnswer, BatchReadRequest, BatchUpsertRequest, ContactRecord, ErrorBody, MAX_INPUTS, READ_PATH,
@@ -132,7 +134,20 @@ pub struct HttpDestinationConfig {
     /// Default 15 min.
     #[serde(deserialize_with = "millis_or_humantime")]
     pub daily_limit_probe: Duration,
+    /// The name of the request budget in MongoDB that every replica of the sink shares (the
+    /// `budgets` collection): `requests_per_window` per `window` per deployment, however many
+    /// replicas run. Connections to one CRM account give it the same name. Empty (the default):
+    /// the connection's config key (`crm.http`, `crm.projects.<id>`).
+    #[serde(default)]
+    pub budget_name: String,
 }
+
+/// Sub-windows per window of the shared budget: at HubSpot's 190 per 10 s, 17 a second, so 170
+/// per 10 s steady (see `leadflow_core::store::shared_budget`).
+const BUDGET_SUB_WINDOWS: u32 = 10;
+/// How long to wait before asking the shared budget again when MongoDB did not answer: a request
+/// the budget cannot count is not sent.
+const BUDGET_UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 
 /// One contact to upsert: its properties as the CRM should hold them for this version of the
 /// lead. `leadflow_version` is added when the request is built.
@@ -189,6 +204,9 @@ pub struct HttpDestinationMetrics {
     /// `crm_configuration_error`: 1 while a connection's last answer said its configuration is
     /// wrong (credentials, scopes, URL, missing properties).
     pub configuration_error: IntGauge,
+    /// `crm_budget_waits_total{reason}`: waits for the budget the replicas share (exhausted: the
+    /// deployment spent its window; unavailable: MongoDB did not answer).
+    pub budget_waits: IntCounterVec,
 }
 
 const REQUEST_OUTCOMES: [&str; 9] = [
@@ -243,7 +261,19 @@ impl HttpDestinationMetrics {
                 "crm_configuration_error",
                 "1 while the CRM refuses the sink's configuration (credentials, scopes, URL, properties).",
             )?,
+            budget_waits: IntCounterVec::new(
+                Opts::new(
+                    "crm_budget_waits_total",
+                    "Waits for the CRM request budget every replica shares, by reason (exhausted: the \
+                     deployment spent the window; unavailable: MongoDB did not answer).",
+                ),
+                &["reason"],
+            )?,
         };
+        for reason in ["exhausted", "unavailable"] {
+            metrics.budget_waits.with_label_values(&[reason]);
+        }
+        registry.register(Box::new(metrics.budget_waits.clone()))?;
         // Every series from the start, so that a rate over them never begins with a gap.
         for outcome in REQUEST_OUTCOMES {
             metrics.requests.with_label_values(&[outcome]);
@@ -283,6 +313,10 @@ struct Inner {
     late_apply_window: Duration,
     daily_limit_probe: Duration,
     limiter: Mutex<WindowLimiter>,
+    /// `(name, requests_per_window, window)` of the budget shared through MongoDB.
+    budget_shape: (String, u32, Duration),
+    /// The budget every replica shares, once [`HttpDestination::share_budget`] was called.
+    shared: OnceLock<SharedBudget>,
     /// What the CRM last said is wrong with this connection's configuration; `None` once a
     /// request succeeds.
     config_problem: Mutex<Option<String>>,
@@ -422,10 +456,42 @@ impl HttpDestination {
             late_apply_window: config.late_apply_window,
             daily_limit_probe: config.daily_limit_probe,
             limiter: Mutex::new(WindowLimiter::new(config.requests_per_window, config.window)),
+            budget_shape: (
+                if config.budget_name.is_empty() { key.to_owned() } else { config.budget_name.clone() },
+                config.requests_per_window,
+                config.window,
+            ),
+            shared: OnceLock::new(),
             config_problem: Mutex::new(None),
             metrics,
         };
         Ok(HttpDestination { inner: Arc::new(inner) })
+    }
+
+    /// Counts this connection's requests in the budget every replica shares, in `collection`
+    /// (`SharedBudget::collection_in`), besides its own limiter. Without it the budget is this
+    /// process's alone.
+    pub fn share_budget(
+        &self,
+        collection: mongodb::Collection<leadflow_core::store::documents::BudgetDoc>,
+    ) -> Result<(), DeliveryError> {
+        let (name, limit, window) = &self.inner.budget_shape;
+        // Below 11 requests a window there are too few for ten sub-windows: fewer, larger ones.
+        let k = BUDGET_SUB_WINDOWS.min(limit.saturating_sub(1).max(1));
+        let budget = SharedBudget::rolling(collection, &format!("crm/{name}"), u64::from(*limit), *window, k)
+            .map_err(|e| {
+                DeliveryError::Config(format!(
+                    "{}: requests_per_window {limit} per {window:?} cannot be shared: {e}",
+                    self.inner.key
+                ))
+            })?;
+        let _ = self.inner.shared.set(budget);
+        Ok(())
+    }
+
+    /// The shared budget of this connection, if it has one.
+    pub fn shared_budget(&self) -> Option<&SharedBudget> {
+        self.inner.shared.get()
     }
 
     /// How long after an unanswered write the CRM may still apply it.
@@ -724,11 +790,30 @@ impl HttpDestination {
         self.lock_limiter().until_paced(Instant::now())
     }
 
-    /// Waits until the limiter lets a request go (and records it), holding the pause meanwhile.
+    /// Waits until the limiter lets a request go (and records it), then until the budget every
+    /// replica shares has room for it, holding the pause meanwhile.
     async fn wait_for_a_slot(&self, pause: &PauseSignal, paused: &mut Option<PauseGuard>) {
         loop {
             let wait = self.lock_limiter().wait_before_next(Instant::now());
-            let Some(wait) = wait else { return };
+            let Some(wait) = wait else { break };
+            let _ = paused.get_or_insert_with(|| pause.hold());
+            tokio::time::sleep(wait).await;
+        }
+        let Some(budget) = self.inner.shared.get() else { return };
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let wait = match budget.take(1, now).await {
+                Ok(Grant::Granted { .. }) => return,
+                Ok(Grant::Exhausted { until }) => {
+                    self.inner.metrics.budget_waits.with_label_values(&["exhausted"]).inc();
+                    Duration::try_from(until - now).unwrap_or(Duration::ZERO).max(Duration::from_millis(5))
+                }
+                Err(e) => {
+                    self.inner.metrics.budget_waits.with_label_values(&["unavailable"]).inc();
+                    tracing::warn!(error = %e, "the shared CRM budget cannot be counted (MongoDB); waiting");
+                    BUDGET_UNAVAILABLE_RETRY
+                }
+            };
             let _ = paused.get_or_insert_with(|| pause.hold());
             tokio::time::sleep(wait).await;
         }
@@ -876,6 +961,7 @@ mod tests {
             read_path: READ_PATH.into(),
             late_apply_window: Duration::from_secs(60),
             daily_limit_probe: Duration::from_secs(900),
+            budget_name: String::new(),
         }
     }
 

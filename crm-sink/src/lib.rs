@@ -82,10 +82,9 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), CrmSinkE
     let codec = service.codec.clone();
     let metrics = SinkMetrics::register(&context.metrics)?;
     let stage_metrics = StageMetrics::register(&context.metrics)?;
-    let store = LeadStore::new(
-        leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-sink").await?,
-        &config.mongo.database,
-    );
+    let mongo = leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-sink").await?;
+    connections.share_budgets(&mongo.database(&config.mongo.database)).await?;
+    let store = LeadStore::new(mongo, &config.mongo.database);
     store.ensure_indexes().await?;
 
     let assigned = AssignedPartitions::default();

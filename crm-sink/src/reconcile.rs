@@ -385,13 +385,13 @@ pub async fn run_once(
 ) -> Result<(), ReconcileError> {
     let codec = SchemaCodec::new(&config.schema_registry)?;
     register_schemas(&codec, &context.shutdown).await?;
-    let store = LeadStore::new(
-        leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-reconcile").await?,
-        &config.mongo.database,
-    );
+    let mongo = leadflow_core::store::mongo::client(&config.mongo, "leadflow-crm-reconcile").await?;
+    let store = LeadStore::new(mongo.clone(), &config.mongo.database);
     let producer: FutureProducer = leadflow_core::stage::kafka::producer_config(&config.kafka).create()?;
     let connections =
         Connections::from_config(&config.crm, &prometheus::Registry::new()).map_err(Box::new)?;
+    // Its reads spend the same budget as the running sinks' writes.
+    connections.share_budgets(&mongo.database(&config.mongo.database)).await.map_err(Box::new)?;
     let requested_at = OffsetDateTime::now_utc();
     let pause = PauseSignal::default();
     let mut counts = Counts::default();

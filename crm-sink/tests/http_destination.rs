@@ -87,6 +87,7 @@ fn config(base_url: &str) -> HttpDestinationConfig {
         backoff_max: Duration::from_millis(10),
         late_apply_window: Duration::from_secs(60),
         daily_limit_probe: Duration::from_secs(3600),
+        budget_name: String::new(),
     }
 }
 
@@ -458,4 +459,44 @@ async fn a_batch_read_finds_the_contacts_the_crm_holds() {
     assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(found["lead-002"].version(), Some(3));
     assert_eq!(found["lead-000"].text("email").as_deref(), Some("lead0@example.com"));
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_a_budget_keep_within_it_together() {
+    // The CRM refuses a 13th request in any second. Each replica alone may send 11 a second; two
+    // that counted alone would send 22 and draw 429s. Sharing the budget in MongoDB (the stack's),
+    // together they send at most 11 in any second.
+    let crm =
+        StandIn::start(Faults { burst_limit: Some(12), burst_window_ms: 1_000, ..Faults::default() }).await;
+    let stack = leadflow_testkit::Stack::get();
+    let mongo = leadflow_core::store::mongo::MongoConfig {
+        uri: stack.mongodb_uri.clone(),
+        database: format!("crm_budget_{}", std::process::id()),
+    };
+    let client = leadflow_core::store::mongo::client(&mongo, "crm-budget-test").await.unwrap();
+    let collection =
+        leadflow_core::store::shared_budget::SharedBudget::collection_in(&client.database(&mongo.database));
+    let replica = HttpDestinationConfig {
+        batch_size: 1,
+        requests_per_window: 11,
+        window: Duration::from_secs(1),
+        budget_name: format!("test-{}", std::process::id()),
+        ..config(&crm.base_url)
+    };
+    let (a, metrics_a) = destination(&replica);
+    let (b, _) = destination(&replica);
+    a.share_budget(collection.clone()).unwrap();
+    b.share_budget(collection).unwrap();
+    let (sent_a, sent_b): (Vec<_>, Vec<_>) =
+        contacts(30).into_iter().partition(|c| c.lead_id.as_str() < "lead-015");
+
+    let (pause_a, pause_b) = (PauseSignal::default(), PauseSignal::default());
+    let (outcomes_a, outcomes_b) = tokio::join!(a.upsert(&sent_a, &pause_a), b.upsert(&sent_b, &pause_b));
+
+    assert_eq!(outcomes_a.unwrap(), delivered(15, false));
+    assert_eq!(outcomes_b.unwrap(), delivered(15, false));
+    let stats = crm.stats().await;
+    assert_eq!((stats.upserts, stats.rate_limited), (30, 0), "never over the CRM's limit: {stats:?}");
+    assert!(count(&metrics_a.budget_waits, "exhausted") > 0, "the replicas waited for the shared budget");
+    client.database(&mongo.database).drop().await.unwrap();
 }

@@ -12,6 +12,9 @@ pub struct EnricherMetrics {
     pub cache_hit_ratio: Gauge,
     pub cache_store_errors: IntCounter,
     pub daily_quota_remaining: IntGauge,
+    /// 1 while API requests wait for the daily quota or a server block (a 429): what KEDA reads
+    /// so as not to add replicas that would wait for the same limit.
+    pub api_limited: IntGauge,
 }
 
 impl EnricherMetrics {
@@ -56,7 +59,12 @@ impl EnricherMetrics {
                 "Requests left today, as last heard: the smaller of the daily quota shared by every replica \
                  and the API's X-Rate-Limit-Remaining.",
             )?,
+            api_limited: IntGauge::new(
+                "enricher_api_limited",
+                "1 while API requests wait for the daily quota or for a block the API asked for (429).",
+            )?,
         };
+        registry.register(Box::new(metrics.api_limited.clone()))?;
         registry.register(Box::new(metrics.names_processed.clone()))?;
         registry.register(Box::new(metrics.api_requests.clone()))?;
         registry.register(Box::new(metrics.api_request_duration.clone()))?;

@@ -227,12 +227,16 @@ impl Predictor {
             let (wait, reason) = match admission {
                 Admission::Wait { for_, reason } => (for_, reason),
                 Admission::Granted => match self.take_quota().await {
-                    None => return,
+                    None => {
+                        self.metrics.api_limited.set(0);
+                        return;
+                    }
                     Some(wait) => wait,
                 },
             };
             if reason != WaitReason::RequestRate && held.is_none() {
                 tracing::warn!(?reason, wait = ?wait, "API limit reached; pausing consumption");
+                self.metrics.api_limited.set(1);
                 held = Some(pause.hold());
             }
             tokio::time::sleep(wait).await;
