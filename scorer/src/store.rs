@@ -14,7 +14,6 @@ use mongodb::bson::{self, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// The documents, declared with their readers in `leadflow_core::store::documents`.
 pub use leadflow_core::store::documents::{AppliedEvent, HistoryDoc, LeadDoc};
@@ -135,20 +134,22 @@ impl LeadStore {
     }
 
     /// Leads on `partitions` whose newest event is older than `before`, and whose stage is
-    /// above cold: the ones decay may have moved down.
+    /// above cold: the ones decay may have moved down. Compared as instants (`asOfMs`): as
+    /// RFC 3339 text, `asOf` with an offset other than `Z` would sort wrongly. A document written
+    /// before `asOfMs` was kept is judged by its parsed `asOf`.
     pub async fn decay_candidates(
         &self,
         partitions: &[i32],
         before: OffsetDateTime,
     ) -> mongodb::error::Result<Vec<LeadDoc>> {
-        let before = before.format(&Rfc3339).expect("formats");
-        let found: Vec<LeadDoc> = self
-            .leads
-            .find(doc! { "partition": { "$in": partitions }, "stage": { "$ne": "cold" }, "asOf": { "$lt": before } })
-            .await?
-            .try_collect()
-            .await?;
-        Ok(found)
+        let before_ms = (before.unix_timestamp_nanos() / 1_000_000) as i64;
+        let filter = doc! {
+            "partition": { "$in": partitions },
+            "stage": { "$ne": "cold" },
+            "$or": [ { "asOfMs": { "$gt": 0i64, "$lt": before_ms } }, { "asOfMs": { "$exists": false } } ],
+        };
+        let found: Vec<LeadDoc> = self.leads.find(filter).await?.try_collect().await?;
+        Ok(found.into_iter().filter(|lead| lead.as_of_time().is_some_and(|at| at < before)).collect())
     }
 
     /// Records the stage the decay pass announced, if the lead did not change meanwhile.

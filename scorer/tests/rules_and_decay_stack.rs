@@ -156,3 +156,38 @@ async fn the_decay_pass_announces_a_stage_drop_once() {
     assert!((announced[0].score - 75.0 * 0.95f64.powi(23)).abs() < 1e-3, "{}", announced[0].score);
     assert_eq!((announced[1].stage, announced[1].previous_stage), (Stage::Cold, Some(Stage::Warm)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decay_candidates_are_judged_by_instant_whatever_the_events_offset() {
+    let stack = Stack::get();
+    let run = ScorerRun::new(&stack);
+    let store = run.store(&stack).await;
+    store.ensure_indexes().await.unwrap();
+    // 10:10 at +09:00 is 01:10 UTC: before 05:00 UTC, though its text sorts after "…05:00…Z".
+    let tokyo = time::macros::datetime!(2026-01-16 10:10 +09:00);
+    let (key, later_key) = (format!("{}-tokyo", run_id()), format!("{}-later", run_id()));
+    let mut saved = Vec::new();
+    for (key, at) in [(&key, tokyo), (&later_key, time::macros::datetime!(2026-01-16 06:00 UTC))] {
+        let mut lead = LeadDoc::new(key, 4);
+        let mut state = LeadState::default();
+        let demo = ScoringEvent { event_id: "d".into(), event_type: "demo_request".into(), timestamp: at };
+        state.apply(
+            &ScoringRules::seeds(),
+            &[demo.clone(), ScoringEvent { event_id: "s".into(), ..demo }],
+            32,
+        );
+        lead.set_state(&state);
+        lead.version = 2;
+        assert_ne!(lead.stage, Stage::Cold);
+        saved.push((lead, 0));
+    }
+    assert!(saved[0].0.as_of.ends_with("+09:00"), "{}", saved[0].0.as_of);
+    store.save(Vec::new(), saved).await.unwrap();
+
+    let candidates =
+        store.decay_candidates(&[4], time::macros::datetime!(2026-01-16 05:00 UTC)).await.unwrap();
+
+    let keys: Vec<&str> = candidates.iter().map(|l| l.key.as_str()).collect();
+    assert!(keys.contains(&key.as_str()), "01:10 UTC is before 05:00 UTC: {keys:?}");
+    assert!(!keys.contains(&later_key.as_str()), "06:00 UTC is not: {keys:?}");
+}

@@ -166,6 +166,10 @@ pub struct LeadDoc {
     /// The newest event timestamp: the score is as of then.
     #[serde(rename = "asOf")]
     pub as_of: String,
+    /// `asOf` as epoch milliseconds, for the decay pass's range query: RFC 3339 text with an
+    /// offset does not sort by instant. Absent (0) in documents written before it was kept.
+    #[serde(rename = "asOfMs", default)]
+    pub as_of_ms: i64,
     #[serde(rename = "rulesVersion")]
     pub rules_version: String,
     /// The stage last announced by the decay pass, so it announces each drop once.
@@ -192,6 +196,7 @@ impl LeadDoc {
             score: 0.0,
             stage: Stage::Cold,
             as_of: String::new(),
+            as_of_ms: 0,
             rules_version: String::new(),
             decayed_stage: None,
         }
@@ -246,6 +251,7 @@ impl LeadDoc {
         self.score = state.score;
         self.stage = state.stage;
         self.as_of = state.as_of().map(format_timestamp).unwrap_or_default();
+        self.as_of_ms = state.as_of().map_or(0, |at| (at.unix_timestamp_nanos() / 1_000_000) as i64);
     }
 
     /// [`LeadDoc::as_of`] as a time; `None` before the first event.
@@ -477,6 +483,7 @@ mod tests {
                 "score",
                 "stage",
                 "asOf",
+                "asOfMs",
                 "rulesVersion",
                 "decayedStage"
             ],
