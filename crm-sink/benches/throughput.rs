@@ -1,6 +1,6 @@
 //! crm-sink benchmark on the local stack (run with `bench/crm-sink`, which builds the release
 //! binaries and starts the stack): Verified leads delivered per second, through the CRM
-//! stand-in at each of BENCH_LATENCIES milliseconds per CRM request ("0 50").
+//! stand-in (HubSpot mode) at each of BENCH_LATENCIES milliseconds per CRM request ("0 50").
 //!
 //! Each run writes BENCH_LEADS LeadEnriched records (all Verified) to `leads.enriched.v1`,
 //! starts the release crm-sink in a consumer group and database of its own with the stand-in
@@ -41,13 +41,13 @@ async fn one_run(stack: &Stack, leads: usize, latency_ms: u64) -> Measured {
     let mut sink = run.start(stack, "bench", &crm, &[]).await;
     let started = Instant::now();
     eventually("every lead delivered", Duration::from_secs(600), || async {
-        let writes = crm.stats().await["appliedWrites"].as_u64().unwrap_or(0);
+        let writes = crm.hubspot_stats().await.applied_writes;
         Ok((writes >= leads as u64).then_some(()))
     })
     .await
     .unwrap();
     let elapsed = started.elapsed();
-    let requests = crm.stats().await["requests"].as_u64().unwrap_or(0);
+    let requests = crm.hubspot_stats().await.requests;
     sink.signal(libc::SIGTERM).unwrap();
     sink.wait_exit(Duration::from_secs(30)).await.unwrap();
     Measured { leads_per_s: leads as f64 / elapsed.as_secs_f64(), requests }

@@ -1,6 +1,6 @@
 //! End to end on the real stack: names posted to the gateway, enriched by the enricher through
-//! the nationalize stand-in, delivered by the crm-sink to the CRM stand-in. Verified leads
-//! become contacts with their country and probability; To Check leads do not.
+//! the nationalize stand-in, delivered by the crm-sink to the CRM stand-in (HubSpot mode).
+//! Verified leads become contacts with their country and probability; To Check leads do not.
 //!
 //! Uses the gateway's and enricher's binaries from `target/debug` (`cargo test --workspace`
 //! builds them).
@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, run_id};
+use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, hubspot_text, run_id, version_of};
 use crm_sink::read_model::{LeadStatus, LeadView};
 use leadflow_core::contract::topics;
 use leadflow_testkit::kafka::new_group_at_end;
@@ -112,12 +112,16 @@ async fn names_posted_to_the_gateway_reach_the_crm_when_verified() {
                     contacts.get(lead_id).unwrap_or_else(|| panic!("Verified {lead_id} is not in the CRM"));
                 let properties = &contact["properties"];
                 assert_eq!(properties["leadflow_status"], "Verified");
+                // HubSpot keeps every value as text.
                 assert_eq!(properties["leadflow_country_code"], json!(enrichment.country_code));
                 assert_eq!(properties["country"], json!(enrichment.country_name));
-                assert_eq!(properties["leadflow_country_probability"], json!(enrichment.probability));
+                assert_eq!(
+                    hubspot_text(&properties["leadflow_country_probability"]),
+                    hubspot_text(&json!(enrichment.probability))
+                );
                 assert!(enrichment.probability.unwrap() > 0.6);
                 assert_eq!(properties["company"], "Example Ltd");
-                assert_eq!(contact["version"], json!(view.version));
+                assert_eq!(version_of(contact), Some(view.version), "{contact}");
             }
             Some(LeadStatus::ToCheck) => {
                 to_check += 1;

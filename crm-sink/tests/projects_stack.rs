@@ -1,5 +1,5 @@
-//! Projects on the real stack (Kafka, the registry, MongoDB), with one CRM stand-in per project
-//! connection: three projects use the same leadId; the two with a connection each reach only
+//! Projects on the real stack (Kafka, the registry, MongoDB), with one CRM stand-in (HubSpot
+//! mode) per project connection: three projects use the same leadId; the two with a connection each reach only
 //! their own CRM, and the third, with none, stays in the read model, undelivered and counted.
 
 mod common;
@@ -110,7 +110,10 @@ async fn each_project_reaches_only_its_own_crm_and_one_without_a_connection_is_k
         contacts
             .into_iter()
             .filter(|(id_, _)| id_.contains(&id))
-            .map(|(id_, c)| (id_, c["properties"]["lastname"].as_str().unwrap().to_owned()))
+            .map(|(id_, c)| {
+                assert_eq!(common::version_of(&c), Some(1), "{c}");
+                (id_, c["properties"]["lastname"].as_str().unwrap().to_owned())
+            })
             .collect()
     };
     assert_eq!(ours(default_crm.contacts().await), [(lead_id.clone(), "Default".to_owned())]);

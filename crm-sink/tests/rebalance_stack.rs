@@ -1,5 +1,6 @@
 //! A rebalance while a batch waits on the CRM's 429: the waiting instance must not commit the
-//! partitions it lost. 60 Verified leads against a CRM that takes one request per 10 s; a
+//! partitions it lost. 60 Verified leads against a CRM (the stand-in in HubSpot mode, whose 429
+//! carries no `Retry-After`) that takes one request per 10 s; a
 //! second sink joins during the first one's paused wait. Each lead ends in the CRM once, and
 //! `crm.deliveries.v1` (`read_committed`) holds exactly one receipt per lead.
 

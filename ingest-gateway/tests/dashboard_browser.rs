@@ -80,9 +80,10 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
         stand_ins::nationalize::serve(listener, Default::default(), stop)
     })
     .await;
+    // HubSpot mode, with the properties `crm-sink setup` would create.
+    let crm_settings = stand_ins::crm::Settings::hubspot_with_leadflow_properties(Default::default());
     let crm =
-        StandInServer::start(|listener, stop| stand_ins::crm::serve(listener, Default::default(), stop))
-            .await;
+        StandInServer::start(|listener, stop| stand_ins::crm::serve_with(listener, crm_settings, stop)).await;
 
     // Each consumer in a group of its own that starts at the end of its topics: the records
     // other tests left behind are not this test's.

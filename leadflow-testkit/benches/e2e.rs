@@ -303,6 +303,9 @@ impl Pipeline {
             consumer_logs(),
         ];
 
+        // The stand-in plays HubSpot: the sink's properties first, as the demo does.
+        leadflow_testkit::stand_in::crm_sink_setup(&release_binary("crm-sink"), &sink_env);
+
         let mut services = Vec::new();
         for (name, env) in [
             ("ingest-gateway", gateway_env),

@@ -143,3 +143,13 @@ impl Drop for StandInProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `crm-sink setup` (the binary at `crm_sink`) with the sink's `env`, and returns what it
+/// printed, failing if it fails. The CRM stand-in binary plays HubSpot by default, which refuses
+/// writes to properties not created first: a test that runs it as the demo does sets it up the
+/// same way before starting the sink.
+pub fn crm_sink_setup(crm_sink: &str, env: &[(&'static str, String)]) -> std::process::Output {
+    let output = Command::new(crm_sink).arg("setup").envs(env.iter().cloned()).output().unwrap();
+    assert!(output.status.success(), "crm-sink setup failed: {output:?}");
+    output
+}

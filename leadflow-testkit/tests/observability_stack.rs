@@ -143,6 +143,8 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
     ];
     let mut gateway_env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
     gateway_env.extend(leadflow_testkit::auth::gateway_auth_env());
+    // The stand-in plays HubSpot: the sink's properties first, as the demo does.
+    leadflow_testkit::stand_in::crm_sink_setup(&workspace_binary("crm-sink"), &sink_env);
 
     let mut services = Vec::new();
     for (name, env) in [

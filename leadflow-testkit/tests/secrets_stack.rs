@@ -110,6 +110,9 @@ async fn no_log_line_dead_letter_or_error_body_holds_a_secret_after_a_full_run()
         ("LEADFLOW_CRM__HTTP__BASE_URL", format!("http://{}", crm.addr)),
         ("LEADFLOW_CRM__HTTP__ACCESS_TOKEN", crm_token.clone()),
     ];
+    // The stand-in plays HubSpot: the sink's properties first, as the demo does, with the CRM
+    // token in setup's environment too.
+    let setup = leadflow_testkit::stand_in::crm_sink_setup(&workspace_binary("crm-sink"), &sink_env);
     let mut services: Vec<(&str, ServiceProcess)> = Vec::new();
     for (name, mut env) in [
         ("ingest-gateway", gateway_env),
@@ -290,6 +293,10 @@ async fn no_log_line_dead_letter_or_error_body_holds_a_secret_after_a_full_run()
     );
 
     let mut places: Vec<(String, String)> = Vec::new();
+    for output in [&setup.stdout, &setup.stderr] {
+        let text = String::from_utf8_lossy(output);
+        places.extend(text.lines().map(|l| ("a line crm-sink setup printed".to_owned(), l.to_owned())));
+    }
     for (name, process) in &services {
         places.extend(process.logs().lines().map(|l| (format!("a line {name} logged"), l.to_owned())));
     }

@@ -1,9 +1,16 @@
 //! A stand-in for the CRM, in one of two modes fixed at start ([`Mode`], `--mode`, default
-//! `versioned`): the **versioned** mode, a simplified CRM with a version guard that the sink was
-//! first built against, and the **HubSpot** mode, which behaves like HubSpot's real contacts API
-//! (last writer wins, strict bodies, properties that must exist, email conflicts, daily limits).
-//! [`router`] and [`serve`] give the versioned mode; [`router_with`] and [`serve_with`] take
-//! [`Settings`] (mode, faults, token, precreated properties).
+//! `hubspot`): the **HubSpot** mode, which behaves like HubSpot's real contacts API (last writer
+//! wins, strict bodies, properties that must exist, email conflicts, daily limits), and the
+//! **versioned** mode, a simplified CRM with a version guard that the sink was first built
+//! against, kept as an option. [`router_with`] and [`serve_with`] take [`Settings`] (mode,
+//! faults, token, precreated properties; [`Settings::default`] is HubSpot mode with only the
+//! built-in properties). [`router`] and [`serve`], which take only faults, still give the
+//! versioned mode, so that their callers keep the CRM they were written against.
+//!
+//! In HubSpot mode a write to a property that does not exist is refused, so LeadFlow's
+//! properties must exist before the sink writes: `crm-sink setup` creates them (as the demo
+//! does), or the stand-in starts with them (`--precreate-properties leadflow`,
+//! [`Settings::hubspot_with_leadflow_properties`]).
 //!
 //! # Versioned mode
 //!

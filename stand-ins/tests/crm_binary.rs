@@ -1,5 +1,6 @@
-//! The `crm-standin` process: announces its address, answers, and exits 0 on SIGTERM;
-//! refuses bad flags with exit 2.
+//! The `crm-standin` process in its versioned mode (`--mode versioned`; HubSpot mode is the
+//! default): announces its address, answers, and exits 0 on SIGTERM; refuses bad flags with
+//! exit 2.
 
 mod common;
 
@@ -15,7 +16,7 @@ async fn it_announces_its_address_answers_and_stops_cleanly_on_sigterm() {
     let stand_in = StandInProcess::start(
         env!("CARGO_BIN_EXE_crm-standin"),
         "crm stand-in",
-        &["--listen", "127.0.0.1:0", "--burst-limit", "5"],
+        &["--listen", "127.0.0.1:0", "--mode", "versioned", "--burst-limit", "5"],
     );
     let addr = stand_in.addr.clone();
 

@@ -18,6 +18,7 @@ use leadflow_testkit::kafka::{end_offsets, new_group_at_end_of, read_from_within
 use leadflow_testkit::stand_in::StandInServer;
 use leadflow_testkit::{ServiceProcess, Stack, unique};
 use serde_json::{Map, Value};
+use stand_ins::crm::{Faults, HubSpotStats, Mode, Settings};
 use time::OffsetDateTime;
 
 /// Every crm-sink started here reads every lead record written after its start, so two tests
@@ -28,14 +29,68 @@ pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new
 pub struct CrmStandIn(StandInServer);
 
 impl CrmStandIn {
+    /// HubSpot mode (last writer wins, strict bodies) with LeadFlow's properties already
+    /// created, as `crm-sink setup` leaves an account.
     pub async fn start(faults: Value) -> CrmStandIn {
-        let faults = serde_json::from_value(faults).unwrap();
-        CrmStandIn(StandInServer::start(|listener, stop| stand_ins::crm::serve(listener, faults, stop)).await)
+        Self::serve(Settings::hubspot_with_leadflow_properties(Self::faults(faults, Mode::HubSpot))).await
     }
 
+    /// The versioned mode: a version guard per contact and counted idempotency keys, for a test
+    /// of what the sink does against that older CRM.
+    pub async fn versioned(faults: Value) -> CrmStandIn {
+        Self::serve(Settings::versioned(Self::faults(faults, Mode::Versioned))).await
+    }
+
+    fn faults(faults: Value, mode: Mode) -> Faults {
+        Faults::from_json(faults.to_string().as_bytes(), mode).unwrap()
+    }
+
+    async fn serve(settings: Settings) -> CrmStandIn {
+        CrmStandIn(
+            StandInServer::start(|listener, stop| stand_ins::crm::serve_with(listener, settings, stop)).await,
+        )
+    }
+
+    /// Every contact by its key (the lead id), archived ones included: see
+    /// [`HubSpotContact`](stand_ins::crm::HubSpotContact) for the shape in HubSpot mode.
     pub async fn contacts(&self) -> Map<String, Value> {
         self.get("/__admin/contacts").await["contacts"].as_object().unwrap().clone()
     }
+
+    /// The counters of a stand-in in HubSpot mode.
+    pub async fn hubspot_stats(&self) -> HubSpotStats {
+        serde_json::from_value(self.stats().await).unwrap()
+    }
+}
+
+/// A HubSpot-mode contact's `leadflow_version`, which HubSpot keeps as text.
+pub fn version_of(contact: &Value) -> Option<u64> {
+    contact["properties"]["leadflow_version"].as_str()?.parse().ok()
+}
+
+/// Every `leadflow_version` written to a HubSpot-mode contact, in apply order.
+pub fn version_history(contact: &Value) -> Vec<u64> {
+    let history = contact["versionHistory"].as_array().unwrap();
+    history.iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect()
+}
+
+/// A property value as HubSpot holds it: text (a number as its JSON text), `None` for `null`.
+pub fn hubspot_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The fields of `view` the CRM shows (`crm_sink::contact::properties`) that `contact` holds
+/// otherwise, as `(name, expected, held)`; empty when the contact matches the read model.
+pub fn differing_fields(view: &LeadView, contact: &Value) -> Vec<(String, Option<String>, Option<String>)> {
+    crm_sink::contact::properties(view)
+        .iter()
+        .map(|(name, value)| (name.clone(), hubspot_text(value), hubspot_text(&contact["properties"][name])))
+        .filter(|(_, expected, held)| expected != held)
+        .collect()
 }
 
 impl std::ops::Deref for CrmStandIn {

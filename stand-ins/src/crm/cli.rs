@@ -6,12 +6,12 @@ use super::hubspot::PropertySpec;
 use super::settings::{Mode, Settings};
 use crate::process::parse_value as parse;
 
-pub const USAGE: &str = "usage: crm-standin [--mode versioned|hubspot] [--listen ADDR] [--latency-ms N] \
+pub const USAGE: &str = "usage: crm-standin [--mode hubspot|versioned] [--listen ADDR] [--latency-ms N] \
                          [--error-rate F] [--drop-after-write-rate F] [--burst-limit N] [--burst-window-ms N]\n\
                          \x20      hubspot mode only: [--token T] [--precreate-properties leadflow|NAME[:unique],...] \
                          [--daily-limit N] [--late-apply-rate F] [--late-apply-delay-ms N] \
                          [--missing-scopes true|false] [--conflict-answer multiStatus|wholeBatch]\n\
-                         defaults: --mode versioned, --listen 127.0.0.1:8092, no latency, no errors, no drops, \
+                         defaults: --mode hubspot, --listen 127.0.0.1:8092, no latency, no errors, no drops, \
                          no burst limit, --burst-window-ms 10000, no token check, only built-in properties, \
                          no daily limit, no late applies, --late-apply-delay-ms 1000, --conflict-answer multiStatus";
 
@@ -75,7 +75,8 @@ mod tests {
     fn no_flags_give_the_defaults() {
         let config = args("").unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8092");
-        assert_eq!(config.settings, Settings::versioned(Faults::default()));
+        assert_eq!(config.settings, Settings::hubspot(Faults::default()));
+        assert_eq!(config.settings, Settings::default());
     }
 
     #[test]
@@ -100,7 +101,7 @@ mod tests {
     #[test]
     fn the_hubspot_flags_are_read_in_hubspot_mode() {
         let config = args(
-            "--mode hubspot --token=t --precreate-properties leadflow_id:unique,leadflow_version \
+            "--token=t --precreate-properties leadflow_id:unique,leadflow_version \
              --daily-limit 9 --late-apply-rate 0.5 --late-apply-delay-ms 600 --missing-scopes true \
              --conflict-answer wholeBatch",
         )
@@ -125,8 +126,9 @@ mod tests {
             "--burst-window-ms 0",
             "--listen nowhere",
             "--mode salesforce",
-            "--token t",
-            "--daily-limit 5",
+            "--mode versioned --token t",
+            "--mode versioned --daily-limit 5",
+            "--mode versioned --precreate-properties leadflow",
             "--mode hubspot --precreate-properties Bad",
             "--mode hubspot --conflict-answer sometimes",
             "--mode hubspot --late-apply-rate 2",

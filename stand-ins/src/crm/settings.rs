@@ -6,14 +6,16 @@ use std::str::FromStr;
 use super::faults::Faults;
 use super::hubspot::PropertySpec;
 
-/// Which CRM the stand-in plays, fixed at start.
+/// Which CRM the stand-in plays, fixed at start. HubSpot is the default (the binary's `--mode`,
+/// [`Settings::default`]): the sink must be right against the CRM it will meet. The versioned
+/// mode stays for tests of the sink's older guarantees; the bare `router`/`serve` still give it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
     /// The original simplified CRM: a version guard per contact and idempotency keys.
-    #[default]
     Versioned,
     /// HubSpot's contacts API as it really behaves: last writer wins, strict bodies, properties
     /// that must exist, email conflicts, daily limits.
+    #[default]
     HubSpot,
 }
 
