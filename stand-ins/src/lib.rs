@@ -6,7 +6,10 @@
 //!   `nationalize-standin` binary on 127.0.0.1:8091 by default.
 //! - [`crm`]: the CRM (HubSpot's contacts batch upsert), served by the `crm-standin` binary on
 //!   127.0.0.1:8092 by default.
+//! - [`webhooks`]: a receiver of LeadFlow's outbound webhooks (and Slack-style messages) that
+//!   checks their signatures, served by the `webhook-receiver` binary on 127.0.0.1:8093 by default.
 
 pub mod crm;
 pub mod nationalize;
 pub mod process;
+pub mod webhooks;

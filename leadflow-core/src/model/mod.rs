@@ -3,3 +3,4 @@
 pub mod automation;
 pub mod read_model;
 pub mod scoring;
+pub mod webhook;
