@@ -213,10 +213,13 @@ pub struct ErrorBody {
     pub errors: Vec<ErrorDetail>,
 }
 
-/// One element of an error body's `errors`; its `message` names the field.
+/// One element of an error body's `errors`: its `message`, and the field it is about in `in`
+/// (`inputs[3].properties.email`).
 #[derive(Debug, Deserialize)]
 pub struct ErrorDetail {
     pub message: Option<String>,
+    #[serde(rename = "in")]
+    pub location: Option<String>,
     pub code: Option<String>,
     #[serde(default)]
     pub context: Map<String, Value>,
@@ -228,10 +231,20 @@ impl ErrorBody {
         serde_json::from_slice(body).ok()
     }
 
-    /// Each `errors[].message`, since they name their field, else `message`; empty when the
-    /// body says neither.
+    /// Each `errors[].message`, led by the field it names (`in`) unless the message already
+    /// does, else `message`; empty when the body says neither.
     pub fn reason(&self) -> String {
-        let fields: Vec<&str> = self.errors.iter().filter_map(|e| e.message.as_deref()).collect();
+        let fields: Vec<String> = self
+            .errors
+            .iter()
+            .filter_map(|e| {
+                let message = e.message.as_deref()?;
+                Some(match e.location.as_deref() {
+                    Some(at) if !message.contains(at) => format!("{at}: {message}"),
+                    _ => message.to_owned(),
+                })
+            })
+            .collect();
         if fields.is_empty() { self.message.clone().unwrap_or_default() } else { fields.join("; ") }
     }
 
@@ -335,6 +348,13 @@ mod tests {
             json!({"status": "error", "message": "Contact already exists", "category": "CONFLICT"});
         assert_eq!(reason(conflict), "Contact already exists");
         assert_eq!(reason(json!({"errors": [{"in": "inputs[0]"}]})), "");
+        let hubspot = json!({"status": "error", "message": "Property values were not valid", "category": "VALIDATION_ERROR",
+            "errors": [{"message": "Email address is invalid", "code": "INVALID_EMAIL", "in": "inputs[2].properties.email"}]});
+        assert_eq!(
+            reason(hubspot),
+            "inputs[2].properties.email: Email address is invalid",
+            "the field is named"
+        );
         assert!(ErrorBody::parse(b"<html>oops</html>").is_none());
     }
 

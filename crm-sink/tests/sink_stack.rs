@@ -204,7 +204,7 @@ async fn a_refused_contact_and_a_poison_record_are_dead_lettered_and_reconcile_o
     let refusal = letters.iter().find(|l| l.lead_id == bad).expect("a dead letter for the refused contact");
     assert_eq!(refusal.stage, PipelineStage::CrmSink);
     assert_eq!(refusal.error_kind, "crm_rejected");
-    assert!(refusal.error.to_lowercase().contains("email"), "the error names the field: {}", refusal.error);
+    assert!(refusal.error.contains("properties.email"), "the error names the field: {}", refusal.error);
     let poison = letters
         .iter()
         .find(|l| l.lead_id == format!("{id}-poison"))
