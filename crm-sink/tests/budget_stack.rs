@@ -58,7 +58,10 @@ async fn two_sinks_in_one_group_keep_within_one_crm_budget_together() {
     let stats = crm.hubspot_stats().await;
     assert_eq!(stats.rate_limited, 0, "the two sinks never went over the CRM's limit together: {stats:?}");
     let (from_a, from_b) = (ok_requests(&ops_a).await, ok_requests(&ops_b).await);
-    assert!(from_a > 0 && from_b > 0, "both sinks delivered (a {from_a}, b {from_b}), so both spent the budget");
+    assert!(
+        from_a > 0 && from_b > 0,
+        "both sinks delivered (a {from_a}, b {from_b}), so both spent the budget"
+    );
     assert!(from_a + from_b >= LEADS as u64, "a {from_a} + b {from_b}");
     a.signal(libc::SIGTERM).unwrap();
     b.signal(libc::SIGTERM).unwrap();
