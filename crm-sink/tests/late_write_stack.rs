@@ -29,7 +29,11 @@ async fn a_contact_rolled_back_by_a_late_write_is_read_back_and_delivered_again(
     let settings = [
         ("LEADFLOW_CRM__HTTP__REQUEST_TIMEOUT", "500ms".to_owned()),
         ("LEADFLOW_CRM__HTTP__LATE_APPLY_WINDOW", "8s".to_owned()),
-        ("LEADFLOW_CRM__HTTP__MAX_ATTEMPTS", "20".to_owned()),
+        ("LEADFLOW_CRM__HTTP__MAX_ATTEMPTS", "30".to_owned()),
+        // Backoffs well under the 5 s hold, so that the write sent just before the read that
+        // confirms version 1 is still held then, and lands after version 2.
+        ("LEADFLOW_CRM__HTTP__BACKOFF_INITIAL", "100ms".to_owned()),
+        ("LEADFLOW_CRM__HTTP__BACKOFF_MAX", "1s".to_owned()),
     ];
     let mut sink = run.start(&stack, "a", &crm, &settings).await;
     let lead = format!("{}-late", run_id());
