@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{StandIn, json_faults};
 use enricher::cache::{LookupKey, PredictionCache};
-use enricher::config::{CacheConfig, EnricherConfig};
+use enricher::config::CacheConfig;
 use enricher::metrics::EnricherMetrics;
 use enricher::predictor::{Lookup, Predictor};
 use leadflow_core::contract::project::DEFAULT_PROJECT;
@@ -23,13 +23,7 @@ struct Setup {
 }
 
 async fn predictor(stack: &Stack, stand_in: &StandIn, database: Option<&str>, max_attempts: u32) -> Setup {
-    let mut config: EnricherConfig = leadflow_core::runtime::config::load(
-        &[leadflow_core::runtime::config::SHARED_DEFAULTS, enricher::DEFAULTS],
-        None,
-    )
-    .unwrap();
-    config.nationalize.base_url = stand_in.base_url.clone();
-    config.nationalize.requests_per_second = 1000.0;
+    let mut config = common::predictor_config(&stand_in.base_url);
     config.nationalize.daily_quota = 0;
     config.nationalize.max_attempts = max_attempts;
     config.nationalize.backoff_initial = Duration::from_millis(10);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{EnricherRun, StandIn, json_faults, names, produce_names, run_id};
 use enricher::cache::{LookupKey, PredictionCache};
-use enricher::config::EnricherConfig;
+
 use enricher::metrics::EnricherMetrics;
 use enricher::predictor::Predictor;
 use leadflow_core::contract::project::DEFAULT_PROJECT;
@@ -31,13 +31,7 @@ const QUOTA: u64 = 5;
 /// A predictor with a daily quota of [`QUOTA`], one name per request, its cache and quota in
 /// `database` on the MongoDB at `mongodb_uri`.
 async fn predictor(stand_in: &StandIn, mongodb_uri: &str, database: &str) -> (Predictor, EnricherMetrics) {
-    let mut config: EnricherConfig = leadflow_core::runtime::config::load(
-        &[leadflow_core::runtime::config::SHARED_DEFAULTS, enricher::DEFAULTS],
-        None,
-    )
-    .unwrap();
-    config.nationalize.base_url = stand_in.base_url.clone();
-    config.nationalize.requests_per_second = 1000.0;
+    let mut config = common::predictor_config(&stand_in.base_url);
     config.nationalize.daily_quota = QUOTA;
     config.nationalize.names_per_request = 1;
     config.mongo.uri = mongodb_uri.to_owned();

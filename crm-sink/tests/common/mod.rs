@@ -120,12 +120,17 @@ impl SinkRun {
     }
 
     pub fn env(&self, stack: &Stack, instance: &str, crm: &CrmStandIn) -> Vec<(&'static str, String)> {
+        self.env_for(stack, instance, &crm.base_url)
+    }
+
+    /// [`SinkRun::env`], for a CRM at `crm_base_url` served some other way.
+    pub fn env_for(&self, stack: &Stack, instance: &str, crm_base_url: &str) -> Vec<(&'static str, String)> {
         vec![
             ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
             ("LEADFLOW_MONGO__DATABASE", self.database.clone()),
             ("LEADFLOW_CONSUMER__GROUP_ID", self.group.clone()),
             ("LEADFLOW_CONSUMER__INSTANCE_ID", instance.to_owned()),
-            ("LEADFLOW_CRM__HTTP__BASE_URL", crm.base_url.clone()),
+            ("LEADFLOW_CRM__HTTP__BASE_URL", crm_base_url.to_owned()),
         ]
     }
 

@@ -99,13 +99,7 @@ pub fn sink_env(
     instance: &str,
     crm: &HubSpotCrm,
 ) -> Vec<(&'static str, String)> {
-    vec![
-        ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
-        ("LEADFLOW_MONGO__DATABASE", run.database.clone()),
-        ("LEADFLOW_CONSUMER__GROUP_ID", run.group.clone()),
-        ("LEADFLOW_CONSUMER__INSTANCE_ID", instance.to_owned()),
-        ("LEADFLOW_CRM__HTTP__BASE_URL", crm.base_url.clone()),
-    ]
+    run.env_for(stack, instance, &crm.base_url)
 }
 
 /// A crm-sink of `run`'s group and database delivering to `crm`, once it consumes; and the

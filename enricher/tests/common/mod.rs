@@ -197,3 +197,16 @@ pub fn java_partition_of(key: &str, partitions: i32) -> i32 {
     h ^= h >> 15;
     ((h & 0x7fff_ffff) % partitions as u32) as i32
 }
+
+/// The enricher's configuration as shipped, asking the stand-in at `base_url` at up to 1,000
+/// requests a second: what the predictor tests start from.
+pub fn predictor_config(base_url: &str) -> enricher::config::EnricherConfig {
+    let mut config: enricher::config::EnricherConfig = leadflow_core::runtime::config::load(
+        &[leadflow_core::runtime::config::SHARED_DEFAULTS, enricher::DEFAULTS],
+        None,
+    )
+    .unwrap();
+    config.nationalize.base_url = base_url.to_owned();
+    config.nationalize.requests_per_second = 1000.0;
+    config
+}
