@@ -203,6 +203,77 @@ pub struct CrmDelivery {
 }
 topic_record!(CrmDelivery, topics::CRM_DELIVERIES, "CrmDelivery.schema.json");
 
+/// One execution of an automation rule: the rule acted on a lead for one UTC day. The automator
+/// writes exactly one per [`execution_key`](crate::model::automation::execution_key) (project,
+/// rule, lead, UTC day), in the Kafka transaction of the batch that fired it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutomationExecuted {
+    #[serde(default = "project::default_project", skip_serializing_if = "project::is_default_project")]
+    pub project_id: String,
+    pub lead_id: String,
+    pub rule_id: String,
+    /// The revision of the rule that acted.
+    pub rule_version: String,
+    pub execution_key: String,
+    /// `YYYY-MM-DD`: the UTC day of the trigger record's own time, never of the wall clock.
+    pub utc_day: String,
+    /// The condition's type, as in the rule (`entersStage`, `scoreCrosses`, ...).
+    pub condition: String,
+    /// The record whose change fired the rule.
+    pub trigger: RecordPosition,
+    /// The trigger's eventId, when it is a LeadScored record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_event_id: Option<String>,
+    /// The trigger record's own time: a LeadScored's event timestamp, a LeadEnriched's
+    /// enrichment time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub trigger_at: OffsetDateTime,
+    pub actions: Vec<ActionTaken>,
+    pub outcome: ExecutionOutcome,
+    #[serde(with = "time::serde::rfc3339")]
+    pub executed_at: OffsetDateTime,
+}
+topic_record!(AutomationExecuted, topics::AUTOMATION_EXECUTIONS, "AutomationExecuted.schema.json");
+
+/// What an execution did with one of its rule's actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionTaken {
+    /// `webhook` or `notifySales`, as in the rule.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    /// The delivery's `Webhook-Id`: the same for every attempt, so receivers can drop repeats.
+    /// Absent when nothing was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub outcome: ActionOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionOutcome {
+    /// A delivery is queued; its attempts are in the delivery log.
+    Queued,
+    /// The rule names a subscription the project does not have (deleted, or never made).
+    SubscriptionNotFound,
+    /// The subscription does not take this event kind.
+    KindNotSubscribed,
+    /// `notifySales` without a configured incoming-webhook URL.
+    NotConfigured,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionOutcome {
+    /// At least one action queued a delivery.
+    Queued,
+    /// The rule fired and was recorded for the day, but none of its actions could be queued.
+    NothingQueued,
+}
+
 /// The one key of `scoring.rules.v1`: compaction keeps the newest rule set.
 pub const SCORING_RULES_KEY: &str = "scoring-rules";
 
@@ -214,6 +285,7 @@ pub enum PipelineStage {
     Enricher,
     Scorer,
     CrmSink,
+    Automator,
 }
 
 /// The one dead-letter shape for every failure stage: the error, where the record came from,
@@ -477,6 +549,32 @@ mod tests {
             failed_at: AT,
         })
         .unwrap();
+        for (outcome, action) in [
+            (ExecutionOutcome::Queued, ActionOutcome::Queued),
+            (ExecutionOutcome::NothingQueued, ActionOutcome::SubscriptionNotFound),
+        ] {
+            validate(&AutomationExecuted {
+                project_id: "acme".into(),
+                lead_id: "lead-1".into(),
+                rule_id: "hot-to-slack".into(),
+                rule_version: "v1".into(),
+                execution_key: "acme/hot-to-slack/lead-1/2026-01-16".into(),
+                utc_day: "2026-01-16".into(),
+                condition: "entersStage".into(),
+                trigger: RecordPosition { topic: topics::SCORES.into(), partition: 2, offset: 7 },
+                trigger_event_id: Some("evt-1".into()),
+                trigger_at: AT,
+                actions: vec![ActionTaken {
+                    kind: "webhook".into(),
+                    subscription_id: Some("2b9c".into()),
+                    message_id: Some(crate::model::webhook::message_id("k")),
+                    outcome: action,
+                }],
+                outcome,
+                executed_at: AT,
+            })
+            .unwrap();
+        }
     }
 
     #[test]

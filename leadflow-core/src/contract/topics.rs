@@ -12,6 +12,11 @@ pub const CRM_RESYNC: &str = "crm.resync.v1";
 pub const DLQ: &str = "leads.dlq.v1";
 /// Compacted, one partition: the newest record is the scorer's rule set in force.
 pub const SCORING_RULES: &str = "scoring.rules.v1";
+/// Compacted, one partition: one record per automation rule (key `automation/<project>/<id>`),
+/// the newest in force, a tombstone for a deleted rule.
+pub const AUTOMATION_RULES: &str = "automations.rules.v1";
+/// The automator's record of each execution: one per (project, rule, lead, UTC day).
+pub const AUTOMATION_EXECUTIONS: &str = "automations.executions.v1";
 
 /// The declarations: one line per topic, `name partitions [key=value ...]`, `#` comments.
 pub const TOPICS_CONF: &str = include_str!("../../../deploy/topics.conf");
@@ -74,7 +79,7 @@ mod tests {
         let specs = parse_topics_conf(TOPICS_CONF).unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         for topic in
-            [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ, SCORING_RULES]
+            [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ, SCORING_RULES, AUTOMATION_RULES, AUTOMATION_EXECUTIONS]
         {
             assert!(names.contains(&topic), "{topic} missing from deploy/topics.conf");
         }
@@ -86,7 +91,7 @@ mod tests {
         // works when a lead id maps to the same partition number on every topic.
         let specs = declared_topics();
         let count = |t: &str| specs.iter().find(|s| s.name == t).map(|s| s.partitions);
-        let counts: Vec<_> = [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ]
+        let counts: Vec<_> = [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ, AUTOMATION_EXECUTIONS]
             .iter()
             .map(|t| count(t))
             .collect();

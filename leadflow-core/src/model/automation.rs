@@ -136,6 +136,43 @@ impl RuleError {
     }
 }
 
+/// The first part of every key on `automations.rules.v1`.
+pub const RULE_KEY_PREFIX: &str = "automation";
+
+impl AutomationRule {
+    /// The rule's key on `automations.rules.v1`: `automation/<project>/<id>`, the project always
+    /// written. Compaction keeps the newest record of each, and a delete is a tombstone under it.
+    pub fn topic_key(project_id: &str, rule_id: &str) -> String {
+        format!("{RULE_KEY_PREFIX}/{project_id}/{rule_id}")
+    }
+
+    /// The project and rule id a key of `automations.rules.v1` names, if it is one.
+    pub fn parse_topic_key(key: &str) -> Option<(&str, &str)> {
+        let rest = key.strip_prefix(RULE_KEY_PREFIX)?.strip_prefix('/')?;
+        let (project_id, rule_id) = rest.split_once('/')?;
+        (project::check_project_id(project_id).is_ok() && project::check_project_id(rule_id).is_ok())
+            .then_some((project_id, rule_id))
+    }
+
+    /// The condition's type as the rule's JSON writes it (`entersStage`, ...).
+    pub fn condition_type(&self) -> &'static str {
+        match self.condition {
+            Condition::EntersStage { .. } => "entersStage",
+            Condition::ScoreCrosses { .. } => "scoreCrosses",
+            Condition::VelocityAtLeast { .. } => "velocityAtLeast",
+            Condition::BecomesVerified {} => "becomesVerified",
+        }
+    }
+}
+
+impl crate::contract::records::TopicRecord for AutomationRule {
+    const TOPIC: &'static str = crate::contract::topics::AUTOMATION_RULES;
+    const SCHEMA: &'static str = include_str!("../../../schemas/AutomationRule.schema.json");
+    fn key(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Owned(AutomationRule::topic_key(&self.project_id, &self.id))
+    }
+}
+
 impl AutomationRule {
     /// Checks the values of a rule before it is stored or used, as the wire schema does.
     /// Returns the first broken rule.

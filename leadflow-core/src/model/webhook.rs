@@ -55,6 +55,7 @@
 //! link-local or metadata addresses unless [`UrlPolicy`] says so (metadata and link-local never).
 
 pub mod destination;
+pub mod payload;
 mod retry;
 mod signature;
 

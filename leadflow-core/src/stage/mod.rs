@@ -1,5 +1,6 @@
 //! Kafka consumer stages: read a batch, process it, write its outputs and offsets.
 
+pub mod automation_feed;
 pub mod config;
 pub mod exactly_once;
 pub mod kafka;

@@ -364,5 +364,6 @@ pub fn stage_label(stage: PipelineStage) -> &'static str {
         PipelineStage::Enricher => "enricher",
         PipelineStage::Scorer => "scorer",
         PipelineStage::CrmSink => "crm-sink",
+        PipelineStage::Automator => "automator",
     }
 }

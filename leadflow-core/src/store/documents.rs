@@ -391,6 +391,222 @@ impl BudgetDoc {
     }
 }
 
+// ----- `automation_leads` -------------------------------------------------------------------
+
+/// What the automator knows of each lead, one [`AutomationLeadDoc`] per lead: the facts its
+/// rules' conditions compare before and after a record. Written and read by the automator only
+/// (`automator/src/store.rs`).
+pub const AUTOMATION_LEADS: &str = "automation_leads";
+
+/// The most event times an [`AutomationLeadDoc`] keeps for its 24-hour velocity: a velocity
+/// condition asks for at most [`crate::model::automation::MAX_VELOCITY_EVENTS`].
+pub const MAX_RECENT_EVENTS: usize = crate::model::automation::MAX_VELOCITY_EVENTS as usize;
+
+/// An `automation_leads` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomationLeadDoc {
+    /// The lead key (`contract::project::lead_key`).
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub stage: Option<Stage>,
+    pub score: Option<f64>,
+    pub status: Option<crate::contract::records::EnrichmentStatus>,
+    pub name: Option<String>,
+    /// The event times (epoch ms) of the lead's scored events in the 24 hours up to its newest,
+    /// oldest first, at most [`MAX_RECENT_EVENTS`].
+    #[serde(default)]
+    pub recent_events_ms: Vec<i64>,
+    /// The newest offset of the lead's partition applied here, per input topic: a record at or
+    /// below it is a redelivery, applied already. -1: none yet.
+    pub scores_offset: i64,
+    pub enriched_offset: i64,
+    /// Optimistic concurrency: a save matches the version it read.
+    pub version: u64,
+}
+
+impl AutomationLeadDoc {
+    pub fn new(key: &str) -> Self {
+        AutomationLeadDoc {
+            key: key.to_owned(),
+            stage: None,
+            score: None,
+            status: None,
+            name: None,
+            recent_events_ms: Vec::new(),
+            scores_offset: -1,
+            enriched_offset: -1,
+            version: 0,
+        }
+    }
+}
+
+// ----- `automation_executions` --------------------------------------------------------------
+
+/// Every execution of an automation rule, one [`ExecutionDoc`] per execution key (project,
+/// rule, lead, UTC day): the `_id` makes a second execution of a key impossible. Written by the
+/// automator, in the MongoDB transaction that precedes its Kafka transaction; read by the
+/// automator (a redone batch re-emits the stored record) and the gateway's
+/// `GET /api/automations/executions`.
+pub const AUTOMATION_EXECUTIONS: &str = "automation_executions";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDoc {
+    /// The execution key.
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub project_id: String,
+    pub rule_id: String,
+    pub lead_key: String,
+    /// `executedAt` as epoch ms, for the newest-first listing.
+    pub executed_at_ms: i64,
+    /// Where the trigger was read: a batch redone from the same offset emits `record` again.
+    pub source: RecordPosition,
+    pub record: crate::contract::records::AutomationExecuted,
+}
+
+// ----- `webhook_endpoints` ------------------------------------------------------------------
+
+/// Webhook subscriptions, one [`WebhookEndpointDoc`] each. Written by the gateway
+/// (`/api/webhooks`) and by the automator (an endpoint's health, disabling); read by both.
+pub const WEBHOOK_ENDPOINTS: &str = "webhook_endpoints";
+
+/// A `webhook_endpoints` document. Its `Debug` hides the secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEndpointDoc {
+    /// A UUID: a slug, as a rule's `subscriptionId` must be.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub project_id: String,
+    pub url: String,
+    /// The event kinds it takes (`model::webhook::EventKind` names).
+    pub event_kinds: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `whsec_…`, shown once when the subscription is made and never answered again.
+    pub secret: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    #[serde(default)]
+    pub disabled_at_ms: Option<i64>,
+    /// The first failed attempt since the last success (epoch ms): what the disable policy counts
+    /// from.
+    #[serde(default)]
+    pub failing_since_ms: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+impl std::fmt::Debug for WebhookEndpointDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpointDoc")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("url", &self.url)
+            .field("event_kinds", &self.event_kinds)
+            .field("secret", &"[redacted]")
+            .field("enabled", &self.enabled)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("failing_since_ms", &self.failing_since_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+// ----- `webhook_deliveries` -----------------------------------------------------------------
+
+/// The outbound delivery queue and its log, one [`DeliveryDoc`] per message. Written by the
+/// automator: queued in the transaction of the execution that makes it, then each attempt; the
+/// gateway writes the deliveries of `POST /api/webhooks/{id}/test` and requeues on replay. Read
+/// by the automator's dispatcher (what is due, per endpoint) and by
+/// `GET /api/webhooks/{id}/deliveries`.
+pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries";
+
+/// The most attempts a delivery keeps in its log: every attempt of the standard schedule, and
+/// of a replay after it.
+pub const MAX_LOGGED_ATTEMPTS: usize = 20;
+
+/// A `webhook_deliveries` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDoc {
+    /// The message id, sent as `Webhook-Id` on every attempt.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// The subscription, or [`DeliveryDoc::notify_sales_endpoint`] of the project.
+    pub endpoint_id: String,
+    pub project_id: String,
+    pub target: DeliveryTarget,
+    /// The lead's partition: the automator instance holding it sends the delivery. -1 for the
+    /// gateway's test deliveries, which no automator sends.
+    pub partition: i32,
+    /// The event kind (`lead.entered_stage`, `webhook.test`, ...).
+    pub kind: String,
+    /// The exact body sent and signed.
+    pub body: String,
+    pub state: DeliveryState,
+    /// Attempts made so far, replays included; a save matches it (optimistic concurrency).
+    pub attempt_count: u32,
+    /// Attempts made since the delivery was queued or last replayed: what the schedule counts.
+    #[serde(default)]
+    pub scheduled_attempts: u32,
+    /// When the next attempt is due (epoch ms), while pending.
+    pub next_attempt_at_ms: i64,
+    #[serde(default)]
+    pub attempts: Vec<DeliveryAttempt>,
+    pub created_at_ms: i64,
+    #[serde(default)]
+    pub delivered_at_ms: Option<i64>,
+    #[serde(default)]
+    pub execution_key: Option<String>,
+}
+
+impl DeliveryDoc {
+    /// The queue of a project's `notifySales` messages: one per project, since the incoming
+    /// webhook is configuration, not a subscription.
+    pub fn notify_sales_endpoint(project_id: &str) -> String {
+        format!("notify-sales/{project_id}")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryTarget {
+    /// A subscription: signed, to its URL.
+    Webhook,
+    /// The configured Slack-compatible incoming webhook.
+    NotifySales,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt (or for its endpoint to be enabled again).
+    Pending,
+    Delivered,
+    /// Every attempt of the schedule failed; a replay queues it again.
+    Failed,
+    /// Its subscription was deleted.
+    Dropped,
+}
+
+/// One attempt, as `GET /api/webhooks/{id}/deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    pub attempted_at_ms: i64,
+    /// `succeeded`, or `failed` (an answer other than 2xx), `timeout`, `unreachable`, `refused`
+    /// (the URL's address is not allowed).
+    pub outcome: String,
+    #[serde(default)]
+    pub response_code: Option<u16>,
+    pub latency_ms: u64,
+    /// What went wrong, bounded; never the secret or the body.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
