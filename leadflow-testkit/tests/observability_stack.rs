@@ -1,6 +1,6 @@
 //! The alert rules and the Grafana dashboards name only metrics that the services really export.
 //!
-//! Starts all four services against the local stack (ops endpoints on ports of the OS's choosing,
+//! Starts all five services against the local stack (ops endpoints on ports of the OS's choosing,
 //! consumer groups of their own at the end of their topics, databases of their own), with the
 //! nationalize and CRM stand-ins, and pushes a little traffic through them: names and events
 //! through the gateway (one event invalid, so a rejection is counted), and one undecodable
@@ -12,7 +12,7 @@
 //! so a query of the bare histogram name (which selects nothing) is refused too.
 //!
 //! It also checks that the stack's Prometheus (`deploy/local/stack up`, PROMETHEUS_URL) has a
-//! scrape target for each of the four services.
+//! scrape target for each of the five services.
 //!
 //! Uses the binaries from `target/debug` (`cargo build --workspace --bins`).
 
@@ -141,6 +141,14 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
         ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
         ("LEADFLOW_MONGO__DATABASE", db("obs_crm_sink")),
     ];
+    let automator_env = [
+        (
+            "LEADFLOW_CONSUMER__GROUP_ID",
+            new_group_at_end_of(&stack, "obs-automator", &[topics::SCORES, topics::ENRICHED]),
+        ),
+        ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
+        ("LEADFLOW_MONGO__DATABASE", db("obs_automator")),
+    ];
     let mut gateway_env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
     gateway_env.extend(leadflow_testkit::auth::gateway_auth_env());
     // The stand-in plays HubSpot: the sink's properties first, as the demo does.
@@ -152,6 +160,7 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
         ("enricher", &enricher_env[..]),
         ("scorer", &scorer_env[..]),
         ("crm-sink", &sink_env[..]),
+        ("automator", &automator_env[..]),
     ] {
         let (mut process, ops) =
             ServiceProcess::spawn_against(&stack, &workspace_binary(name), env).await.unwrap();
@@ -256,9 +265,9 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
 
 /// The stack's Prometheus (PROMETHEUS_URL, from the environment or `.local/stack.env`) is up and
 /// has a scrape job for each service. The targets may be down: the services run only when
-/// started (e.g. by scripts/demo), on the fixed ops ports 9101-9104.
+/// started (e.g. by scripts/demo), on the fixed ops ports 9101-9105.
 #[tokio::test]
-async fn the_stack_prometheus_scrapes_the_four_services() {
+async fn the_stack_prometheus_scrapes_the_five_services() {
     let url = std::env::var("PROMETHEUS_URL").ok().or_else(|| {
         let env = std::fs::read_to_string(repo_root().join(".local/stack.env")).ok()?;
         env.lines().find_map(|l| l.strip_prefix("PROMETHEUS_URL=").map(str::to_owned))
@@ -267,7 +276,13 @@ async fn the_stack_prometheus_scrapes_the_four_services() {
         "PROMETHEUS_URL is neither set nor in .local/stack.env; start the stack with `deploy/local/stack up`",
     );
     // Targets appear once service discovery has run (a few seconds after Prometheus starts).
-    let wanted = [("ingest-gateway", 9101), ("enricher", 9102), ("scorer", 9103), ("crm-sink", 9104)];
+    let wanted = [
+        ("ingest-gateway", 9101),
+        ("enricher", 9102),
+        ("scorer", 9103),
+        ("crm-sink", 9104),
+        ("automator", 9105),
+    ];
     let start = Instant::now();
     let jobs: BTreeMap<String, String> = loop {
         let body: Value = reqwest::get(format!("{url}/api/v1/targets"))

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    leadflow_core::runtime::service::run_main("automator", automator::DEFAULTS, automator::run)
+}
