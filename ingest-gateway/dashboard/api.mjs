@@ -74,6 +74,21 @@ export const submitLeads = async (names) => call('POST', '/api/leads', { names }
 export const sendEvent = async (event) => call('POST', '/api/events', event, withIngestKey());
 export const reviewLead = (id, decision) => call('POST', `${lead(id)}/review`, { decision });
 
+// Automation rules and their executions, and webhook subscriptions with their delivery logs:
+// the chosen project's, as every call above.
+const automation = (id) => `/api/automations/${encodeURIComponent(id)}`;
+export const listAutomations = () => call('GET', '/api/automations');
+export const createAutomation = (rule) => call('POST', '/api/automations', rule);
+export const deleteAutomation = (id) => call('DELETE', automation(id));
+export const listExecutions = (days) => call('GET', `/api/automations/executions${query({ days })}`);
+const webhook = (id) => `/api/webhooks/${encodeURIComponent(id)}`;
+export const listWebhooks = () => call('GET', '/api/webhooks');
+export const createWebhook = (subscription) => call('POST', '/api/webhooks', subscription);
+export const deleteWebhook = (id) => call('DELETE', webhook(id));
+export const testWebhook = (id) => call('POST', `${webhook(id)}/test`);
+export const replayWebhook = (id) => call('POST', `${webhook(id)}/replay`);
+export const listDeliveries = (id, limit) => call('GET', `${webhook(id)}/deliveries${query({ limit })}`);
+
 export const login = (email, password) => call('POST', '/api/auth/login', { email, password });
 export const getMe = () => call('GET', '/api/auth/me');
 export const logout = () => call('POST', '/api/auth/logout');

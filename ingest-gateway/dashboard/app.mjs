@@ -1,8 +1,9 @@
-// The dashboard: a login page, then routes (#/, #/leads/{id}, #/leaderboard) in the chosen
-// project, one live connection shared by the views, and the forms. Plain ES modules served by
+// The dashboard: a login page, then routes (#/, #/leads/{id}, #/leaderboard, #/automations,
+// #/webhooks) in the chosen project, one live connection shared by the views, and the forms. Plain ES modules served by
 // the gateway; there is no build step.
 
 import { getMe, login, logout, setIngestKey, whenSignedOut } from './api.mjs';
+import { AutomationsView } from './automations_view.mjs';
 import { showError } from './dom.mjs';
 import { loadEventTypes, setUpEventForm, setUpNamesForm } from './forms.mjs';
 import { LeaderboardView } from './leaderboard_view.mjs';
@@ -10,6 +11,7 @@ import { LeadView } from './lead_view.mjs';
 import { LeadsView } from './leads_view.mjs';
 import { connectLive } from './live.mjs';
 import { chooseProject, endSession, session, startSession } from './session.mjs';
+import { WebhooksView } from './webhooks_view.mjs';
 
 const loginView = document.querySelector('#login-view');
 const loginForm = document.querySelector('#login-form');
@@ -22,11 +24,21 @@ const sections = {
   leads: document.querySelector('#leads-view'),
   lead: document.querySelector('#lead-view'),
   leaderboard: document.querySelector('#leaderboard-view'),
+  automations: document.querySelector('#automations-view'),
+  webhooks: document.querySelector('#webhooks-view'),
 };
 const leads = new LeadsView(sections.leads);
 const lead = new LeadView(sections.lead);
 const leaderboard = new LeaderboardView(sections.leaderboard);
-const views = { leads, lead, leaderboard };
+const views = {
+  leads,
+  lead,
+  leaderboard,
+  automations: new AutomationsView(sections.automations),
+  webhooks: new WebhooksView(sections.webhooks),
+};
+// The routes that are one page each; the rest is a lead's page or the leads.
+const PAGES = { '/leaderboard': 'leaderboard', '/automations': 'automations', '/webhooks': 'webhooks' };
 let current = 'leads';
 let live = null;
 
@@ -34,7 +46,9 @@ function route() {
   if (!session.email) return;
   const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
   const leadMatch = /^\/leads\/(.+)$/.exec(hash);
-  current = leadMatch ? 'lead' : hash === '/leaderboard' ? 'leaderboard' : 'leads';
+  const previous = current;
+  current = leadMatch ? 'lead' : (PAGES[hash] ?? 'leads');
+  if (previous !== current) views[previous].leave?.();
   for (const [name, section] of Object.entries(sections)) section.hidden = name !== current;
   for (const link of document.querySelectorAll('[data-nav]')) link.classList.toggle('active', link.dataset.nav === current);
   if (current === 'lead') lead.show(leadMatch[1]);
@@ -94,6 +108,7 @@ function signedIn(answer) {
 function signedOut(message) {
   live?.close();
   live = null;
+  views[current].leave?.();
   endSession();
   appView.hidden = true;
   loginView.hidden = false;

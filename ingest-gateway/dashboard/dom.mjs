@@ -30,6 +30,12 @@ export function svg(tag, attributes = {}, ...children) {
   return node;
 }
 
+// A table's body replaced by `rows`, and the note saying it is empty shown when it is.
+export function fillTable(body, emptyNote, rows) {
+  body.replaceChildren(...rows);
+  emptyNote.hidden = rows.length > 0;
+}
+
 export function showError(node, error) {
   node.hidden = !error;
   node.textContent = error ? (error.message ?? String(error)) : '';

@@ -3,23 +3,10 @@
 
 import { getScoringRules, sendEvent, submitLeads } from './api.mjs';
 import { el } from './dom.mjs';
+import { showResult, whileBusy as whileButtonBusy } from './form_result.mjs';
 import { explainLeadErrors, parseNames } from './model.mjs';
 
-function showResult(form, ok, lines) {
-  const result = form.querySelector('.form-result');
-  result.className = `form-result ${ok ? 'ok' : 'error'}`;
-  result.replaceChildren(...lines.flatMap((line, i) => (i ? [el('br'), line] : [line])));
-}
-
-async function whileBusy(form, work) {
-  const button = form.querySelector('button[type=submit]');
-  button.disabled = true;
-  try {
-    await work();
-  } finally {
-    button.disabled = false;
-  }
-}
+const whileBusy = (form, work) => whileButtonBusy(form.querySelector('button[type=submit]'), work);
 
 export function setUpNamesForm(form, onAccepted) {
   form.addEventListener('submit', (event) => {

@@ -3,6 +3,7 @@
 
 import { getLeaderboard } from './api.mjs';
 import { el, formatScore, showError } from './dom.mjs';
+import { coalesced } from './live.mjs';
 
 const STAGES = ['cold', 'warm', 'hot', 'qualified'];
 
@@ -10,16 +11,12 @@ export class LeaderboardView {
   constructor(root) {
     this.root = root;
     this.generation = 0;
-    this.pendingRefresh = null;
+    this.refreshSoon = coalesced(() => this.refresh(), 1000);
   }
 
   onUpdate(update) {
     if (update.kind !== 'scored' && update.kind !== 'reviewed' && update.kind !== 'enriched') return;
-    if (this.pendingRefresh) return;
-    this.pendingRefresh = setTimeout(() => {
-      this.pendingRefresh = null;
-      this.refresh();
-    }, 1000);
+    this.refreshSoon();
   }
 
   async refresh() {

@@ -10,6 +10,19 @@ import { streamUrl } from './session.mjs';
 
 const RETRY_MS = 3000;
 
+// For a view that re-reads itself on updates: `refresh` once, `ms` after the first update of a
+// burst, however many come meanwhile.
+export function coalesced(refresh, ms) {
+  let pending = null;
+  return () => {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      refresh();
+    }, ms);
+  };
+}
+
 export function connectLive({ onUpdate, onResync, onState }) {
   let source;
   let opened = false;

@@ -18,8 +18,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("style.css", "text/css; charset=utf-8", include_str!("../dashboard/style.css")),
     ("app.mjs", JAVASCRIPT, include_str!("../dashboard/app.mjs")),
     ("api.mjs", JAVASCRIPT, include_str!("../dashboard/api.mjs")),
+    ("automations_model.mjs", JAVASCRIPT, include_str!("../dashboard/automations_model.mjs")),
+    ("automations_view.mjs", JAVASCRIPT, include_str!("../dashboard/automations_view.mjs")),
     ("chart.mjs", JAVASCRIPT, include_str!("../dashboard/chart.mjs")),
     ("dom.mjs", JAVASCRIPT, include_str!("../dashboard/dom.mjs")),
+    ("form_result.mjs", JAVASCRIPT, include_str!("../dashboard/form_result.mjs")),
     ("forms.mjs", JAVASCRIPT, include_str!("../dashboard/forms.mjs")),
     ("leaderboard_view.mjs", JAVASCRIPT, include_str!("../dashboard/leaderboard_view.mjs")),
     ("lead_view.mjs", JAVASCRIPT, include_str!("../dashboard/lead_view.mjs")),
@@ -27,6 +30,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("live.mjs", JAVASCRIPT, include_str!("../dashboard/live.mjs")),
     ("model.mjs", JAVASCRIPT, include_str!("../dashboard/model.mjs")),
     ("session.mjs", JAVASCRIPT, include_str!("../dashboard/session.mjs")),
+    ("webhooks_view.mjs", JAVASCRIPT, include_str!("../dashboard/webhooks_view.mjs")),
 ];
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
