@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::auth::config::AuthConfig;
 use leadflow_core::contract::codec::SchemaRegistryConfig;
+use leadflow_core::model::webhook::UrlPolicy;
 use leadflow_core::runtime::config::{ShutdownConfig, TelemetryConfig};
 use leadflow_core::runtime::duration::{millis_or_humantime, secs_or_humantime};
 use leadflow_core::runtime::service::ServiceConfig;
@@ -26,6 +27,26 @@ pub struct GatewayConfig {
     pub shutdown: ShutdownConfig,
     /// Keys, projects, rate limits and sessions; its secrets have no default.
     pub auth: AuthConfig,
+    /// Where webhook subscriptions may point, and the test delivery's bound.
+    pub webhooks: WebhooksConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// `http` to loopback and loopback addresses: for tests and local demos, never production.
+    pub allow_loopback_http: bool,
+    /// Private and carrier-grade NAT addresses, for a receiver inside one's own network.
+    pub allow_private: bool,
+    /// The bound on `POST /api/webhooks/{id}/test`'s delivery.
+    #[serde(deserialize_with = "millis_or_humantime")]
+    pub test_timeout: Duration,
+}
+
+impl WebhooksConfig {
+    pub fn url_policy(&self) -> UrlPolicy {
+        UrlPolicy { allow_loopback: self.allow_loopback_http, allow_private: self.allow_private }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -32,3 +32,18 @@ pub fn check_lead_id(field: &str, lead_id: &str) -> Result<(), FieldError> {
     }
     Ok(())
 }
+
+/// A path segment naming an automation rule or a webhook subscription: a slug as
+/// `^[a-z0-9][a-z0-9-]{0,62}$` (a rule's id, a subscription's UUID), else a 400 naming `id`.
+pub fn slug_from_path(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, crate::error::AppError> {
+    let bad = |message: String| {
+        crate::error::AppError::invalid_fields(vec![FieldError::new("id", "invalid_format", message)])
+    };
+    let axum::extract::Path(id) =
+        path.map_err(|rejection| bad(format!("id is not a valid path segment: {rejection}")))?;
+    leadflow_core::contract::project::check_project_id(&id)
+        .map_err(|_| bad(format!("id must match ^[a-z0-9][a-z0-9-]{{0,62}}$; got {id:?}")))?;
+    Ok(id)
+}

@@ -10,6 +10,7 @@
 //! handlers and the state they take; [`state`] composes that state and [`routes`] the router.
 
 pub mod auth;
+pub mod automations;
 pub mod config;
 pub mod dashboard;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod read;
 pub mod routes;
 pub mod state;
 pub mod users;
+pub mod webhooks;
 pub mod write;
 
 #[cfg(test)]
@@ -31,6 +33,7 @@ use std::time::Duration;
 use leadflow_core::contract::codec::SchemaCodec;
 use leadflow_core::runtime::ops_server::ReadinessChecks;
 use leadflow_core::runtime::service::{self, ServiceContext};
+use leadflow_core::stage::automation_feed::{self, AutomationBook};
 use leadflow_core::stage::kafka::producer_config;
 use leadflow_core::stage::rules_feed::{self, RuleBook};
 use leadflow_core::stage::startup::{self, StartupError};
@@ -41,6 +44,8 @@ pub use config::{DEFAULTS, GatewayConfig as Config};
 
 use crate::auth::AuthState;
 use crate::auth::store::MongoAuthStore;
+use crate::automations::AutomationsState;
+use crate::automations::executions::MongoExecutionStore;
 use crate::live::LiveState;
 use crate::live::tail::{self, LiveUpdates};
 use crate::metrics::GatewayMetrics;
@@ -49,6 +54,8 @@ use crate::read::read_store::ReadStore;
 use crate::state::AppState;
 use crate::users::UsersState;
 use crate::users::store::MongoUserStore;
+use crate::webhooks::WebhooksState;
+use crate::webhooks::store::MongoWebhookStore;
 use crate::write::WriteState;
 use crate::write::publisher::KafkaPublisher;
 
@@ -84,6 +91,8 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     // up start-up either.
     let mongo = leadflow_core::store::mongo::client(&config.mongo, "ingest-gateway").await?;
     let reads = ReadStore::new(mongo.clone(), &config.mongo.database);
+    let executions = Arc::new(MongoExecutionStore::new(mongo.clone(), &config.mongo.database));
+    let subscriptions = Arc::new(MongoWebhookStore::new(mongo.clone(), &config.mongo.database));
     // Keys, projects and rate limits live in MongoDB too: with auth, the write API needs it to
     // check a key (each replica caches a lookup for `auth.cache_ttl`) and to count the shared
     // rate limit; while MongoDB is away, requests answer 503 with Retry-After.
@@ -116,11 +125,21 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     let (caught_up_tx, caught_up) = oneshot::channel();
     let feed =
         tokio::spawn(follow_rules(config.kafka.clone(), codec.clone(), rules_tx, caught_up_tx, &context));
-    // Until the topic is read to its end, the rules read so far may be older than those in force,
-    // and GET would report them and PUT check versions against them. `caught_up` also resolves
-    // when the reader stops (its sender is dropped).
+    // The automation rules, read as every automator reads them.
+    let (automation_book, _) = watch::channel(AutomationBook::default());
+    let (automations_caught_up_tx, automations_caught_up) = oneshot::channel();
+    let automation_feed = tokio::spawn(follow_automation_rules(
+        config.kafka.clone(),
+        codec.clone(),
+        automation_book.clone(),
+        automations_caught_up_tx,
+        &context,
+    ));
+    // Until the topics are read to their end, the rules read so far may be older than those in
+    // force, and GET would report them and PUT check versions against them. Each `caught_up`
+    // also resolves when its reader stops (its sender is dropped).
     tokio::select! {
-        _ = caught_up => {}
+        _ = async { let _ = tokio::join!(caught_up, automations_caught_up); } => {}
         _ = tokio::time::sleep(RULES_CATCH_UP_WAIT) => {
             tracing::warn!("the scoring rules topic was not read to its end in time; serving the rules read so far");
         }
@@ -150,6 +169,18 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
         live: Arc::new(LiveState { updates, shutdown: context.shutdown.clone() }),
         auth,
         users,
+        automations: Arc::new(AutomationsState {
+            book: automation_book,
+            executions,
+            subscriptions: subscriptions.clone(),
+            retry_after,
+        }),
+        webhooks: Arc::new(WebhooksState {
+            store: subscriptions,
+            policy: config.webhooks.url_policy(),
+            test_timeout: config.webhooks.test_timeout,
+            retry_after,
+        }),
         request_timeout: config.http.request_timeout,
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -171,6 +202,9 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), GatewayE
     context.shutdown.cancel();
     if tokio::time::timeout(grace, feed).await.is_err() {
         tracing::warn!("the scoring rules reader did not stop within the grace period");
+    }
+    if tokio::time::timeout(grace, automation_feed).await.is_err() {
+        tracing::warn!("the automation rules reader did not stop within the grace period");
     }
     if tokio::time::timeout(grace, live_feed).await.is_err() {
         tracing::warn!("the live updates reader did not stop within the grace period");
@@ -226,6 +260,23 @@ fn follow_rules(
     async move {
         if let Err(e) = rules_feed::follow(kafka, codec, rules, caught_up, |_| {}, shutdown).await {
             tracing::error!(error = %e, "cannot follow the scoring rules topic; serving the rules read so far");
+        }
+    }
+}
+
+/// Follows `automations.rules.v1` until shutdown; as [`follow_rules`], a reader that fails is
+/// logged, and the automations routes answer with the rules read so far.
+fn follow_automation_rules(
+    kafka: leadflow_core::stage::kafka::KafkaConfig,
+    codec: Arc<SchemaCodec>,
+    book: watch::Sender<AutomationBook>,
+    caught_up: oneshot::Sender<()>,
+    context: &ServiceContext,
+) -> impl Future<Output = ()> + Send + 'static {
+    let shutdown = context.shutdown.clone();
+    async move {
+        if let Err(e) = automation_feed::follow(kafka, codec, book, caught_up, |_| {}, shutdown).await {
+            tracing::error!(error = %e, "cannot follow the automation rules topic; serving the rules read so far");
         }
     }
 }

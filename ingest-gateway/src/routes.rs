@@ -14,12 +14,14 @@ use axum::routing::get;
 use tower::ServiceExt;
 
 use crate::auth;
+use crate::automations;
 use crate::dashboard;
 use crate::error::AppError;
 use crate::live::sse;
 use crate::read;
 use crate::state::AppState;
 use crate::users;
+use crate::webhooks;
 use crate::write;
 use crate::write::publisher::Publisher;
 
@@ -49,6 +51,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/auth/login"),
     ("get", "/api/auth/me"),
     ("post", "/api/auth/logout"),
+    ("get", "/api/automations"),
+    ("post", "/api/automations"),
+    ("get", "/api/automations/executions"),
+    ("get", "/api/automations/{id}"),
+    ("put", "/api/automations/{id}"),
+    ("delete", "/api/automations/{id}"),
+    ("get", "/api/webhooks"),
+    ("post", "/api/webhooks"),
+    ("get", "/api/webhooks/{id}"),
+    ("delete", "/api/webhooks/{id}"),
+    ("post", "/api/webhooks/{id}/test"),
+    ("get", "/api/webhooks/{id}/deliveries"),
+    ("post", "/api/webhooks/{id}/replay"),
 ];
 
 pub fn router<P: Publisher>(state: AppState<P>) -> Router {
@@ -82,6 +97,8 @@ fn api<P: Publisher>(state: AppState<P>) -> Router {
         .merge(sse::routes())
         .merge(auth::management::routes())
         .merge(users::handlers::routes())
+        .merge(automations::handlers::routes::<P, _>())
+        .merge(webhooks::handlers::routes())
         .route("/", get(dashboard::index))
         .route("/dashboard/{file}", get(dashboard::asset))
         .fallback(|| async { AppError::not_found() })

@@ -8,9 +8,11 @@ use std::time::Duration;
 use axum::extract::FromRef;
 
 use crate::auth::AuthState;
+use crate::automations::AutomationsState;
 use crate::live::LiveState;
 use crate::read::ReadState;
 use crate::users::UsersState;
+use crate::webhooks::WebhooksState;
 use crate::write::WriteState;
 
 pub struct AppState<P> {
@@ -22,6 +24,10 @@ pub struct AppState<P> {
     pub auth: Arc<AuthState>,
     /// Dashboard users: register, login, sessions.
     pub users: Arc<UsersState>,
+    /// Automation rules and their executions.
+    pub automations: Arc<AutomationsState>,
+    /// Webhook subscriptions and their deliveries.
+    pub webhooks: Arc<WebhooksState>,
     /// The server-side bound on one request, publishing included.
     pub request_timeout: Duration,
 }
@@ -35,6 +41,8 @@ impl<P> Clone for AppState<P> {
             live: self.live.clone(),
             auth: self.auth.clone(),
             users: self.users.clone(),
+            automations: self.automations.clone(),
+            webhooks: self.webhooks.clone(),
             request_timeout: self.request_timeout,
         }
     }
@@ -67,5 +75,17 @@ impl<P> FromRef<AppState<P>> for Arc<AuthState> {
 impl<P> FromRef<AppState<P>> for Arc<UsersState> {
     fn from_ref(state: &AppState<P>) -> Self {
         state.users.clone()
+    }
+}
+
+impl<P> FromRef<AppState<P>> for Arc<AutomationsState> {
+    fn from_ref(state: &AppState<P>) -> Self {
+        state.automations.clone()
+    }
+}
+
+impl<P> FromRef<AppState<P>> for Arc<WebhooksState> {
+    fn from_ref(state: &AppState<P>) -> Self {
+        state.webhooks.clone()
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use prometheus::Registry;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 use leadflow_core::contract::records::TopicRecord;
 use leadflow_core::model::scoring::ScoringRules;
+use leadflow_core::model::webhook::UrlPolicy;
+use leadflow_core::stage::automation_feed::AutomationBook;
 use leadflow_core::stage::rules_feed::{RuleBook, RulesInForce};
 use time::OffsetDateTime;
 
@@ -26,6 +28,8 @@ use crate::auth::keys;
 use crate::auth::scope::Scope;
 use crate::auth::session::{NoSessions, SessionCheck};
 use crate::auth::store::{AuthStore, MemoryAuthStore};
+use crate::automations::AutomationsState;
+use crate::automations::executions::MemoryExecutionStore;
 
 use crate::live::LiveState;
 use crate::live::tail::LiveUpdates;
@@ -36,6 +40,8 @@ use crate::routes::router;
 use crate::state::AppState;
 use crate::users::UsersState;
 use crate::users::store::MemoryUserStore;
+use crate::webhooks::WebhooksState;
+use crate::webhooks::store::MemoryWebhookStore;
 use crate::write::WriteState;
 use crate::write::publisher::{PublishError, Publisher};
 
@@ -67,6 +73,18 @@ impl Publisher for RecordingPublisher {
             .collect()
     }
 
+    /// Recorded as a null value under the key.
+    async fn publish_tombstone(&self, topic: &'static str, key: &str) -> Result<(), PublishError> {
+        if self.stall {
+            std::future::pending::<()>().await;
+        }
+        if let Some(failure) = self.failure.lock().unwrap().clone() {
+            return Err(failure);
+        }
+        self.published.lock().unwrap().push((topic.to_owned(), key.to_owned(), Value::Null));
+        Ok(())
+    }
+
     fn queue_depth(&self) -> u64 {
         0
     }
@@ -78,6 +96,10 @@ pub struct Harness {
     /// Stands in for the rules topic's reader: what is sent here is the rules in force.
     rules: watch::Sender<RuleBook>,
     pub store: Arc<MemoryAuthStore>,
+    /// The subscriptions and deliveries, in memory.
+    pub webhooks: Arc<MemoryWebhookStore>,
+    /// The executions log, in memory.
+    pub executions: Arc<MemoryExecutionStore>,
     /// A key of the default project with every scope and no practical limit: what requests
     /// without a credential of their own are sent with.
     pub key: String,
@@ -144,6 +166,8 @@ impl Harness {
         store_project(&store, "default", &[], None);
         let key = store_key(&store, "default", &Scope::ALL, Some(1_000_000));
         let auth = Arc::new(AuthState::new(&auth_config(), store.clone(), sessions, retry_after));
+        let webhooks = Arc::new(MemoryWebhookStore::default());
+        let executions = Arc::new(MemoryExecutionStore::default());
         let state = AppState {
             write: Arc::new(WriteState {
                 publisher,
@@ -160,9 +184,23 @@ impl Harness {
             users: Arc::new(
                 UsersState::new(&auth_config(), Arc::new(MemoryUserStore::default()), retry_after).unwrap(),
             ),
+            automations: Arc::new(AutomationsState {
+                book: watch::channel(AutomationBook::default()).0,
+                executions: executions.clone(),
+                subscriptions: webhooks.clone(),
+                retry_after,
+            }),
+            // http to loopback allowed, as in the local stack: what the refusal tests check
+            // beside the production rules.
+            webhooks: Arc::new(WebhooksState {
+                store: webhooks.clone(),
+                policy: UrlPolicy::LOCAL_TESTS,
+                test_timeout: Duration::from_secs(5),
+                retry_after,
+            }),
             request_timeout: Duration::from_millis(200),
         };
-        Harness { state, registry, rules, store, key }
+        Harness { state, registry, rules, store, webhooks, executions, key }
     }
 
     /// A new key of `project` (which must exist: see [`store_project`]).
@@ -224,6 +262,11 @@ impl Harness {
             .send_modify(|book| book.set(RulesInForce { rules: Arc::new(rules), offset: Some(offset) }));
     }
 
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self.send(Request::delete(path).body(Body::empty()).unwrap()).await;
+        (status, body)
+    }
+
     pub fn published(&self) -> Vec<(String, String, Value)> {
         self.state.write.publisher.published.lock().unwrap().clone()
     }
@@ -244,4 +287,17 @@ impl Harness {
 
 pub fn post_request(path: &str, content_type: &str, body: String) -> Request<Body> {
     Request::post(path).header(header::CONTENT_TYPE, content_type).body(Body::from(body)).unwrap()
+}
+
+/// A request with `key` as its bearer credential and `body` (JSON) if any.
+pub fn with_key(method: Method, path: &str, key: &str, body: Option<Value>) -> Request<Body> {
+    let builder =
+        Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {key}"));
+    match body {
+        Some(body) => {
+            builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
+        }
+        None => builder.body(Body::empty()),
+    }
+    .unwrap()
 }

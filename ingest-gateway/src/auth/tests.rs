@@ -11,22 +11,10 @@ use serde_json::{Value, json};
 use crate::auth::scope::Scope;
 use crate::auth::session::{SessionCheck, SessionUser};
 use crate::error::AppError;
-use crate::testing::{Harness, RecordingPublisher, TEST_ADMIN_TOKEN, store_project};
+use crate::testing::{Harness, RecordingPublisher, TEST_ADMIN_TOKEN, store_project, with_key};
 
 fn event(lead: &str) -> Value {
     json!({"leadId": lead, "eventType": "page_view"})
-}
-
-fn with_key(method: Method, path: &str, key: &str, body: Option<Value>) -> Request<Body> {
-    let builder =
-        Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {key}"));
-    match body {
-        Some(body) => {
-            builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()))
-        }
-        None => builder.body(Body::empty()),
-    }
-    .unwrap()
 }
 
 /// Every route that needs a project credential, with a body it would take.
@@ -44,6 +32,19 @@ fn scoped_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/api/stream", None),
         (Method::GET, "/api/scoring-rules", None),
         (Method::PUT, "/api/scoring-rules", Some(json!({}))),
+        (Method::GET, "/api/automations", None),
+        (Method::POST, "/api/automations", Some(json!({}))),
+        (Method::GET, "/api/automations/executions", None),
+        (Method::GET, "/api/automations/hot", None),
+        (Method::PUT, "/api/automations/hot", Some(json!({}))),
+        (Method::DELETE, "/api/automations/hot", None),
+        (Method::GET, "/api/webhooks", None),
+        (Method::POST, "/api/webhooks", Some(json!({}))),
+        (Method::GET, "/api/webhooks/w-1", None),
+        (Method::DELETE, "/api/webhooks/w-1", None),
+        (Method::POST, "/api/webhooks/w-1/test", None),
+        (Method::GET, "/api/webhooks/w-1/deliveries", None),
+        (Method::POST, "/api/webhooks/w-1/replay", None),
     ]
 }
 

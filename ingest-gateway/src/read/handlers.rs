@@ -329,7 +329,7 @@ pub struct Leaderboard {
 
 // Handlers.
 
-fn bad_query(rejection: QueryRejection) -> AppError {
+pub(crate) fn bad_query(rejection: QueryRejection) -> AppError {
     AppError::invalid_fields(vec![FieldError {
         field: "query".to_owned(),
         reason: "invalid_format",

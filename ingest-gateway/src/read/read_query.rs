@@ -141,7 +141,7 @@ fn one_of<T: Copy>(
     })
 }
 
-fn limit(value: &str, max: u32) -> Result<u32, FieldError> {
+pub(crate) fn limit(value: &str, max: u32) -> Result<u32, FieldError> {
     match value.parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(error(
@@ -153,7 +153,7 @@ fn limit(value: &str, max: u32) -> Result<u32, FieldError> {
 }
 
 /// Checks that each parameter is known and given once; returns them in order.
-fn known_once<'a>(
+pub(crate) fn known_once<'a>(
     pairs: &'a [(String, String)],
     known: &[&str],
 ) -> Result<Vec<(&'a str, &'a str)>, Vec<FieldError>> {

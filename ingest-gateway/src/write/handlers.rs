@@ -64,14 +64,14 @@ impl<P: Publisher> WriteState<P> {
     }
 
     /// Publishes and counts what Kafka acknowledged.
-    async fn publish<R: TopicRecord>(&self, records: &[R]) -> Vec<Result<(), PublishError>> {
+    pub(crate) async fn publish<R: TopicRecord>(&self, records: &[R]) -> Vec<Result<(), PublishError>> {
         let results = self.publisher.publish_all(records).await;
         let acknowledged = results.iter().filter(|r| r.is_ok()).count();
         self.metrics.records_published.with_label_values(&[R::TOPIC]).inc_by(acknowledged as u64);
         results
     }
 
-    fn publish_failure(&self, error: &PublishError) -> AppError {
+    pub(crate) fn publish_failure(&self, error: &PublishError) -> AppError {
         tracing::warn!(error = %error, "publish failed");
         match error {
             PublishError::Unavailable(message) => AppError::unavailable(message.clone(), self.retry_after),

@@ -32,6 +32,14 @@ pub trait Publisher: Send + Sync + 'static {
         records: &[R],
     ) -> impl Future<Output = Vec<Result<(), PublishError>>> + Send;
 
+    /// Publishes a tombstone (a null value) under `key` on the compacted `topic`: what deletes
+    /// the key's record once compaction runs, and tells every reader it is gone at once.
+    fn publish_tombstone(
+        &self,
+        topic: &'static str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
     /// Records handed to the producer and not yet acknowledged.
     fn queue_depth(&self) -> u64;
 }
@@ -97,6 +105,16 @@ impl Publisher for KafkaPublisher {
             });
         }
         results
+    }
+
+    async fn publish_tombstone(&self, topic: &'static str, key: &str) -> Result<(), PublishError> {
+        let message = FutureRecord::<str, [u8]>::to(topic).key(key);
+        let delivery = self.producer.send_result(message).map_err(|(e, _)| from_kafka(&e))?;
+        match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(from_kafka(&e)),
+            Err(_canceled) => Err(PublishError::Unavailable("the producer shut down".to_owned())),
+        }
     }
 
     fn queue_depth(&self) -> u64 {
