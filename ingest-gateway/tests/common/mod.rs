@@ -25,7 +25,11 @@ impl Gateway {
     /// With more environment, e.g. the MongoDB database of the read model (it wins over the
     /// test credentials: a test may start a gateway with an admin token of its own).
     pub async fn start_with(stack: &Stack, extra_env: &[(&'static str, String)]) -> Gateway {
-        let mut env = vec![("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned())];
+        // Webhook receivers in tests are stand-ins on 127.0.0.1, over http.
+        let mut env = vec![
+            ("LEADFLOW_HTTP__LISTEN", "127.0.0.1:0".to_owned()),
+            ("LEADFLOW_WEBHOOKS__ALLOW_LOOPBACK_HTTP", "true".to_owned()),
+        ];
         env.extend(gateway_auth_env());
         env.extend(extra_env.iter().cloned());
         let own_admin_token = extra_env.iter().any(|(k, _)| *k == "LEADFLOW_AUTH__ADMIN_TOKEN");
