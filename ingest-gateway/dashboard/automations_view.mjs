@@ -18,6 +18,7 @@ import {
 } from './automations_model.mjs';
 import { markInvalid, showResult, whileBusy } from './form_result.mjs';
 import { coalesced } from './live.mjs';
+import { session } from './session.mjs';
 
 export class AutomationsView {
   constructor(root) {
@@ -27,6 +28,7 @@ export class AutomationsView {
     this.generation = 0;
     this.refreshSoon = coalesced(() => this.refresh(), 1000);
     this.subscriptions = new Map(); // id -> subscription
+    this.shownProject = null; // whose rules the page shows
     this.form.querySelector('[name=conditionType]').replaceChildren(
       ...CONDITIONS.map((c) => el('option', { value: c.type }, c.label)),
     );
@@ -56,6 +58,12 @@ export class AutomationsView {
   }
 
   async refresh() {
+    // What was said about another project's rules does not stay after a switch.
+    if (this.shownProject !== session.project) {
+      this.shownProject = session.project;
+      for (const node of this.root.querySelectorAll('.form-result')) node.replaceChildren();
+      markInvalid(this.form, []);
+    }
     const generation = ++this.generation;
     const error = this.root.querySelector('#automations-error');
     try {

@@ -36,7 +36,7 @@ export class WebhooksView {
     this.deliveriesGeneration = 0;
     this.subscriptions = new Map(); // id -> subscription
     this.chosen = null; // the subscription whose deliveries are shown
-    this.secretProject = null;
+    this.shownProject = null; // whose subscriptions the page shows
     root.querySelector('#webhook-kinds').append(
       ...EVENT_KINDS.map(({ kind, label }) =>
         el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'eventKinds', value: kind }), ' ', el('code', {}, kind), ` (${label})`),
@@ -61,12 +61,16 @@ export class WebhooksView {
   hideSecret() {
     this.secret.hidden = true;
     this.root.querySelector('#webhook-secret-value').textContent = '';
-    this.secretProject = null;
   }
 
   async refresh() {
-    // Another project's secret never stays on screen after a switch.
-    if (this.secretProject && this.secretProject !== session.project) this.hideSecret();
+    // Nothing of another project's stays on screen after a switch: its secret least of all.
+    if (this.shownProject !== session.project) {
+      this.shownProject = session.project;
+      this.hideSecret();
+      this.chosen = null;
+      for (const node of this.root.querySelectorAll('.form-result')) node.replaceChildren();
+    }
     const generation = ++this.generation;
     const error = this.root.querySelector('#webhooks-error');
     try {
@@ -133,7 +137,6 @@ export class WebhooksView {
         this.root.querySelector('#webhook-secret-url').textContent = created.url;
         this.root.querySelector('#webhook-secret-value').textContent = created.secret;
         this.secret.hidden = false;
-        this.secretProject = session.project;
         this.form.reset();
         this.chosen = created.id;
         await this.refresh();

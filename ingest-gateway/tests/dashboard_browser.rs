@@ -11,8 +11,9 @@
 //!
 //! Uses the services' binaries from `target/debug` (`cargo test --workspace` builds them).
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+#[path = "common/browser.rs"]
+mod browser;
+
 use std::time::Duration;
 
 use enricher::rules::{CountryProbability, lookup_key, verdict};
@@ -56,21 +57,9 @@ fn leads_to_submit(run: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The browser and the driver, installed by `scripts/install-browser-test`: missing is a failure,
-/// never a skip.
-fn browser_tools() -> (String, PathBuf) {
-    let chromium = std::env::var("LEADFLOW_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let driver_dir = repo_root().join("ingest-gateway/tests/browser");
-    assert!(
-        Path::new(&chromium).exists() && driver_dir.join("node_modules/playwright-core").exists(),
-        "Chromium ({chromium}) or playwright-core is missing: run scripts/install-browser-test"
-    );
-    (chromium, driver_dir)
-}
-
 #[tokio::test]
 async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
-    let (chromium, driver_dir) = browser_tools();
+    browser::browser_tools();
     let stack = Stack::get();
     let run = unique("dash").replace('-', "");
     let database = ("LEADFLOW_MONGO__DATABASE", run.clone());
@@ -151,33 +140,22 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
 
     let leads = leads_to_submit(&run);
     let screenshots = repo_root().join("target/dashboard-screenshots");
-    // The screenshots checked below are this run's.
-    let _ = std::fs::remove_dir_all(&screenshots);
-    let output = tokio::process::Command::new("node")
-        .arg("dashboard.mjs")
-        .current_dir(&driver_dir)
-        .env("DASHBOARD_URL", format!("http://{api}/"))
-        .env("CHROMIUM", &chromium)
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("LEADS", serde_json::to_string(&leads).unwrap())
-        .env("USER_EMAIL", &user_email)
-        .env("USER_PASSWORD", &user_password)
-        .env("PROJECT", "default")
-        .env("OTHER_PROJECT", &other_project)
-        .env("PROJECT_KEY", &project_key)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output =
-        tokio::time::timeout(Duration::from_secs(600), output).await.expect("the browser run hung").unwrap();
-    let printed =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    println!("{printed}");
-    assert!(
-        output.status.success(),
-        "the browser run failed:\n{printed}\n--- gateway log ---\n{}",
-        gateway.logs()
-    );
+    browser::run_driver(
+        "dashboard.mjs",
+        &screenshots,
+        &[
+            ("DASHBOARD_URL", format!("http://{api}/")),
+            ("LEADS", serde_json::to_string(&leads).unwrap()),
+            ("USER_EMAIL", user_email.clone()),
+            ("USER_PASSWORD", user_password.clone()),
+            ("PROJECT", "default".to_owned()),
+            ("OTHER_PROJECT", other_project.clone()),
+            ("PROJECT_KEY", project_key.clone()),
+        ],
+        Duration::from_secs(600),
+        || format!("gateway log:\n{}", gateway.logs()),
+    )
+    .await;
 
     // What the page showed is what the CRM holds: the Verified leads, the one a person verified
     // in the page, and no others.
@@ -199,23 +177,20 @@ async fn a_person_submits_names_and_watches_them_enrich_score_and_sync_live() {
     emails_in_crm.sort_unstable();
     verified_emails.sort_unstable();
     assert_eq!(emails_in_crm, verified_emails);
-    for shot in [
-        "logged-in",
-        "other-project",
-        "logged-out",
-        "submitted",
-        "enriched-and-synced",
-        "scored",
-        "lead-chart",
-        "leaderboard",
-        "reviewed",
-    ] {
-        let found = std::fs::read_dir(&screenshots)
-            .unwrap()
-            .filter_map(Result::ok)
-            .any(|entry| entry.file_name().to_string_lossy().ends_with(&format!("-{shot}.png")));
-        assert!(found, "no screenshot of {shot} in {}", screenshots.display());
-    }
+    browser::assert_screenshots(
+        &screenshots,
+        &[
+            "logged-in",
+            "other-project",
+            "logged-out",
+            "submitted",
+            "enriched-and-synced",
+            "scored",
+            "lead-chart",
+            "leaderboard",
+            "reviewed",
+        ],
+    );
 
     for process in services.iter_mut().chain([&mut gateway]) {
         process.signal(libc::SIGTERM).unwrap();

@@ -18,50 +18,25 @@
 //                   lead is verified from its page
 // Exits 0 when every step held, 1 with the failed step otherwise.
 
-import { mkdirSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { expectCount as waitForCount, expectText as waitForText, logger, openPage, required, runSteps } from './harness.mjs';
 
 const gateway = required('DASHBOARD_URL');
 const leads = JSON.parse(required('LEADS'));
-const screenshots = required('SCREENSHOT_DIR');
 const projectKey = required('PROJECT_KEY');
 const keyHeaders = { 'x-api-key': projectKey };
 const STEP_MS = 90_000; // enrichment, scoring and delivery through real Kafka on two cores
+const log = logger('dashboard');
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-function log(message) {
-  console.log(`[dashboard] ${message}`);
-}
-
-mkdirSync(screenshots, { recursive: true });
 // The page reaches the gateway through a proxy this script can cut, to drop its live connection.
 const proxy = await startProxy(new URL(gateway));
 const url = proxy.url;
-const browser = await chromium.launch({ executablePath: required('CHROMIUM') });
-const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-const pageErrors = [];
-page.on('pageerror', (error) => pageErrors.push(error.message));
-page.on('console', (message) => {
-  if (message.type() === 'error') pageErrors.push(message.text());
-});
-page.on('response', (response) => {
-  if (response.status() >= 400) pageErrors.push(`${response.request().method()} ${response.url()}: ${response.status()}`);
-});
-let shot = 0;
-const screenshot = async (name) => {
-  const file = join(screenshots, `${String(++shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log(`screenshot ${file}`);
-};
+const opened = await openPage(log);
+const { page, pageErrors, screenshot } = opened;
+const expectText = (locator, expected, what) => waitForText(page, locator, expected, what, STEP_MS);
+const expectCount = (locator, ok, what) => waitForCount(page, locator, ok, what, STEP_MS);
 
-try {
+await runSteps(opened, log, async () => {
   await page.goto(url);
   // Not logged in: the login page, and nothing of the project.
   await page.waitForSelector('#login-form', { state: 'visible', timeout: 30_000 });
@@ -243,40 +218,8 @@ try {
   if ((await page.context().cookies()).some((c) => c.name === 'leadflow_session')) throw new Error('the session cookie outlived the logout');
   log('logged out: the login page again, and no session cookie');
   await screenshot('logged-out');
-
-  if (pageErrors.length) throw new Error(`the page logged errors: ${pageErrors.join(' | ')}`);
-  log('passed');
-} catch (error) {
-  log(`FAILED: ${error.message}`);
-  if (pageErrors.length) log(`page errors: ${pageErrors.join(' | ')}`);
-  await screenshot('failure').catch(() => {});
-  await browser.close();
-  process.exit(1);
-}
-await browser.close();
+});
 proxy.close();
-
-async function expectText(locator, expected, what) {
-  const deadline = Date.now() + STEP_MS;
-  let seen;
-  while (Date.now() < deadline) {
-    seen = (await locator.textContent({ timeout: STEP_MS }).catch(() => null))?.trim();
-    if (typeof expected === 'string' ? seen === expected : expected.test(seen ?? '')) return;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`${what}: expected ${expected}, still ${JSON.stringify(seen)} after ${STEP_MS / 1000} s`);
-}
-
-async function expectCount(locator, ok, what) {
-  const deadline = Date.now() + STEP_MS;
-  let count;
-  while (Date.now() < deadline) {
-    count = await locator.count();
-    if (ok(count)) return;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`${what}: ${count} after ${STEP_MS / 1000} s`);
-}
 
 // A TCP proxy to `target` on a port of the OS's choosing. `cut()` closes every connection and
 // refuses new ones until `restore()`.
