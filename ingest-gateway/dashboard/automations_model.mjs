@@ -22,10 +22,18 @@ export const CONDITIONS = [
   { type: 'becomesVerified', label: 'becomes Verified', field: null },
 ];
 
+// The action types a rule can have, and the form fields each takes (the form shows only those;
+// `message` is one input that notifySales and email share).
 export const ACTIONS = [
   { type: 'webhook', label: 'POST to a webhook subscription', fields: ['subscriptionId'] },
   { type: 'notifySales', label: 'notify sales', fields: ['channel', 'message'] },
+  { type: 'email', label: 'email', fields: ['to', 'subject', 'message'] },
 ];
+
+// The form fields of an action type; none for a type the page does not know.
+export function actionFields(type) {
+  return ACTIONS.find((a) => a.type === type)?.fields ?? [];
+}
 
 // "enters hot", "score crosses 50 upwards", ...
 export function conditionInWords(condition) {
@@ -54,6 +62,11 @@ export function actionInWords(action, subscriptionsById = new Map()) {
       const where = action.channel ? ` in ${action.channel}` : '';
       return action.message ? `notify sales${where}: “${action.message}”` : `notify sales${where}`;
     }
+    case 'email': {
+      // An execution's action carries no recipients, only its type.
+      const to = action.to?.length ? ` to ${action.to.join(', ')}` : '';
+      return action.subject ? `email${to}: “${action.subject}”` : `email${to}`;
+    }
     default:
       return action?.type ?? '—';
   }
@@ -73,8 +86,18 @@ function textField(text) {
   return trimmed ? trimmed : undefined;
 }
 
+// Addresses typed in one box, split at commas and whitespace: blank is left out (the gateway
+// names `to` as required); each address is the gateway's to check, and it names the one it refuses.
+function addressesField(text) {
+  const addresses = (text ?? '').split(/[\s,]+/).filter(Boolean);
+  return addresses.length ? addresses : undefined;
+}
+
+const actionField = (name, text) => (name === 'to' ? addressesField(text) : textField(text));
+
 // The rule `POST /api/automations` takes, from the form's values ({id, name, version, enabled,
-// conditionType, stage, threshold, events, actionType, subscriptionId, channel, message}). Only
+// conditionType, stage, threshold, events, actionType, subscriptionId, channel, message, to,
+// subject}). Only
 // the chosen condition's and action's fields go in. Checking is the gateway's: it names the
 // field, and the form shows it there.
 export function ruleFromForm(fields) {
@@ -86,11 +109,7 @@ export function ruleFromForm(fields) {
     condition.window = '24h';
   }
   const action = { type: fields.actionType };
-  if (fields.actionType === 'webhook') action.subscriptionId = textField(fields.subscriptionId);
-  if (fields.actionType === 'notifySales') {
-    action.channel = textField(fields.channel);
-    action.message = textField(fields.message);
-  }
+  for (const name of actionFields(fields.actionType)) action[name] = actionField(name, fields[name]);
   return withoutUndefined({
     id: (fields.id ?? '').trim(),
     name: (fields.name ?? '').trim(),
@@ -106,15 +125,17 @@ function withoutUndefined(object) {
 }
 
 // The form input (its `name`) a field the gateway names belongs to: `condition.threshold` is the
-// threshold box, `actions[0].subscriptionId` the subscription picker, `eventKinds[2]` the event
-// kinds. Null when the form has no such input (`projectId`).
+// threshold box, `actions[0].subscriptionId` the subscription picker, `actions[0].to[1]` the
+// recipients box, `eventKinds[2]` the event kinds. Null when the form has no such input
+// (`projectId`).
 export function inputForField(field) {
   if (!field) return null;
   if (field === 'condition' || field === 'condition.type') return 'conditionType';
   const condition = /^condition\.(stage|threshold|events|window)$/.exec(field);
   if (condition) return condition[1] === 'window' ? 'events' : condition[1];
   if (/^actions(\[\d+\])?(\.type)?$/.test(field)) return 'actionType';
-  const action = /^actions\[\d+\]\.(subscriptionId|channel|message)$/.exec(field);
+  if (/^actions\[\d+\]\.to(\[\d+\])?$/.test(field)) return 'to';
+  const action = /^actions\[\d+\]\.(subscriptionId|channel|message|subject)$/.exec(field);
   if (action) return action[1];
   if (/^eventKinds(\[\d+\])?$/.test(field)) return 'eventKinds';
   const top = /^(id|name|version|enabled|url|description)$/.exec(field);

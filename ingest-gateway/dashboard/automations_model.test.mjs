@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
+  ACTIONS,
+  actionFields,
   actionInWords,
   attemptInWords,
   chosenKinds,
@@ -29,6 +31,8 @@ const form = {
   subscriptionId: 'b2f1c1f2-3d7e-4b36-9a55-0c1f8f3a8f10',
   channel: '#sales',
   message: 'hi',
+  to: 'sales@example.com',
+  subject: 'Hot: {name}',
 };
 
 test('every condition in words', () => {
@@ -45,6 +49,38 @@ test('actions in words name the subscription by its URL when it is known', () =>
   assert.equal(actionInWords({ type: 'webhook', subscriptionId: 'gone' }, subs), 'webhook to subscription gone');
   assert.equal(actionInWords({ type: 'notifySales', channel: '#sales', message: 'Hot: {name}' }), 'notify sales in #sales: “Hot: {name}”');
   assert.equal(actionInWords({ type: 'notifySales' }), 'notify sales');
+});
+
+test('an email action in words names its recipients, and its subject when it has one', () => {
+  assert.equal(
+    actionInWords({ type: 'email', to: ['sales@example.com', 'ada@example.org'], subject: '{name} is {stage}', message: 'm' }),
+    'email to sales@example.com, ada@example.org: “{name} is {stage}”',
+  );
+  assert.equal(actionInWords({ type: 'email', to: ['sales@example.com'], message: 'no subject' }), 'email to sales@example.com');
+  assert.equal(actionInWords({ type: 'email' }), 'email', "an execution's action has no recipients");
+});
+
+test('each action type offers its own fields, and an unknown type none', () => {
+  assert.deepEqual(ACTIONS.map((a) => a.type), ['webhook', 'notifySales', 'email']);
+  assert.deepEqual(actionFields('webhook'), ['subscriptionId']);
+  assert.deepEqual(actionFields('notifySales'), ['channel', 'message']);
+  assert.deepEqual(actionFields('email'), ['to', 'subject', 'message']);
+  assert.deepEqual(actionFields('somethingNew'), []);
+});
+
+test('an email rule from the form: recipients split at commas and whitespace, subject and message optional', () => {
+  const email = (fields) => ruleFromForm({ ...form, actionType: 'email', ...fields }).actions;
+  assert.deepEqual(email({}), [{ type: 'email', to: ['sales@example.com'], subject: 'Hot: {name}', message: 'hi' }]);
+  assert.deepEqual(email({ to: ' sales@example.com, ada@example.org\n  bob@example.net,,', subject: '', message: ' ' }), [
+    { type: 'email', to: ['sales@example.com', 'ada@example.org', 'bob@example.net'] },
+  ]);
+  assert.deepEqual(email({ to: ' , \t' }), [{ type: 'email', subject: 'Hot: {name}', message: 'hi' }], 'no address: `to` is left out');
+  assert.deepEqual(email({ to: 'not an address' })[0].to, ['not', 'an', 'address'], 'the gateway checks each address');
+  assert.deepEqual(
+    ruleFromForm({ ...form, actionType: 'notifySales' }).actions,
+    [{ type: 'notifySales', channel: '#sales', message: 'hi' }],
+    'the email fields go only into an email action',
+  );
 });
 
 test('a rule from the form takes only the chosen condition and action', () => {
@@ -85,6 +121,12 @@ test("the gateway's field names point at the form's inputs", () => {
     'actions[0].type': 'actionType',
     'actions[0].subscriptionId': 'subscriptionId',
     'actions[0].message': 'message',
+    'actions[0].to': 'to',
+    'actions[0].to[1]': 'to',
+    'actions[2].to[9]': 'to',
+    'actions[0].subject': 'subject',
+    'actions[0].channel': 'channel',
+    'actions[0].tox': null,
     url: 'url',
     eventKinds: 'eventKinds',
     'eventKinds[1]': 'eventKinds',
@@ -125,6 +167,8 @@ test('an execution as the table shows it, with each action and its message id', 
       actions: [
         { type: 'webhook', subscriptionId: 's1', messageId: 'msg_1', outcome: 'queued' },
         { type: 'notifySales', outcome: 'not_configured' },
+        { type: 'email', messageId: 'msg_2', outcome: 'queued' },
+        { type: 'email', outcome: 'not_configured' },
       ],
     },
     subs,
@@ -133,6 +177,8 @@ test('an execution as the table shows it, with each action and its message id', 
   assert.deepEqual(row.actions, [
     { text: 'webhook to http://127.0.0.1:9/hook: queued', messageId: 'msg_1' },
     { text: 'notify sales: not configured', messageId: null },
+    { text: 'email: queued', messageId: 'msg_2' },
+    { text: 'email: not configured', messageId: null },
   ]);
   assert.deepEqual([row.ruleId, row.ruleVersion, row.leadId, row.utcDay], ['hot-to-crm', 'v2', 'lead-1', '2026-01-16']);
 });

@@ -9,6 +9,7 @@ import {
   ACTIONS,
   CONDITIONS,
   STAGES,
+  actionFields,
   actionInWords,
   conditionInWords,
   executionRow,
@@ -45,12 +46,13 @@ export class AutomationsView {
     this.showChosenFields();
   }
 
-  // Only the chosen condition's parameter and the chosen action's fields are shown.
+  // Only the chosen condition's parameter and the chosen action's fields are shown (an action
+  // type's fields are the model's, as `ruleFromForm` reads them: `message` serves two types).
   showChosenFields() {
     const condition = this.form.querySelector('[name=conditionType]').value;
-    const action = this.form.querySelector('[name=actionType]').value;
+    const fields = new Set(actionFields(this.form.querySelector('[name=actionType]').value));
     for (const node of this.form.querySelectorAll('[data-condition]')) node.hidden = node.dataset.condition !== condition;
-    for (const node of this.form.querySelectorAll('[data-action]')) node.hidden = node.dataset.action !== action;
+    for (const node of this.form.querySelectorAll('[data-action-field]')) node.hidden = !fields.has(node.dataset.actionField);
   }
 
   onUpdate(update) {
@@ -155,7 +157,7 @@ export class AutomationsView {
       try {
         const { rule: created } = await createAutomation(rule);
         showResult(this.form, true, [`rule ${created.id} (${created.version}) created: ${conditionInWords(created.condition)}.`]);
-        for (const name of ['id', 'name', 'threshold', 'events', 'channel', 'message']) this.form.querySelector(`[name=${name}]`).value = '';
+        for (const name of ['id', 'name', 'threshold', 'events', 'channel', 'message', 'to', 'subject']) this.form.querySelector(`[name=${name}]`).value = '';
         await this.refresh();
       } catch (error) {
         showResult(this.form, false, explainFieldErrors(error.details, error.message));

@@ -9,7 +9,8 @@
 //! `tests/browser/automations.mjs` adds a subscription to the receiver in the page, reads the
 //! secret shown once, sends a test and sees it delivered in the log; creates the rule "enters hot
 //! → that webhook", sees a rule with an invalid field refused with the field named, creates and
-//! deletes another, and reads the executions: the first project's only; then, switched to the
+//! deletes another, creates an email rule and sees an email to "not an address" refused on its
+//! recipients box, and reads the executions: the first project's only; then, switched to the
 //! second project, its execution only and none of the first's rules or subscriptions. Here,
 //! afterwards: the receiver got exactly that one test delivery, and its signature verifies with
 //! the secret the page showed (the receiver's own check, and LeadFlow's `verify`), and not with
@@ -135,6 +136,8 @@ async fn a_person_subscribes_a_webhook_tests_it_and_makes_rules_that_use_it() {
             "webhook-tested",
             "rule-created",
             "rule-refused",
+            "email-rule-created",
+            "email-refused",
             "executions",
             "executions-30-days",
             "other-project",

@@ -3,7 +3,9 @@
 // secret (shown once, and gone once the page is left), send a test delivery and watch it
 // succeed in the delivery log; then create a rule "enters hot → that webhook" and see it
 // listed, have a rule with an invalid threshold refused with the field named, create and
-// delete a notify-sales rule, and read the executions of the last days: this project's only,
+// delete a notify-sales rule, create an email rule "enters qualified → email to
+// sales@example.com" and see it listed, have an email to "not an address" refused on the
+// recipients box, and read the executions of the last days: this project's only,
 // and an older one only once 30 days are chosen; then switch to the user's other project and
 // see its own executions and none of the first's rules or subscriptions. Screenshots of each
 // step go to $SCREENSHOT_DIR.
@@ -183,6 +185,47 @@ await runSteps(opened, log, async () => {
   await text(page.locator('#rules-result.ok'), 'rule verified-to-sales deleted.', 'the delete answer');
   await count(page.locator('#rules-table tbody tr'), (n) => n === 1, 'rules after the delete');
   log('a notify-sales rule was created, listed and deleted');
+
+  // An email rule: choosing email shows its fields (the shared message box too) and hides the
+  // other types'.
+  await page.selectOption('#rule-action', 'email');
+  for (const shown of ['#rule-to', '#rule-subject', '#rule-message']) await page.waitForSelector(shown, { state: 'visible', timeout: STEP_MS });
+  for (const hidden of ['#rule-subscription', '#rule-channel']) await page.waitForSelector(hidden, { state: 'hidden', timeout: STEP_MS });
+  await fillRule({
+    id: 'qualified-to-sales',
+    name: 'Qualified leads mailed to sales',
+    condition: 'entersStage',
+    stage: 'qualified',
+    action: 'email',
+    to: 'sales@example.com',
+    subject: '{name} is qualified',
+    message: '{name} ({leadId}) scores {score}',
+  });
+  await page.click('#rule-form button[type=submit]');
+  await text(page.locator('#rule-form .form-result.ok'), /^rule qualified-to-sales \(v1\) created: enters qualified\.$/, 'the email rule\'s create answer');
+  const email = page.locator('#rules-table tbody tr[data-rule-id="qualified-to-sales"]');
+  await text(email.locator('td[data-field=condition]'), 'enters qualified', 'the email rule\'s condition');
+  await text(email.locator('td[data-field=actions]'), 'email to sales@example.com: “{name} is qualified”', 'the email rule\'s action');
+  await count(page.locator('#rules-table tbody tr'), (n) => n === 2, 'rules with the email rule');
+  const stored = await page.evaluate(
+    async (p) => (await fetch('/api/automations/qualified-to-sales', { headers: { 'x-leadflow-project': p } })).json(),
+    project,
+  );
+  const expectedAction = { type: 'email', to: ['sales@example.com'], subject: '{name} is qualified', message: '{name} ({leadId}) scores {score}' };
+  if (JSON.stringify(stored.rule?.actions) !== JSON.stringify([expectedAction])) throw new Error(`GET /api/automations/qualified-to-sales: ${JSON.stringify(stored)}`);
+  log('rule qualified-to-sales listed: "enters qualified" → email to sales@example.com');
+  await screenshot('email-rule-created');
+
+  // Not an address: the gateway names the recipient it refuses, and the recipients box is marked.
+  await fillRule({ id: 'mail-nobody', name: 'Mail to nobody', condition: 'becomesVerified', action: 'email', to: 'not an address' });
+  await page.click('#rule-form button[type=submit]');
+  const badAddress = await text(page.locator('#rule-form .form-result.error'), /actions\[0\]\.to\[0\].*bare address/, 'the address refusal');
+  await page.waitForSelector('#rule-to[aria-invalid="true"]', { timeout: STEP_MS });
+  await count(page.locator('#rule-form [aria-invalid="true"]'), (n) => n === 1, 'inputs marked invalid for the address');
+  await count(page.locator('#rules-table tbody tr[data-rule-id="mail-nobody"]'), (n) => n === 0, 'the refused email rule listed');
+  expectedRefusal('POST', '/api/automations', 400);
+  log(`an email to "not an address" is refused on the recipients box: "${badAddress}"`);
+  await screenshot('email-refused');
 
   // The executions of the last 7 days: this project's recent ones, not its older one, never
   // another project's.
