@@ -26,6 +26,7 @@ pub struct AutomatorConfig {
     pub consumer: ExactlyOnceConfig,
     pub webhooks: WebhooksConfig,
     pub notify_sales: NotifySalesConfig,
+    pub email: EmailConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +60,16 @@ impl WebhooksConfig {
 pub struct NotifySalesConfig {
     /// The incoming webhook's URL holds its credential (Slack's do), so it is a secret.
     pub url: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:port` (`?tls=required` for STARTTLS), `smtps://host:465`, with
+    /// `user:password@` for AUTH: a secret, since it may hold the password.
+    pub smtp_url: Secret,
+    /// The sender of every email, `Name <address>` or a bare address.
+    pub from: String,
 }
 
 impl ServiceConfig for AutomatorConfig {

@@ -14,6 +14,7 @@
 //!   requeues them; a deleted endpoint's are dropped.
 
 mod attempt;
+mod email;
 mod sender;
 
 use std::collections::{HashMap, HashSet};
@@ -35,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use attempt::{AfterAttempt, AttemptResult, EndpointHealth, Policies, after_attempt, epoch_ms};
 
-use crate::config::WebhooksConfig;
+use crate::config::{EmailConfig, WebhooksConfig};
 use crate::metrics::AutomatorMetrics;
 use crate::store::AutomatorStore;
 
@@ -49,6 +50,7 @@ pub struct Dispatcher {
     pub store: AutomatorStore,
     pub config: WebhooksConfig,
     pub notify_sales_url: Secret,
+    pub email: EmailConfig,
     pub assigned: AssignedPartitions,
     pub metrics: AutomatorMetrics,
     pub queued: Arc<Notify>,
@@ -60,6 +62,7 @@ struct AttemptContext {
     config: WebhooksConfig,
     schedule: RetrySchedule,
     notify_sales_url: Secret,
+    email: EmailConfig,
     metrics: AutomatorMetrics,
     in_flight: Mutex<HashSet<String>>,
 }
@@ -71,6 +74,7 @@ impl Dispatcher {
             schedule: self.config.schedule(),
             config: self.config.clone(),
             notify_sales_url: self.notify_sales_url.clone(),
+            email: self.email.clone(),
             metrics: self.metrics.clone(),
             in_flight: Mutex::new(HashSet::new()),
         });
@@ -203,6 +207,7 @@ impl AttemptContext {
         let target = match delivery.target {
             DeliveryTarget::Webhook => "webhook",
             DeliveryTarget::NotifySales => "notify_sales",
+            DeliveryTarget::Email => "email",
         };
         let (url, headers, failing_since_ms) = match delivery.target {
             DeliveryTarget::Webhook => {
@@ -234,15 +239,24 @@ impl AttemptContext {
                 return self.park(&delivery).await;
             }
             DeliveryTarget::NotifySales => (self.notify_sales_url.expose().to_owned(), Vec::new(), None),
+            DeliveryTarget::Email if self.email.smtp_url.is_empty() => return self.park(&delivery).await,
+            DeliveryTarget::Email => (String::new(), Vec::new(), None),
         };
 
         let started = OffsetDateTime::now_utc();
         let policy = self.config.url_policy();
-        let (result, latency_ms) =
-            sender::post(&url, &headers, &delivery.body, policy, self.config.request_timeout).await;
+        let timeout = self.config.request_timeout;
+        let (result, latency_ms) = match delivery.target {
+            DeliveryTarget::Email => {
+                let smtp = self.email.smtp_url.expose();
+                email::send(smtp, &self.email.from, &delivery.id, &delivery.body, timeout).await
+            }
+            _ => sender::post(&url, &headers, &delivery.body, policy, timeout).await,
+        };
         let result = match result {
+            // Configuration URLs hold credentials (Slack's path, SMTP's password).
             AttemptResult::Unreachable(text) => {
-                AttemptResult::Unreachable(self.notify_sales_url.scrub(&text))
+                AttemptResult::Unreachable(self.email.smtp_url.scrub(&self.notify_sales_url.scrub(&text)))
             }
             other => other,
         };

@@ -49,7 +49,7 @@ impl AutomatorMetrics {
             deliveries: IntCounterVec::new(
                 Opts::new(
                     "webhook_deliveries_total",
-                    "Delivery attempts by target (webhook, notify_sales) and outcome (succeeded, failed, timeout, unreachable, refused), and deliveries given up after the last attempt of the schedule (given_up).",
+                    "Delivery attempts by target (webhook, notify_sales, email) and outcome (succeeded, failed, timeout, unreachable, refused), and deliveries given up after the last attempt of the schedule (given_up).",
                 ),
                 &["target", "outcome"],
             )?,
@@ -91,7 +91,7 @@ impl AutomatorMetrics {
         for outcome in ["applied", "deleted", "refused"] {
             metrics.rules_updates.with_label_values(&[outcome]);
         }
-        for target in ["webhook", "notify_sales"] {
+        for target in ["webhook", "notify_sales", "email"] {
             for outcome in ["succeeded", "failed", "timeout", "unreachable", "refused", "given_up"] {
                 metrics.deliveries.with_label_values(&[target, outcome]);
             }

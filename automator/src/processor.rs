@@ -62,6 +62,8 @@ pub struct AutomatorProcessor {
     pub metrics: AutomatorMetrics,
     /// Whether `notify_sales.url` is set.
     pub notify_sales_configured: bool,
+    /// Whether `email.smtp_url` is set.
+    pub email_configured: bool,
     /// Wakes the dispatcher once a batch has queued deliveries.
     pub queued: Arc<Notify>,
 }
@@ -159,7 +161,7 @@ impl AutomatorProcessor {
             .flat_map(|c| c.rule.actions.iter())
             .filter_map(|a| match a {
                 Action::Webhook { subscription_id } => Some(subscription_id.clone()),
-                Action::NotifySales { .. } => None,
+                Action::NotifySales { .. } | Action::Email { .. } => None,
             })
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -280,6 +282,20 @@ impl AutomatorProcessor {
                         ("notifySales", None, ActionOutcome::Queued),
                         Some((queue, DeliveryTarget::NotifySales, Some(body))),
                     )
+                }
+                Action::Email { .. } if !self.email_configured => {
+                    (("email", None, ActionOutcome::NotConfigured), None)
+                }
+                Action::Email { to, subject, message } => {
+                    let body = payload::email_body(
+                        to,
+                        subject.as_deref(),
+                        message.as_deref(),
+                        record.lead_id(),
+                        &facts,
+                    );
+                    let queue = DeliveryDoc::email_endpoint(&project_id);
+                    (("email", None, ActionOutcome::Queued), Some((queue, DeliveryTarget::Email, Some(body))))
                 }
             };
             let ((kind_name, subscription_id, outcome), queued) = (taken, queued);

@@ -157,3 +157,56 @@ async fn a_failing_endpoint_is_retried_on_the_schedule_and_a_healthy_one_is_not_
     let ids: std::collections::BTreeSet<_> = at_down.iter().map(|d| d.webhook_id.clone()).collect();
     assert_eq!((at_down.len(), ids.len()), (11, 8), "retries carry the same Webhook-Id");
 }
+
+/// The receiver README shows (`docs/examples/webhook_receiver.py`) accepts LeadFlow's deliveries
+/// and refuses one signed with another secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_s_receiver_verifies_a_delivery_and_refuses_a_forged_one() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let run = AutomatorRun::new(&stack);
+    let script = leadflow_testkit::repo_root().join("docs/examples/webhook_receiver.py");
+    let secret = leadflow_core::model::webhook::WebhookSecret::generate().unwrap();
+    let env = [("WEBHOOK_SECRET", secret.expose()), ("PORT", "0".to_owned())];
+    let script_arg = script.to_string_lossy().into_owned();
+    let mut receiver =
+        leadflow_testkit::ServiceProcess::spawn_with_args("/usr/bin/python3", &[&script_arg], &env).unwrap();
+    receiver.wait_for_log("listening on port", Duration::from_secs(20)).await.unwrap();
+    let port =
+        receiver.logs().lines().find_map(|l| l.strip_prefix("listening on port ")).unwrap().trim().to_owned();
+    let url = format!("http://127.0.0.1:{port}/hook");
+
+    // The subscription as the gateway stores it, with the secret the receiver was given...
+    let (genuine, _) = run.subscribe(&stack, &url, &["lead.entered_stage"]).await;
+    let db = run.database(&stack).await;
+    let endpoints = db.collection::<mongodb::bson::Document>("webhook_endpoints");
+    endpoints
+        .update_one(
+            mongodb::bson::doc! { "_id": &genuine },
+            mongodb::bson::doc! { "$set": { "secret": secret.expose() } },
+        )
+        .await
+        .unwrap();
+    // ...and one whose secret the receiver does not know.
+    let (forged, _) = run.subscribe(&stack, &url, &["lead.score_crossed"]).await;
+    run.rule(&stack, "hot", Condition::EntersStage { stage: Stage::Hot }, &genuine).await;
+    run.rule(&stack, "fifty", Condition::ScoreCrosses { threshold: 50.0 }, &forged).await;
+    let _automator = run.start(&stack, "a1", &[("LEADFLOW_WEBHOOKS__RETRY_SCALE", "1".to_owned())]).await;
+    produce_records(&stack, &[run.scored("lead-1", "e1", 60.0, Stage::Hot, datetime!(2026-03-09 12:00 UTC))])
+        .await;
+
+    let deliveries = eventually("both deliveries attempted", Duration::from_secs(60), || async {
+        let all = run.deliveries(&stack).await;
+        Ok((all.len() == 2 && all.iter().all(|d| !d.attempts.is_empty())).then_some(all))
+    })
+    .await
+    .unwrap();
+    let of = |endpoint: &str| deliveries.iter().find(|d| d.endpoint_id == endpoint).unwrap();
+    assert_eq!(of(&genuine).state, DeliveryState::Delivered);
+    assert_eq!(of(&genuine).attempts[0].response_code, Some(204));
+    assert_eq!(of(&forged).attempts[0].response_code, Some(400), "the forged one is refused");
+    assert_eq!(of(&forged).state, DeliveryState::Pending, "and retried later on the schedule");
+    let logs = receiver.logs();
+    assert!(logs.contains(&format!("verified {}", of(&genuine).id)), "{logs}");
+    assert!(logs.contains(&format!("refused {}", of(&forged).id)), "{logs}");
+}

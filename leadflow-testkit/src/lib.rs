@@ -126,16 +126,25 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `binary` with `env` added to the environment; its output goes to the test's.
     /// Starts `binary` with `env` added to the environment. Its logs go to a file under
     /// `target/test-logs/`, named in any failure.
     pub fn spawn(binary: &str, env: &[(&str, String)]) -> anyhow::Result<ServiceProcess> {
+        ServiceProcess::spawn_with_args(binary, &[], env)
+    }
+
+    /// [`ServiceProcess::spawn`] with command-line arguments.
+    pub fn spawn_with_args(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<ServiceProcess> {
         let log_dir = repo_root().join("target/test-logs");
         std::fs::create_dir_all(&log_dir)?;
         let stem = Path::new(binary).file_name().unwrap_or_default().to_string_lossy();
         let log_path = log_dir.join(format!("{}.log", unique(&stem)));
         let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(binary);
+        command.args(args);
         command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         // Plain text logs, whatever the test's terminal, so tests can look for messages.
         command.env("LEADFLOW_TELEMETRY__LOG_FORMAT", "text");

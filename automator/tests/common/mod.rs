@@ -220,3 +220,34 @@ impl Receiver {
         .unwrap()
     }
 }
+
+/// Debian's aiosmtpd on a loopback port (`deploy/local/bin/smtp-server`, installed by
+/// `scripts/install-smtp-server`), storing what it accepts in a Maildir of the test's own.
+pub struct SmtpServer {
+    _process: ServiceProcess,
+    pub url: String,
+    pub maildir: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let root = leadflow_testkit::repo_root();
+        let maildir = root.join("target/test-maildirs").join(unique("mail"));
+        let binary = root.join("deploy/local/bin/smtp-server");
+        let maildir_arg = maildir.to_string_lossy().into_owned();
+        let args = ["--listen", "127.0.0.1:0", "--maildir", maildir_arg.as_str()];
+        let mut process = ServiceProcess::spawn_with_args(&binary.to_string_lossy(), &args, &[])
+            .unwrap_or_else(|e| panic!("{e}: run scripts/install-smtp-server (Debian's python3-aiosmtpd)"));
+        process.wait_for_log("smtp server listening on", Duration::from_secs(20)).await.unwrap();
+        let logs = process.logs();
+        let addr =
+            logs.lines().find_map(|l| l.strip_prefix("smtp server listening on ")).unwrap().trim().to_owned();
+        SmtpServer { _process: process, url: format!("smtp://{addr}"), maildir }
+    }
+
+    /// The messages accepted so far, as raw RFC 5322 text.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else { return Vec::new() };
+        entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect()
+    }
+}

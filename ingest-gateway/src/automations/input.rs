@@ -81,7 +81,7 @@ pub fn subscription_ids(rule: &AutomationRule) -> Vec<(String, &str)> {
             Action::Webhook { subscription_id } => {
                 Some((format!("actions[{index}].subscriptionId"), subscription_id.as_str()))
             }
-            Action::NotifySales { .. } => None,
+            Action::NotifySales { .. } | Action::Email { .. } => None,
         })
         .collect()
 }

@@ -240,7 +240,7 @@ topic_record!(AutomationExecuted, topics::AUTOMATION_EXECUTIONS, "AutomationExec
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActionTaken {
-    /// `webhook` or `notifySales`, as in the rule.
+    /// `webhook`, `notifySales` or `email`, as in the rule.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,7 +261,7 @@ pub enum ActionOutcome {
     SubscriptionNotFound,
     /// The subscription does not take this event kind.
     KindNotSubscribed,
-    /// `notifySales` without a configured incoming-webhook URL.
+    /// `notifySales` without a configured incoming-webhook URL, or `email` without an SMTP server.
     NotConfigured,
 }
 

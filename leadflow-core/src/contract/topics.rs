@@ -78,9 +78,19 @@ mod tests {
     fn declared_topics_parse_and_cover_every_record_topic() {
         let specs = parse_topics_conf(TOPICS_CONF).unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        for topic in
-            [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ, SCORING_RULES, AUTOMATION_RULES, AUTOMATION_EXECUTIONS]
-        {
+        for topic in [
+            NAMES,
+            EVENTS,
+            ENRICHED,
+            SCORES,
+            REVIEWS,
+            CRM_DELIVERIES,
+            CRM_RESYNC,
+            DLQ,
+            SCORING_RULES,
+            AUTOMATION_RULES,
+            AUTOMATION_EXECUTIONS,
+        ] {
             assert!(names.contains(&topic), "{topic} missing from deploy/topics.conf");
         }
     }
@@ -91,10 +101,20 @@ mod tests {
         // works when a lead id maps to the same partition number on every topic.
         let specs = declared_topics();
         let count = |t: &str| specs.iter().find(|s| s.name == t).map(|s| s.partitions);
-        let counts: Vec<_> = [NAMES, EVENTS, ENRICHED, SCORES, REVIEWS, CRM_DELIVERIES, CRM_RESYNC, DLQ, AUTOMATION_EXECUTIONS]
-            .iter()
-            .map(|t| count(t))
-            .collect();
+        let counts: Vec<_> = [
+            NAMES,
+            EVENTS,
+            ENRICHED,
+            SCORES,
+            REVIEWS,
+            CRM_DELIVERIES,
+            CRM_RESYNC,
+            DLQ,
+            AUTOMATION_EXECUTIONS,
+        ]
+        .iter()
+        .map(|t| count(t))
+        .collect();
         assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
     }
 

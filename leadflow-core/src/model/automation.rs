@@ -12,10 +12,8 @@
 //! - Firing is not deduplicated here. The automator records one execution per
 //!   [`execution_key`] (project, rule, lead, UTC day), and any later firing that day finds the
 //!   key taken. A lead that leaves hot and comes back the same day fires twice and acts once.
-//! - The actions are a `webhook` to a subscription and a `notifySales` message. The issue
-//!   allows its third action, `email`, only if a real SMTP server can be installed and tested.
-//!   LeadFlow runs none, so there is no email action: a rule asking for one is refused like any
-//!   other unknown action type.
+//! - The actions are a `webhook` to a subscription, a `notifySales` message and an `email`
+//!   through the deployment's SMTP server (tested against Debian's aiosmtpd).
 //!
 //! Rules are checked twice, as the scoring rules are. [`validate_rule_json`] checks the shape of
 //! a posted rule and names unknown and mistyped fields by their JSON path
@@ -45,6 +43,11 @@ pub const MAX_ACTIONS: usize = 5;
 pub const MAX_VELOCITY_EVENTS: u32 = 10_000;
 pub const MAX_CHANNEL_CHARS: usize = 80;
 pub const MAX_MESSAGE_CHARS: usize = 1000;
+/// An email action writes to a few people, not a mailing list.
+pub const MAX_RECIPIENTS: usize = 10;
+pub const MAX_SUBJECT_CHARS: usize = 200;
+/// RFC 5321's limit on a path.
+pub const MAX_ADDRESS_CHARS: usize = 254;
 /// What a `notifySales` message may name, each written `{leadId}` and so on.
 pub const PLACEHOLDERS: [&str; 4] = ["leadId", "name", "stage", "score"];
 
@@ -110,6 +113,17 @@ pub enum Action {
         /// Where the message goes, when the incoming webhook takes a channel (`#sales`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channel: Option<String>,
+        /// The text, with [`PLACEHOLDERS`] filled in; absent means the automator's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// An email through the deployment's SMTP server (`email.smtp_url`).
+    Email {
+        /// 1 to [`MAX_RECIPIENTS`] bare addresses (`sales@example.com`).
+        to: Vec<String>,
+        /// With [`PLACEHOLDERS`] filled in; absent means the automator's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
         /// The text, with [`PLACEHOLDERS`] filled in; absent means the automator's default.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
@@ -246,8 +260,59 @@ impl Action {
                 }
                 Ok(())
             }
+            Action::Email { to, subject, message } => {
+                if !(1..=MAX_RECIPIENTS).contains(&to.len()) {
+                    return Err(RuleError::new("to", "must hold 1 to 10 addresses"));
+                }
+                for (index, address) in to.iter().enumerate() {
+                    if !is_bare_address(address) {
+                        return Err(RuleError::new(
+                            &format!("to[{index}]"),
+                            "must be a bare address such as sales@example.com (at most 254 characters, no spaces, quotes, angle brackets, commas or semicolons)",
+                        ));
+                    }
+                }
+                if let Some(subject) = subject {
+                    // A line break in a subject would start a header of the sender's choosing.
+                    if !is_text_within(subject, MAX_SUBJECT_CHARS) || subject.contains(['\r', '\n']) {
+                        return Err(RuleError::new(
+                            "subject",
+                            "must be 1 to 200 characters on one line and not blank",
+                        ));
+                    }
+                    if !is_message_template(subject) {
+                        return Err(RuleError::new("subject", PLACEHOLDER_RULE));
+                    }
+                }
+                if let Some(message) = message {
+                    if !is_text_within(message, MAX_MESSAGE_CHARS) {
+                        return Err(RuleError::new("message", "must be 1 to 1000 characters and not blank"));
+                    }
+                    if !is_message_template(message) {
+                        return Err(RuleError::new("message", PLACEHOLDER_RULE));
+                    }
+                }
+                Ok(())
+            }
         }
     }
+}
+
+const PLACEHOLDER_RULE: &str =
+    "may hold only the placeholders {leadId}, {name}, {stage} and {score}, and no other { or }";
+
+/// `local@domain.tld` with none of the characters that would let an address become a second
+/// recipient or a header: the schema's pattern says the same.
+fn is_bare_address(address: &str) -> bool {
+    let allowed = |c: char| !(c.is_whitespace() || c.is_control() || "<>,;\"()[]\\@".contains(c));
+    let Some((local, domain)) = address.split_once('@') else { return false };
+    address.len() <= MAX_ADDRESS_CHARS
+        && !local.is_empty()
+        && local.chars().all(allowed)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain.chars().all(allowed)
 }
 
 /// Not blank, and at most `max` characters (not bytes: what a person sees).

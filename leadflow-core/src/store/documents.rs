@@ -568,6 +568,11 @@ impl DeliveryDoc {
     pub fn notify_sales_endpoint(project_id: &str) -> String {
         format!("notify-sales/{project_id}")
     }
+
+    /// The queue of a project's emails, one per project for the same reason.
+    pub fn email_endpoint(project_id: &str) -> String {
+        format!("email/{project_id}")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -577,6 +582,8 @@ pub enum DeliveryTarget {
     Webhook,
     /// The configured Slack-compatible incoming webhook.
     NotifySales,
+    /// An email through the configured SMTP server.
+    Email,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

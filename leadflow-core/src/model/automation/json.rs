@@ -22,7 +22,7 @@ pub struct RuleFieldError {
 /// for scoring rules, so a rule cannot be posted into another project.
 const RULE_FIELDS: &[&str] = &["id", "version", "name", "enabled", "condition", "actions"];
 const CONDITION_TYPES: &[&str] = &["entersStage", "scoreCrosses", "velocityAtLeast", "becomesVerified"];
-const ACTION_TYPES: &[&str] = &["webhook", "notifySales"];
+const ACTION_TYPES: &[&str] = &["webhook", "notifySales", "email"];
 const STAGES: &[&str] = &["cold", "warm", "hot", "qualified"];
 const WINDOWS: &[&str] = &["24h"];
 
@@ -93,18 +93,27 @@ fn check_condition(condition: &mut Fields<'_, '_>) -> Option<u64> {
 
 /// The fields of one action, by its type.
 fn check_action(action: &mut Fields<'_, '_>) {
-    if action.object.get("type").and_then(Value::as_str) == Some("email") {
-        let field = action.name("type");
-        let message = format!(
-            "{field} \"email\" is not offered: LeadFlow has no SMTP server; use webhook or notifySales"
-        );
-        action.errors.push(error(&field, "invalid_value", message));
-        return;
-    }
     match action.one_of("type", ACTION_TYPES) {
         Some("webhook") => {
             action.only(&["type", "subscriptionId"]);
             action.string("subscriptionId");
+        }
+        Some("email") => {
+            action.only(&["type", "to", "subject", "message"]);
+            if let Some(to) = action.array("to") {
+                for (index, address) in to.iter().enumerate() {
+                    if !address.is_string() {
+                        let field = format!("{}[{index}]", action.name("to"));
+                        action.errors.push(error(
+                            &field,
+                            "invalid_type",
+                            format!("{field} must be a string"),
+                        ));
+                    }
+                }
+            }
+            action.optional_string("subject");
+            action.optional_string("message");
         }
         Some(_) => {
             action.only(&["type", "channel", "message"]);

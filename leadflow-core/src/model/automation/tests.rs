@@ -73,6 +73,14 @@ fn every_kind_of_condition_and_action_is_accepted_by_both_checks() {
         [Action::NotifySales { channel: None, message: None }]
     );
     assert!(schema_accepts(&bare_notification));
+    let email = edited(|rule| {
+        rule["actions"] =
+            json!([{"type": "email", "to": ["sales@example.com"], "subject": "{name} is {stage}"}])
+    });
+    let rule = validate_rule_json(&email).unwrap();
+    assert!(matches!(&rule.actions[0], Action::Email { to, .. } if to == &["sales@example.com"]));
+    assert!(schema_accepts(&email));
+    assert!(schema_accepts(&serde_json::to_value(&rule).unwrap()));
 }
 
 #[test]
@@ -96,6 +104,12 @@ fn values_at_their_limits_are_accepted_by_both_checks() {
         edited(|rule| rule["actions"][1]["message"] = json!("m".repeat(MAX_MESSAGE_CHARS))),
         edited(|rule| rule["actions"][1]["message"] = json!("{leadId}{name}{stage}{score}")),
         edited(|rule| rule["actions"][1]["message"] = json!("no placeholders at all")),
+        edited(|rule| rule["actions"][1] = email(json!(vec!["a@b.c"; MAX_RECIPIENTS]), None)),
+        edited(|rule| {
+            let address = format!("{}@example.com", "a".repeat(MAX_ADDRESS_CHARS - 12));
+            rule["actions"][1] = email(json!([address]), Some(json!("s".repeat(MAX_SUBJECT_CHARS))))
+        }),
+        edited(|rule| rule["actions"][1] = email(json!(["o'brien+leads@mail.example.co.uk"]), None)),
     ];
     for value in limits {
         assert!(validate_rule_json(&value).is_ok(), "{value}: {:?}", validate_rule_json(&value));
@@ -173,7 +187,12 @@ fn unknown_missing_and_mistyped_fields_are_named_by_path() {
         ),
         (edited(|rule| rule["actions"] = json!({"type": "webhook"})), "actions", "invalid_type"),
         (edited(|rule| rule["actions"][1] = json!("notifySales")), "actions[1]", "invalid_type"),
-        (edited(|rule| rule["actions"][1]["type"] = json!("email")), "actions[1].type", "invalid_value"),
+        (edited(|rule| rule["actions"][1] = json!({"type": "email"})), "actions[1].to", "required"),
+        (
+            edited(|rule| rule["actions"][1] = json!({"type": "email", "to": ["a@x.test", 7]})),
+            "actions[1].to[1]",
+            "invalid_type",
+        ),
         (edited(|rule| rule["actions"][1]["type"] = json!("slack")), "actions[1].type", "invalid_value"),
         (
             edited(|rule| _ = rule["actions"][0].as_object_mut().unwrap().remove("subscriptionId")),
@@ -197,6 +216,15 @@ fn unknown_missing_and_mistyped_fields_are_named_by_path() {
         );
         assert!(!schema_accepts(&value), "the schema accepts {value}");
     }
+}
+
+/// An email action to `to`, with `subject` when given.
+fn email(to: Value, subject: Option<Value>) -> Value {
+    let mut action = json!({"type": "email", "to": to});
+    if let Some(subject) = subject {
+        action["subject"] = subject;
+    }
+    action
 }
 
 #[test]
@@ -254,6 +282,33 @@ fn values_out_of_range_are_named_by_path() {
         (edited(|rule| rule["actions"][1]["message"] = json!("Hot: {leadId")), "actions[1].message"),
         (edited(|rule| rule["actions"][1]["message"] = json!("a } b")), "actions[1].message"),
         (edited(|rule| rule["actions"][1]["message"] = json!("{}")), "actions[1].message"),
+        (edited(|rule| rule["actions"][1] = email(json!([]), None)), "actions[1].to"),
+        (
+            edited(|rule| rule["actions"][1] = email(json!(vec!["a@b.c"; MAX_RECIPIENTS + 1]), None)),
+            "actions[1].to",
+        ),
+        (edited(|rule| rule["actions"][1] = email(json!(["sales"]), None)), "actions[1].to[0]"),
+        (
+            edited(|rule| rule["actions"][1] = email(json!(["a@b.c", "a@localhost"]), None)),
+            "actions[1].to[1]",
+        ),
+        (edited(|rule| rule["actions"][1] = email(json!(["a b@c.d"]), None)), "actions[1].to[0]"),
+        (edited(|rule| rule["actions"][1] = email(json!(["a@c.d, b@e.f"]), None)), "actions[1].to[0]"),
+        (edited(|rule| rule["actions"][1] = email(json!(["a@c.d\r\nBcc: x@y.z"]), None)), "actions[1].to[0]"),
+        (edited(|rule| rule["actions"][1] = email(json!(["<a@c.d>"]), None)), "actions[1].to[0]"),
+        (edited(|rule| rule["actions"][1] = email(json!(["a@.cd"]), None)), "actions[1].to[0]"),
+        (
+            edited(|rule| rule["actions"][1] = email(json!(["a@b.c"]), Some(json!("Hot\r\nBcc: x@y.z")))),
+            "actions[1].subject",
+        ),
+        (
+            edited(|rule| rule["actions"][1] = email(json!(["a@b.c"]), Some(json!("{lead_id}")))),
+            "actions[1].subject",
+        ),
+        (
+            edited(|rule| rule["actions"][1] = email(json!(["a@b.c"]), Some(long(MAX_SUBJECT_CHARS + 1)))),
+            "actions[1].subject",
+        ),
     ];
     for (value, field) in cases {
         assert_eq!(refusals(&value), [(field.to_owned(), "invalid_value")], "{value}");
@@ -274,7 +329,7 @@ fn every_problem_of_the_shape_is_reported_at_once() {
     found.sort();
     let expected = [
         ("actions[0].subscriptionId", "required"),
-        ("actions[1].type", "invalid_value"),
+        ("actions[1].to", "required"),
         ("colour", "unknown_field"),
         ("condition.threshold", "invalid_type"),
         ("id", "invalid_type"),
@@ -285,10 +340,12 @@ fn every_problem_of_the_shape_is_reported_at_once() {
 
 #[test]
 fn the_errors_say_what_to_do() {
-    let email = edited(|rule| rule["actions"][1] = json!({"type": "email", "to": "sales@x.test"}));
+    let email = edited(|rule| {
+        rule["actions"][1] = json!({"type": "email", "to": ["sales@x.test", "Ada <ada@x.test>"]})
+    });
     let errors = validate_rule_json(&email).unwrap_err();
-    assert_eq!(errors.len(), 1, "the email action's other fields are not picked apart: {errors:?}");
-    assert!(errors[0].message.contains("no SMTP server"), "{}", errors[0].message);
+    assert_eq!(errors[0].field, "actions[1].to[1]");
+    assert!(errors[0].message.contains("bare address such as sales@example.com"), "{}", errors[0].message);
 
     let unknown = validate_rule_json(&edited(|rule| rule["colour"] = json!("red"))).unwrap_err();
     assert!(unknown[0].message.contains("expected one of id, version, name"), "{}", unknown[0].message);

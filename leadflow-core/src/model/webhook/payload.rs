@@ -119,6 +119,35 @@ pub fn test_body(project_id: &str, endpoint_id: &str, at: OffsetDateTime) -> Str
 /// The default text of a `notifySales` message.
 pub const DEFAULT_SALES_MESSAGE: &str = "Lead {leadId} ({name}) is {stage} with a score of {score}";
 
+/// The default subject and text of an `email` action.
+pub const DEFAULT_EMAIL_SUBJECT: &str = "LeadFlow: {name} is {stage}";
+pub const DEFAULT_EMAIL_MESSAGE: &str = "Lead {leadId} ({name}) is {stage} with a score of {score}.";
+
+/// What an email delivery stores: `{"to", "subject", "text"}` with the placeholders filled in.
+/// The automator writes it as a MIME message when it sends.
+pub fn email_body(
+    to: &[String],
+    subject: Option<&str>,
+    message: Option<&str>,
+    lead_id: &str,
+    lead: &LeadFacts,
+) -> String {
+    let subject = fill(subject.unwrap_or(DEFAULT_EMAIL_SUBJECT), lead_id, lead);
+    let text = fill(message.unwrap_or(DEFAULT_EMAIL_MESSAGE), lead_id, lead);
+    json!({ "to": to, "subject": subject, "text": text }).to_string()
+}
+
+fn fill(template: &str, lead_id: &str, lead: &LeadFacts) -> String {
+    let stage = lead.stage.and_then(|s| serde_json::to_value(s).ok());
+    let stage = stage.as_ref().and_then(Value::as_str).unwrap_or("unknown");
+    let score = lead.score.map(|s| format!("{s}")).unwrap_or_else(|| "unknown".into());
+    template
+        .replace("{leadId}", lead_id)
+        .replace("{name}", lead.name.as_deref().unwrap_or(lead_id))
+        .replace("{stage}", stage)
+        .replace("{score}", &score)
+}
+
 /// A Slack-compatible incoming-webhook body (`text`, and `channel` when the rule names one),
 /// with the rule's placeholders filled in.
 pub fn sales_message_body(
@@ -127,15 +156,7 @@ pub fn sales_message_body(
     lead_id: &str,
     lead: &LeadFacts,
 ) -> String {
-    let stage = lead.stage.and_then(|s| serde_json::to_value(s).ok());
-    let stage = stage.as_ref().and_then(Value::as_str).unwrap_or("unknown");
-    let score = lead.score.map(|s| format!("{s}")).unwrap_or_else(|| "unknown".into());
-    let text = template
-        .unwrap_or(DEFAULT_SALES_MESSAGE)
-        .replace("{leadId}", lead_id)
-        .replace("{name}", lead.name.as_deref().unwrap_or(lead_id))
-        .replace("{stage}", stage)
-        .replace("{score}", &score);
+    let text = fill(template.unwrap_or(DEFAULT_SALES_MESSAGE), lead_id, lead);
     let mut body = json!({ "text": text });
     if let Some(channel) = channel {
         body["channel"] = json!(channel);
