@@ -13,8 +13,8 @@ use leadflow_core::store::documents::{
     AUTOMATION_EXECUTIONS, AUTOMATION_LEADS, AutomationLeadDoc, DeliveryDoc, ExecutionDoc,
     WEBHOOK_DELIVERIES, WEBHOOK_ENDPOINTS, WebhookEndpointDoc,
 };
-use leadflow_core::store::mongo::{StoreError, expect_all_matched};
-use mongodb::bson::{self, Document, doc};
+use leadflow_core::store::mongo::{BatchCommit, StoreError};
+use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 
@@ -127,54 +127,14 @@ impl AutomatorStore {
     /// read is a [`StoreError::Conflict`]: the batch is redone from a fresh read.
     pub async fn save(&self, writes: BatchWrites) -> Result<(), StoreError> {
         let BatchWrites { executions, deliveries, leads } = writes;
-        if executions.is_empty() && leads.is_empty() {
-            return Ok(());
-        }
-        let updates: Vec<Document> = leads
-            .iter()
-            .map(|(lead, read_version)| {
-                let replacement = bson::to_document(lead).expect("a lead serialises to BSON");
-                doc! {
-                    "q": { "_id": &lead.key, "version": *read_version as i64 },
-                    "u": replacement,
-                    "upsert": *read_version == 0,
-                }
-            })
-            .collect();
-        let expected = updates.len();
-        let mut session = self.client.start_session().await?;
-        session.start_transaction().await?;
-        let written = async {
-            if !executions.is_empty() {
-                self.executions.insert_many(&executions).session(&mut session).await?;
-            }
-            if !deliveries.is_empty() {
-                self.deliveries.insert_many(&deliveries).session(&mut session).await?;
-            }
-            if updates.is_empty() {
-                return Ok(None);
-            }
-            let reply = self
-                .database
-                .run_command(doc! { "update": AUTOMATION_LEADS, "updates": updates, "ordered": true })
-                .session(&mut session)
-                .await?;
-            Ok::<Option<Document>, mongodb::error::Error>(Some(reply))
-        }
-        .await;
-        let reply = match written {
-            Ok(reply) => reply,
-            Err(e) => {
-                let _ = session.abort_transaction().await;
-                return Err(StoreError::classify(e));
-            }
-        };
-        if let Some(reply) = reply
-            && let Err(conflict) = expect_all_matched(&reply, expected, "version")
-        {
-            let _ = session.abort_transaction().await;
-            return Err(conflict);
-        }
-        session.commit_transaction().await.map_err(StoreError::classify)
+        BatchCommit::default()
+            .insert(AUTOMATION_EXECUTIONS, &executions)
+            .insert(WEBHOOK_DELIVERIES, &deliveries)
+            .replace_versioned(
+                AUTOMATION_LEADS,
+                leads.into_iter().map(|(lead, read)| (lead.key.clone(), lead, read)),
+            )
+            .commit(&self.client, &self.database)
+            .await
     }
 }

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 /// The documents, declared with their readers in `leadflow_core::store::documents`.
 pub use leadflow_core::store::documents::{AppliedEvent, HistoryDoc, LeadDoc};
+use leadflow_core::store::mongo::BatchCommit;
 pub use leadflow_core::store::mongo::StoreError;
 
 #[derive(Clone)]
@@ -90,47 +91,14 @@ impl LeadStore {
     /// Writes a batch's history entries and lead documents in one transaction. `leads` holds
     /// each changed lead with the version it was read at (0 for a new lead).
     pub async fn save(&self, history: Vec<HistoryDoc>, leads: Vec<(LeadDoc, u64)>) -> Result<(), StoreError> {
-        if history.is_empty() && leads.is_empty() {
-            return Ok(());
-        }
-        let updates: Vec<Document> = leads
-            .iter()
-            .map(|(lead, read_version)| {
-                let replacement = bson::to_document(lead).expect("a lead serialises to BSON");
-                doc! {
-                    "q": { "_id": &lead.key, "version": *read_version as i64 },
-                    "u": replacement,
-                    "upsert": *read_version == 0,
-                }
-            })
-            .collect();
-        let expected = updates.len();
-        let mut session = self.client.start_session().await?;
-        session.start_transaction().await?;
-        let written = async {
-            if !history.is_empty() {
-                self.history.insert_many(&history).session(&mut session).await?;
-            }
-            let reply = self
-                .database
-                .run_command(doc! { "update": LEAD_SCORES, "updates": updates, "ordered": true })
-                .session(&mut session)
-                .await?;
-            Ok::<Document, mongodb::error::Error>(reply)
-        }
-        .await;
-        let reply = match written {
-            Ok(reply) => reply,
-            Err(e) => {
-                let _ = session.abort_transaction().await;
-                return Err(StoreError::classify(e));
-            }
-        };
-        if let Err(conflict) = leadflow_core::store::mongo::expect_all_matched(&reply, expected, "version") {
-            let _ = session.abort_transaction().await;
-            return Err(conflict);
-        }
-        session.commit_transaction().await.map_err(StoreError::classify)
+        BatchCommit::default()
+            .insert(SCORE_HISTORY, &history)
+            .replace_versioned(
+                LEAD_SCORES,
+                leads.into_iter().map(|(lead, read)| (lead.key.clone(), lead, read)),
+            )
+            .commit(&self.client, &self.database)
+            .await
     }
 
     /// Leads on `partitions` whose newest event is older than `before`, and whose stage is

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use mongodb::bson::{self, Document, doc};
+use mongodb::{Client, Database};
 use serde::Deserialize;
 
 #[derive(Clone, Deserialize)]
@@ -114,6 +116,89 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
         }
         ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
         _ => false,
+    }
+}
+
+/// One batch's writes to commit together: new documents to insert (each collection's in one
+/// `insert_many`, a duplicate `_id` a conflict) and documents to replace only if they are still at
+/// the version the batch read (0: create).
+#[derive(Default)]
+pub struct BatchCommit {
+    inserts: Vec<(&'static str, Vec<Document>)>,
+    versioned: Option<(&'static str, Vec<Document>)>,
+}
+
+impl BatchCommit {
+    /// Inserts `documents` into `collection`.
+    pub fn insert<T: serde::Serialize>(mut self, collection: &'static str, documents: &[T]) -> Self {
+        if !documents.is_empty() {
+            let documents =
+                documents.iter().map(|d| bson::to_document(d).expect("a document serialises to BSON"));
+            self.inserts.push((collection, documents.collect()));
+        }
+        self
+    }
+
+    /// Replaces each document of `collection` keyed `_id` if its `version` is still the one it was
+    /// read at; one read at 0 is created. Each document carries its new version itself.
+    pub fn replace_versioned<T: serde::Serialize>(
+        mut self,
+        collection: &'static str,
+        documents: impl IntoIterator<Item = (String, T, u64)>,
+    ) -> Self {
+        let updates: Vec<Document> = documents
+            .into_iter()
+            .map(|(id, document, read_version)| {
+                let replacement = bson::to_document(&document).expect("a document serialises to BSON");
+                doc! {
+                    "q": { "_id": id, "version": read_version as i64 },
+                    "u": replacement,
+                    "upsert": read_version == 0,
+                }
+            })
+            .collect();
+        if !updates.is_empty() {
+            self.versioned = Some((collection, updates));
+        }
+        self
+    }
+
+    /// Writes everything in one MongoDB transaction. A duplicate `_id` or a document no longer at
+    /// the version read is a [`StoreError::Conflict`], and nothing is written.
+    pub async fn commit(self, client: &Client, database: &Database) -> Result<(), StoreError> {
+        if self.inserts.is_empty() && self.versioned.is_none() {
+            return Ok(());
+        }
+        let mut session = client.start_session().await?;
+        session.start_transaction().await?;
+        let written = async {
+            for (collection, documents) in &self.inserts {
+                database
+                    .collection::<Document>(collection)
+                    .insert_many(documents)
+                    .session(&mut session)
+                    .await?;
+            }
+            let Some((collection, updates)) = &self.versioned else { return Ok(None) };
+            let command = doc! { "update": *collection, "updates": updates, "ordered": true };
+            let reply = database.run_command(command).session(&mut session).await?;
+            Ok::<_, mongodb::error::Error>(Some((reply, updates.len())))
+        }
+        .await;
+        let reply = match written {
+            Ok(reply) => reply,
+            Err(e) => {
+                let _ = session.abort_transaction().await;
+                return Err(StoreError::classify(e));
+            }
+        };
+        if let Some((reply, expected)) = reply
+            && let Err(conflict) = expect_all_matched(&reply, expected, "version")
+        {
+            let _ = session.abort_transaction().await;
+            return Err(conflict);
+        }
+        session.commit_transaction().await.map_err(StoreError::classify)
     }
 }
 
