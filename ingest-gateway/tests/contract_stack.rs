@@ -126,6 +126,18 @@ async fn schemathesis_finds_no_contract_failure() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 201, "registering the user: {}", registered.text().await.unwrap());
+    // A webhook subscription of the project, for the rules' `webhook` actions to name (hooks.py).
+    // Nothing listens on its port: a test delivery the fuzzer sends it is answered `unreachable`.
+    let subscribed = reqwest::Client::new()
+        .post(format!("{}/api/webhooks", gateway.base_url))
+        .bearer_auth(key)
+        .json(&json!({"url": "http://127.0.0.1:9/contract", "eventKinds": ["lead.entered_stage"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), 201);
+    let subscription: serde_json::Value = subscribed.json().await.unwrap();
+    let subscription = subscription["id"].as_str().expect("id").to_owned();
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let document = crate_dir.join("../docs/openapi.yaml").canonicalize().expect("docs/openapi.yaml");
     let contract = crate_dir.join("tests/contract");
@@ -164,6 +176,8 @@ async fn schemathesis_finds_no_contract_failure() {
         .env("LEADFLOW_CONTRACT_PASSWORD", &password)
         // hooks.py: the project a registration names.
         .env("LEADFLOW_CONTRACT_PROJECT", &project)
+        // hooks.py: the subscription a rule's webhook action names.
+        .env("LEADFLOW_CONTRACT_SUBSCRIPTION", &subscription)
         // Its working files (.schemathesis/) go to the target directory, not the source tree.
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .kill_on_drop(true)

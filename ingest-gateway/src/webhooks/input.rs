@@ -45,7 +45,15 @@ pub fn subscription(body: &Value) -> Result<SubscriptionInput, Vec<FieldError>> 
             errors.push(error("url", "too_long", format!("url must be at most {MAX_URL_CHARS} characters")));
             None
         }
-        Some(Value::String(url)) => Some(url.trim().to_owned()),
+        Some(Value::String(url)) if !url.chars().all(is_uri_char) => {
+            errors.push(error(
+                "url",
+                "invalid_format",
+                "url must be an absolute URI, written in RFC 3986's characters (percent-encode the others)",
+            ));
+            None
+        }
+        Some(Value::String(url)) => Some(url.clone()),
         Some(_) => {
             errors.push(error("url", "invalid_type", "url must be a string"));
             None
@@ -53,9 +61,9 @@ pub fn subscription(body: &Value) -> Result<SubscriptionInput, Vec<FieldError>> 
     };
     let event_kinds = event_kinds(object.get("eventKinds"), &mut errors);
     let description = match object.get("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) if text.trim().is_empty() => {
-            errors.push(error("description", "empty", "description must not be blank; leave it out"));
+        None => None,
+        Some(Value::String(text)) if text.is_empty() => {
+            errors.push(error("description", "empty", "description must not be empty; leave it out"));
             None
         }
         Some(Value::String(text)) if text.chars().count() > MAX_DESCRIPTION_CHARS => {
@@ -78,6 +86,13 @@ pub fn subscription(body: &Value) -> Result<SubscriptionInput, Vec<FieldError>> 
         }
         _ => Err(errors),
     }
+}
+
+/// What RFC 3986 lets a URI hold: its unreserved and reserved characters and `%`. No space, no
+/// control or non-ASCII character: a URL the WHATWG parser would quietly repair is refused
+/// instead, so the URL stored is the one the client wrote.
+fn is_uri_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
 }
 
 /// 1 to [`MAX_EVENT_KINDS`] distinct [`EventKind`] names, `webhook.test` excepted (every
@@ -152,11 +167,11 @@ mod tests {
     #[test]
     fn a_subscription_takes_a_url_distinct_kinds_and_a_description() {
         let input = subscription(&json!({
-            "url": " https://hooks.example.com/lf ", "eventKinds": ["lead.verified", "lead.entered_stage"],
+            "url": "https://hooks.example.com/lf?a=1&b=%20", "eventKinds": ["lead.verified", "lead.entered_stage"],
             "description": "CRM bridge",
         }))
         .unwrap();
-        assert_eq!(input.url, "https://hooks.example.com/lf");
+        assert_eq!(input.url, "https://hooks.example.com/lf?a=1&b=%20");
         assert_eq!(input.event_kinds, ["lead.verified", "lead.entered_stage"]);
         assert_eq!(input.description.as_deref(), Some("CRM bridge"));
     }
@@ -178,9 +193,20 @@ mod tests {
         let six = json!({"url": "https://a.example", "eventKinds": vec!["lead.verified"; 6]});
         assert_eq!(subscription(&six).unwrap_err()[0].reason, "too_many");
         assert_eq!(
-            fields(json!({"url": "https://a.example", "eventKinds": ["lead.verified"], "description": " "})),
+            fields(json!({"url": "https://a.example", "eventKinds": ["lead.verified"], "description": ""})),
             ["description"]
         );
         assert_eq!(fields(json!(["https://a.example"])), ["subscription"]);
+        for url in [
+            " https://a.example",
+            "https://a.example/a b",
+            "https://a.example/\u{e9}",
+            "https://a.example/<x>",
+        ] {
+            assert_eq!(fields(json!({"url": url, "eventKinds": ["lead.verified"]})), ["url"], "{url:?}");
+        }
+        let null_description =
+            json!({"url": "https://a.example", "eventKinds": ["lead.verified"], "description": null});
+        assert_eq!(subscription(&null_description).unwrap_err()[0].reason, "invalid_type");
     }
 }

@@ -10,6 +10,9 @@ They teach generation what `docs/openapi.yaml` states as extensions, which JSON 
 - a rule set's stages are in order (`x-ordered`).
 - a registration's `projects` are projects that exist (`x-existing-projects`), and are required
   with the admin token the test runs the management API with (`x-required-with-admin-token`).
+- an automation rule's `webhook` action names a subscription of the project, and a PUT's body
+  names its path's rule; a webhook URL must resolve, to an allowed address, on a machine
+  without DNS: valid ones go to the test's loopback subscription URL.
 
 And one thing about the run itself: Schemathesis reuses ids it read in answers (GET
 /api/projects/{id}/keys lists the key the run authenticates with), so the key is protected from
@@ -52,7 +55,52 @@ def map_case(context, case):
         return _not_the_runs_key(case)
     if case.method.upper() == "POST" and case.path in ("/api/events", "/api/events/batch"):
         return _no_future_timestamps(case)
+    if case.path.startswith("/api/automations"):
+        return _existing_subscription(case)
+    if case.method.upper() == "POST" and case.path == "/api/webhooks":
+        return _reachable_url(case)
     return _stages_in_order(case)
+
+
+# The subscription the test made (LEADFLOW_CONTRACT_SUBSCRIPTION) and its kind of URL.
+_SUBSCRIPTION = os.environ.get("LEADFLOW_CONTRACT_SUBSCRIPTION")
+_LOOPBACK_URL = "http://127.0.0.1:9/contract"
+# What the gateway takes before it resolves the host: an http(s) URL of RFC 3986 characters.
+_URL = re.compile(r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+\Z")
+
+
+def _existing_subscription(case):
+    """A `webhook` action with a valid subscription id names the test's subscription; a PUT's
+    body with a valid id names the path's rule. Both keep the case's validity."""
+    if not isinstance(case.body, dict):
+        return case
+    body = dict(case.body)
+    actions = body.get("actions")
+    if _SUBSCRIPTION and isinstance(actions, list):
+        body["actions"] = [
+            {**a, "subscriptionId": _SUBSCRIPTION}
+            if isinstance(a, dict) and a.get("type") == "webhook" and _PROJECT_ID.match(str(a.get("subscriptionId")))
+            and isinstance(a.get("subscriptionId"), str)
+            else a
+            for a in actions
+        ]
+    path_id = case.path_parameters.get("id") if isinstance(case.path_parameters, dict) else None
+    if case.method.upper() == "PUT" and isinstance(path_id, str) and isinstance(body.get("id"), str):
+        if _PROJECT_ID.match(body["id"]) and _PROJECT_ID.match(path_id):
+            body["id"] = path_id
+    case.body = body
+    return case
+
+
+def _reachable_url(case):
+    """A webhook URL the schema takes goes to the loopback port the test's subscription uses
+    (allowed in the test gateway, and nothing is sent at subscription time); any other is left
+    as generated."""
+    url = case.body.get("url") if isinstance(case.body, dict) else None
+    # Within the schema's maxLength only: a URL too long must stay too long.
+    if isinstance(url, str) and len(url) <= 2048 and _URL.match(url):
+        case.body = {**case.body, "url": _LOOPBACK_URL}
+    return case
 
 
 _MAX_FUTURE = timedelta(seconds=300)

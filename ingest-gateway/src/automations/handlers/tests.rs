@@ -136,9 +136,9 @@ async fn an_invalid_rule_is_a_400_naming_the_field_and_publishes_nothing() {
         (status, answer["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("actions[0].subscriptionId"))
     );
-    let mut email = rule("r", "v1");
-    email["actions"] = json!([{"type": "email", "to": "sales@example.com"}]);
-    assert_eq!(h.post("/api/automations", email).await.2["field"], "actions[0].type");
+    let mut sms = rule("r", "v1");
+    sms["actions"] = json!([{"type": "sms", "to": "+4712345678"}]);
+    assert_eq!(h.post("/api/automations", sms).await.2["field"], "actions[0].type");
     let (_, _, answer) = h.post("/api/automations", json!({"id": "Bad Id"})).await;
     let fields: Vec<&str> =
         answer["details"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();

@@ -134,7 +134,9 @@ async fn metadata_private_and_non_https_urls_are_refused_and_nothing_is_stored()
         ("https://:secret@hooks.example.com/", "user name or password"),
         ("http://93.184.216.34/hook", "http is allowed only to a loopback host"),
         ("http://hooks.example.com/hook", "http is allowed only to a loopback host"),
-        ("not a url", "not a URL"),
+        ("not a url", "RFC 3986"),
+        ("https://hooks.example.com/a b", "RFC 3986"),
+        ("hooks.example.com/hook", "not a URL"),
     ];
     for (url, why) in refused {
         let (status, _, answer) = h.post("/api/webhooks", subscription(url)).await;
