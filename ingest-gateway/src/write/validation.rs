@@ -317,10 +317,12 @@ pub fn validate_review(
     };
     reject_unknown(object, REVIEW_FIELDS, &mut errors);
     let decision = review_decision(object, &mut errors);
-    let reviewer = optional_string(object, "reviewer", &mut errors).map(str::trim).filter(|r| !r.is_empty());
+    // The bound is on the value as sent, as the schema states it; then it is trimmed.
+    let reviewer = optional_string(object, "reviewer", &mut errors);
     if let Some(reviewer) = reviewer {
         errors.extend(check_max_chars("reviewer", reviewer, MAX_REVIEWER_CHARS).err());
     }
+    let reviewer = reviewer.map(str::trim).filter(|r| !r.is_empty());
     let note = optional_string(object, "note", &mut errors);
     if let Some(note) = note {
         errors.extend(check_max_chars("note", note, MAX_NOTE_CHARS).err());

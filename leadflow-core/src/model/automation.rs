@@ -306,7 +306,7 @@ const PLACEHOLDER_RULE: &str =
 fn is_bare_address(address: &str) -> bool {
     let allowed = |c: char| !(c.is_whitespace() || c.is_control() || "<>,;\"()[]\\@".contains(c));
     let Some((local, domain)) = address.split_once('@') else { return false };
-    address.len() <= MAX_ADDRESS_CHARS
+    address.chars().count() <= MAX_ADDRESS_CHARS
         && !local.is_empty()
         && local.chars().all(allowed)
         && domain.contains('.')

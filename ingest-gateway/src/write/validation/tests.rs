@@ -221,7 +221,8 @@ fn a_valid_review_becomes_a_lead_reviewed_stamped_now() {
 #[test]
 fn review_rules_table() {
     let (max_id, long_id) = ("a".repeat(MAX_ID_CHARS), "a".repeat(MAX_ID_CHARS + 1));
-    let reviewer_at_limit = format!("  {}  ", "é".repeat(256));
+    let reviewer_at_limit = format!("  {}  ", "é".repeat(252));
+    let padded_past_limit = format!("{}\u{b}", "é".repeat(256));
     type Case<'a> = (&'a str, &'a str, Value, Option<(&'a str, &'a str)>);
     let cases: Vec<Case> = vec![
         ("id empty", "", json!({"decision": "Verified"}), Some(("id", "empty"))),
@@ -242,10 +243,16 @@ fn review_rules_table() {
             Some(("reviewer", "invalid_type")),
         ),
         (
-            "reviewer 256 chars after trimming",
+            "reviewer 256 chars as sent, padding included",
             "l",
             json!({"decision": "Verified", "reviewer": reviewer_at_limit}),
             None,
+        ),
+        (
+            "reviewer over 256 chars only by its padding",
+            "l",
+            json!({"decision": "Verified", "reviewer": padded_past_limit}),
+            Some(("reviewer", "too_long")),
         ),
         (
             "reviewer 257 chars",
