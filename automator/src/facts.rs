@@ -6,7 +6,7 @@
 //! at or below it is a redelivery, and [`apply`] answers `None` for it. Its executions, if it
 //! made any, are found by their source position and emitted again instead.
 
-use leadflow_core::contract::records::{LeadEnriched, LeadScored, RecordPosition};
+use leadflow_core::contract::records::{LeadEnriched, LeadReviewed, LeadScored, RecordPosition};
 use leadflow_core::contract::topics;
 use leadflow_core::model::automation::{AutomationRule, LeadSnapshot, execution_key, utc_day};
 use leadflow_core::model::webhook::payload::LeadFacts;
@@ -23,6 +23,8 @@ const DAY_MS: i64 = 86_400_000;
 pub enum Trigger {
     Scored(LeadScored),
     Enriched(LeadEnriched),
+    /// A person's decision, which `becomesVerified` counts as the enricher's.
+    Reviewed(LeadReviewed),
 }
 
 impl Trigger {
@@ -30,6 +32,7 @@ impl Trigger {
         match self {
             Trigger::Scored(r) => &r.project_id,
             Trigger::Enriched(r) => &r.project_id,
+            Trigger::Reviewed(r) => &r.project_id,
         }
     }
 
@@ -37,6 +40,7 @@ impl Trigger {
         match self {
             Trigger::Scored(r) => &r.lead_id,
             Trigger::Enriched(r) => &r.lead_id,
+            Trigger::Reviewed(r) => &r.lead_id,
         }
     }
 
@@ -46,13 +50,14 @@ impl Trigger {
         match self {
             Trigger::Scored(r) => r.event_timestamp,
             Trigger::Enriched(r) => r.enriched_at,
+            Trigger::Reviewed(r) => r.reviewed_at,
         }
     }
 
     pub fn event_id(&self) -> Option<&str> {
         match self {
             Trigger::Scored(r) => Some(&r.event_id),
-            Trigger::Enriched(_) => None,
+            Trigger::Enriched(_) | Trigger::Reviewed(_) => None,
         }
     }
 }
@@ -65,7 +70,7 @@ pub struct Change {
 }
 
 fn snapshot(doc: &AutomationLeadDoc, events_24h: Option<u32>) -> LeadSnapshot {
-    LeadSnapshot { stage: doc.stage, score: doc.score, status: doc.status, events_24h }
+    LeadSnapshot { stage: doc.stage, score: doc.score, status: doc.effective_status(), events_24h }
 }
 
 /// The lead's events in the 24 hours up to and including `at_ms`.
@@ -81,8 +86,11 @@ fn epoch_ms(at: OffsetDateTime) -> i64 {
 /// Applies `record`, read at `position`, to `doc`. `None` when the record was applied before (a
 /// redelivery): `doc` is unchanged.
 pub fn apply(doc: &mut AutomationLeadDoc, record: &Trigger, position: &RecordPosition) -> Option<Change> {
-    let mark =
-        if position.topic == topics::ENRICHED { &mut doc.enriched_offset } else { &mut doc.scores_offset };
+    let mark = match position.topic.as_str() {
+        topics::ENRICHED => &mut doc.enriched_offset,
+        topics::REVIEWS => &mut doc.reviews_offset,
+        _ => &mut doc.scores_offset,
+    };
     if position.offset <= *mark {
         return None;
     }
@@ -113,6 +121,11 @@ pub fn apply(doc: &mut AutomationLeadDoc, record: &Trigger, position: &RecordPos
             let before = snapshot(doc, None);
             doc.status = Some(enriched.status);
             doc.name = Some(enriched.name.clone());
+            Some(Change { before, after: snapshot(doc, None) })
+        }
+        Trigger::Reviewed(reviewed) => {
+            let before = snapshot(doc, None);
+            doc.review = Some(reviewed.decision);
             Some(Change { before, after: snapshot(doc, None) })
         }
     }
@@ -150,7 +163,7 @@ pub fn lead_facts(doc: &AutomationLeadDoc, change: &Change) -> LeadFacts {
     LeadFacts {
         stage: doc.stage,
         score: doc.score,
-        status: doc.status,
+        status: doc.effective_status(),
         name: doc.name.clone(),
         events_24h: change.after.events_24h,
     }

@@ -1,11 +1,11 @@
-//! automator: acts on leads when they change. It reads `leads.scores.v1` and
-//! `leads.enriched.v1` (consumer group `automator`), asks each project's automation rules
+//! automator: acts on leads when they change. It reads `leads.scores.v1`, `leads.enriched.v1`
+//! and `leads.reviews.v1` (consumer group `automator`), asks each project's automation rules
 //! (`automations.rules.v1`) whether a record's change fires them, and records each execution on
 //! `automations.executions.v1`, exactly once per (project, rule, lead, UTC day): the execution
 //! and its queued deliveries commit in one MongoDB transaction under the execution key before
 //! the records and offsets commit in one Kafka transaction, and a redelivered trigger re-emits
-//! its stored execution. The dispatcher then sends the queued deliveries (signed webhooks, and
-//! sales notifications), with a queue per endpoint and retries over hours.
+//! its stored execution. The dispatcher then sends the queued deliveries (signed webhooks, sales
+//! notifications and emails), with a queue per endpoint and retries over hours.
 
 pub mod config;
 pub mod dispatch;
@@ -119,7 +119,7 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), Automato
     let stage = ExactlyOnceStage {
         kafka: &config.kafka,
         config: &config.consumer,
-        input_topics: &[topics::SCORES, topics::ENRICHED],
+        input_topics: &[topics::SCORES, topics::ENRICHED, topics::REVIEWS],
         processor: &processor,
         metrics: stage_metrics,
         shutdown: context.shutdown.clone(),

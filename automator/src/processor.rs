@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use leadflow_core::contract::codec::{CodecError, SchemaCodec};
 use leadflow_core::contract::records::{
-    ActionOutcome, ActionTaken, AutomationExecuted, ExecutionOutcome, LeadEnriched, LeadScored,
+    ActionOutcome, ActionTaken, AutomationExecuted, ExecutionOutcome, LeadEnriched, LeadReviewed, LeadScored,
     PipelineStage, RecordPosition, TopicRecord,
 };
 use leadflow_core::contract::topics;
@@ -44,6 +44,7 @@ impl DecodeInput for Trigger {
         match topic {
             topics::SCORES => codec.decode::<LeadScored>(value).await.map(Trigger::Scored),
             topics::ENRICHED => codec.decode::<LeadEnriched>(value).await.map(Trigger::Enriched),
+            topics::REVIEWS => codec.decode::<LeadReviewed>(value).await.map(Trigger::Reviewed),
             other => Err(CodecError::UnexpectedTopic(other.to_owned())),
         }
     }
@@ -52,6 +53,7 @@ impl DecodeInput for Trigger {
         match self {
             Trigger::Scored(r) => r.key(),
             Trigger::Enriched(r) => r.key(),
+            Trigger::Reviewed(r) => r.key(),
         }
     }
 }

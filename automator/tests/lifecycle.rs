@@ -2,12 +2,12 @@
 
 #[tokio::test]
 async fn ready_against_the_stack_then_exits_0_on_sigterm() {
-    use leadflow_core::contract::topics::{ENRICHED, SCORES};
+    use leadflow_core::contract::topics::{ENRICHED, REVIEWS, SCORES};
     use leadflow_testkit::kafka::new_group_at_end_of;
     // A group and a database of its own, starting at the end of the topics: this test is about
     // the process, and records left by other tests must not give it work.
     let stack = leadflow_testkit::Stack::get();
-    let group = new_group_at_end_of(&stack, "automator-lifecycle", &[SCORES, ENRICHED]);
+    let group = new_group_at_end_of(&stack, "automator-lifecycle", &[SCORES, ENRICHED, REVIEWS]);
     let env = [
         ("LEADFLOW_CONSUMER__GROUP_ID", group),
         ("LEADFLOW_MONGO__DATABASE", leadflow_testkit::unique("automator_lifecycle").replace('-', "_")),

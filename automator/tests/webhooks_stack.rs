@@ -71,17 +71,19 @@ async fn a_lead_entering_hot_gets_one_signed_delivery_per_utc_day() {
     assert_ne!(lead_1[0].webhook_id, lead_1[1].webhook_id, "one message per execution");
 
     let executions = run.executions(&stack).await;
-    let keys: Vec<&str> = executions.iter().map(|e| e.execution_key.as_str()).collect();
+    // The two leads' records are on different partitions: no order between them.
+    let mut keys: Vec<&str> = executions.iter().map(|e| e.execution_key.as_str()).collect();
+    keys.sort();
     let p = &run.project;
     assert_eq!(
         keys,
         [
             format!("{p}/hot-to-hook/lead-1/2026-03-09"),
+            format!("{p}/hot-to-hook/lead-1/2026-03-10"),
             format!("{p}/hot-to-hook/lead-2/2026-03-09"),
-            format!("{p}/hot-to-hook/lead-1/2026-03-10")
         ]
     );
-    let first = &executions[0];
+    let first = executions.iter().find(|e| e.execution_key.ends_with("lead-1/2026-03-09")).unwrap();
     assert_eq!((first.rule_version.as_str(), first.outcome), ("v1", ExecutionOutcome::Queued));
     assert_eq!(first.trigger_event_id.as_deref(), Some("e2"));
     assert_eq!(first.actions[0].outcome, ActionOutcome::Queued);
@@ -209,4 +211,56 @@ async fn the_readme_s_receiver_verifies_a_delivery_and_refuses_a_forged_one() {
     let logs = receiver.logs();
     assert!(logs.contains(&format!("verified {}", of(&genuine).id)), "{logs}");
     assert!(logs.contains(&format!("refused {}", of(&forged).id)), "{logs}");
+}
+
+/// A To Check lead that a person verifies becomes Verified: the review, read from
+/// `leads.reviews.v1`, fires a `becomesVerified` rule once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_verifying_a_to_check_lead_fires_becomes_verified() {
+    use leadflow_core::contract::records::{EnrichmentStatus, LeadEnriched, LeadReviewed, ReviewDecision};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let run = AutomatorRun::new(&stack);
+    let receiver = Receiver::start().await;
+    let (subscription, secret) =
+        run.subscribe(&stack, &format!("{}/verified", receiver.base), &["lead.verified"]).await;
+    receiver.expect_secret("/verified", &secret).await;
+    run.rule(&stack, "verified", Condition::BecomesVerified {}, &subscription).await;
+    let _automator = run.start(&stack, "a1", &[]).await;
+
+    let at = datetime!(2026-03-09 12:00 UTC);
+    let enriched = LeadEnriched {
+        project_id: run.project.clone(),
+        lead_id: "lead-1".into(),
+        name: "Ada Lovelace".into(),
+        email: None,
+        company: None,
+        country_code: Some("NL".into()),
+        country_name: Some("Netherlands".into()),
+        probability: Some(0.25),
+        status: EnrichmentStatus::ToCheck,
+        reason: Some("low_probability".into()),
+        provider: "nationalize".into(),
+        enriched_at: at,
+    };
+    produce_records(&stack, &[enriched]).await;
+    let review = LeadReviewed {
+        project_id: run.project.clone(),
+        lead_id: "lead-1".into(),
+        decision: ReviewDecision::Verified,
+        reviewer: Some("grace@example.com".into()),
+        note: None,
+        reviewed_at: at + time::Duration::minutes(5),
+    };
+    produce_records(&stack, &[review]).await;
+
+    let seen = receiver.wait_for("/verified", Duration::from_secs(60), |d| !d.is_empty()).await;
+    let body = seen[0].json.clone().unwrap();
+    assert!(seen[0].verified);
+    assert_eq!(body["type"], "lead.verified");
+    assert_eq!(body["data"]["lead"]["status"], "Verified");
+    assert_eq!(body["data"]["trigger"]["topic"], "leads.reviews.v1");
+    let executions = run.executions(&stack).await;
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(executions[0].trigger.topic, "leads.reviews.v1");
 }

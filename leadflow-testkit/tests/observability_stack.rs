@@ -144,7 +144,11 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
     let automator_env = [
         (
             "LEADFLOW_CONSUMER__GROUP_ID",
-            new_group_at_end_of(&stack, "obs-automator", &[topics::SCORES, topics::ENRICHED]),
+            new_group_at_end_of(
+                &stack,
+                "obs-automator",
+                &[topics::SCORES, topics::ENRICHED, topics::REVIEWS],
+            ),
         ),
         ("LEADFLOW_MONGO__URI", stack.mongodb_uri.clone()),
         ("LEADFLOW_MONGO__DATABASE", db("obs_automator")),

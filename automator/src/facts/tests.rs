@@ -24,6 +24,24 @@ fn scored(event_type: &str, score: f64, stage: Stage, at: OffsetDateTime) -> Tri
     })
 }
 
+/// Ada's enrichment at `T`, with `status`.
+fn enriched(status: EnrichmentStatus) -> Trigger {
+    Trigger::Enriched(LeadEnriched {
+        project_id: "acme".into(),
+        lead_id: "lead-1".into(),
+        name: "Ada".into(),
+        email: None,
+        company: None,
+        country_code: None,
+        country_name: None,
+        probability: Some(0.5),
+        status,
+        reason: None,
+        provider: "nationalize".into(),
+        enriched_at: T,
+    })
+}
+
 fn at(topic: &str, offset: i64) -> RecordPosition {
     RecordPosition { topic: topic.into(), partition: 0, offset }
 }
@@ -54,20 +72,7 @@ fn a_record_read_again_from_an_applied_offset_changes_nothing() {
     assert_eq!(apply(&mut doc, &record, &at(topics::SCORES, 3)), None);
     assert_eq!(doc, after);
     // The other topic's offsets are its own.
-    let enriched = Trigger::Enriched(LeadEnriched {
-        project_id: "acme".into(),
-        lead_id: "lead-1".into(),
-        name: "Ada".into(),
-        email: None,
-        company: None,
-        country_code: None,
-        country_name: None,
-        probability: Some(0.9),
-        status: EnrichmentStatus::Verified,
-        reason: None,
-        provider: "nationalize".into(),
-        enriched_at: T,
-    });
+    let enriched = enriched(EnrichmentStatus::Verified);
     let change = apply(&mut doc, &enriched, &at(topics::ENRICHED, 3)).unwrap();
     assert_eq!((change.before.status, change.after.status), (None, Some(EnrichmentStatus::Verified)));
     assert_eq!(doc.name.as_deref(), Some("Ada"));
@@ -154,4 +159,34 @@ proptest! {
         prop_assert!(once.recent_events_ms.windows(2).all(|w| w[0] <= w[1]));
         prop_assert!(once.recent_events_ms.len() <= MAX_RECENT_EVENTS);
     }
+}
+
+#[test]
+fn a_person_verifying_a_to_check_lead_makes_it_become_verified_and_the_review_wins_over_a_later_enrichment() {
+    use leadflow_core::contract::records::{LeadReviewed, ReviewDecision};
+    let rules = [rule("verified", Condition::BecomesVerified {})];
+    let mut doc = AutomationLeadDoc::new("acme/lead-1");
+    let reviewed = |decision| {
+        Trigger::Reviewed(LeadReviewed {
+            project_id: "acme".into(),
+            lead_id: "lead-1".into(),
+            decision,
+            reviewer: None,
+            note: None,
+            reviewed_at: T,
+        })
+    };
+    let steps = [
+        (enriched(EnrichmentStatus::ToCheck), at(topics::ENRICHED, 1), 0),
+        (reviewed(ReviewDecision::Verified), at(topics::REVIEWS, 1), 1),
+        // The enrichment redone later does not undo the person's decision.
+        (enriched(EnrichmentStatus::ToCheck), at(topics::ENRICHED, 2), 0),
+        (reviewed(ReviewDecision::Rejected), at(topics::REVIEWS, 2), 0),
+        (reviewed(ReviewDecision::Verified), at(topics::REVIEWS, 3), 1),
+    ];
+    for (record, position, expected) in steps {
+        let change = apply(&mut doc, &record, &position).unwrap();
+        assert_eq!(firings(&rules, &record, &change).len(), expected, "{record:?}");
+    }
+    assert_eq!(apply(&mut doc, &reviewed(ReviewDecision::Verified), &at(topics::REVIEWS, 3)), None);
 }

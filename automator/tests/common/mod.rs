@@ -35,7 +35,11 @@ pub struct AutomatorRun {
 impl AutomatorRun {
     pub fn new(stack: &Stack) -> AutomatorRun {
         AutomatorRun {
-            group: new_group_at_end_of(stack, "automator-test", &[topics::SCORES, topics::ENRICHED]),
+            group: new_group_at_end_of(
+                stack,
+                "automator-test",
+                &[topics::SCORES, topics::ENRICHED, topics::REVIEWS],
+            ),
             database: unique("automator_test").replace('-', "_"),
             project: unique("auto").replace('_', "-").to_lowercase(),
             executions_from: end_offsets(stack, topics::AUTOMATION_EXECUTIONS),

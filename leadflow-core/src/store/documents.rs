@@ -411,7 +411,11 @@ pub struct AutomationLeadDoc {
     pub key: String,
     pub stage: Option<Stage>,
     pub score: Option<f64>,
+    /// The enricher's status, from the lead's newest LeadEnriched.
     pub status: Option<crate::contract::records::EnrichmentStatus>,
+    /// A person's newest decision (LeadReviewed), which overrides the enricher's status.
+    #[serde(default)]
+    pub review: Option<crate::contract::records::ReviewDecision>,
     pub name: Option<String>,
     /// The event times (epoch ms) of the lead's scored events in the 24 hours up to its newest,
     /// oldest first, at most [`MAX_RECENT_EVENTS`].
@@ -421,21 +425,40 @@ pub struct AutomationLeadDoc {
     /// below it is a redelivery, applied already. -1: none yet.
     pub scores_offset: i64,
     pub enriched_offset: i64,
+    #[serde(default = "no_offset")]
+    pub reviews_offset: i64,
     /// Optimistic concurrency: a save matches the version it read.
     pub version: u64,
 }
 
+fn no_offset() -> i64 {
+    -1
+}
+
 impl AutomationLeadDoc {
+    /// The status the lead has now: a person's decision if there is one (a rejected lead is not
+    /// verified, counted as To Check), else the enricher's, as the read model has it.
+    pub fn effective_status(&self) -> Option<crate::contract::records::EnrichmentStatus> {
+        use crate::contract::records::{EnrichmentStatus, ReviewDecision};
+        match self.review {
+            Some(ReviewDecision::Verified) => Some(EnrichmentStatus::Verified),
+            Some(ReviewDecision::Rejected) => Some(EnrichmentStatus::ToCheck),
+            None => self.status,
+        }
+    }
+
     pub fn new(key: &str) -> Self {
         AutomationLeadDoc {
             key: key.to_owned(),
             stage: None,
             score: None,
             status: None,
+            review: None,
             name: None,
             recent_events_ms: Vec::new(),
             scores_offset: -1,
             enriched_offset: -1,
+            reviews_offset: -1,
             version: 0,
         }
     }
