@@ -60,7 +60,7 @@ async fn five_hundred_leads_enter_hot_through_three_kills_and_each_executes_once
 
     let seen = receiver.wait_for("/hot", Duration::from_secs(240), |d| distinct_ids(d) >= LEADS).await;
     drop(automator);
-    let executions = run.executions(&stack).await;
+    let executions = run.executions(&stack, LEADS).await;
     let mut per_key: BTreeMap<&str, usize> = BTreeMap::new();
     for execution in &executions {
         *per_key.entry(execution.execution_key.as_str()).or_default() += 1;

@@ -54,7 +54,7 @@ async fn a_lead_entering_hot_is_emailed_once_a_day_through_the_smtp_server() {
     .await
     .unwrap();
 
-    let executions = run.executions(&stack).await;
+    let executions = run.executions(&stack, 2).await;
     assert_eq!(executions.len(), 2, "lead-1 re-entered hot the same day: one execution each");
     let for_lead =
         |lead: &str| messages.iter().find(|m| m.contains(&format!("Subject: {lead} is hot"))).cloned();

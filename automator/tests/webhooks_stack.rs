@@ -70,7 +70,7 @@ async fn a_lead_entering_hot_gets_one_signed_delivery_per_utc_day() {
     assert!(seen.iter().all(|d| d.verified), "every delivery verifies");
     assert_ne!(lead_1[0].webhook_id, lead_1[1].webhook_id, "one message per execution");
 
-    let executions = run.executions(&stack).await;
+    let executions = run.executions(&stack, 3).await;
     // The two leads' records are on different partitions: no order between them.
     let mut keys: Vec<&str> = executions.iter().map(|e| e.execution_key.as_str()).collect();
     keys.sort();
@@ -260,7 +260,7 @@ async fn a_person_verifying_a_to_check_lead_fires_becomes_verified() {
     assert_eq!(body["type"], "lead.verified");
     assert_eq!(body["data"]["lead"]["status"], "Verified");
     assert_eq!(body["data"]["trigger"]["topic"], "leads.reviews.v1");
-    let executions = run.executions(&stack).await;
+    let executions = run.executions(&stack, 1).await;
     assert_eq!(executions.len(), 1, "{executions:?}");
     assert_eq!(executions[0].trigger.topic, "leads.reviews.v1");
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{CrmStandIn, ONE_AT_A_TIME, SinkRun, enriched, produce_records, run_id};
 use leadflow_core::contract::records::{CrmDelivery, EnrichmentStatus};
 use leadflow_core::contract::topics;
-use leadflow_testkit::kafka::read_to_end;
+use leadflow_testkit::kafka::read_at_least;
 use leadflow_testkit::{Stack, eventually};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -60,8 +60,16 @@ async fn a_batch_waiting_on_the_crms_429_when_an_instance_joins_is_abandoned_not
     })
     .await
     .unwrap();
-    let receipts =
-        read_to_end(&stack, topics::CRM_DELIVERIES, &run.deliveries_from, Duration::from_secs(30)).await;
+    // The read model is saved before the receipts' transaction commits: wait for them.
+    let receipts = read_at_least(
+        &stack,
+        topics::CRM_DELIVERIES,
+        &run.deliveries_from,
+        &id,
+        LEADS,
+        Duration::from_secs(60),
+    )
+    .await;
     let receipts: Vec<CrmDelivery> =
         common::decode_all(&stack, receipts.iter().filter(|r| r.key.starts_with(&id))).await;
     let mut per_lead: HashMap<&str, usize> = HashMap::new();

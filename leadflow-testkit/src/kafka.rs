@@ -238,6 +238,26 @@ pub async fn read_to_end(
     records
 }
 
+/// Waits until `topic` holds at least `count` committed records (from `from`) whose key starts
+/// with `prefix`, then reads everything committed up to the partitions' ends ([`read_to_end`]).
+/// For checks after a writer whose other effects (a MongoDB write, a delivery) are seen before its
+/// Kafka transaction commits: the records come a moment after them, and a read at once would
+/// miss the last ones. Fails after `deadline`.
+pub async fn read_at_least(
+    stack: &Stack,
+    topic: &str,
+    from: &HashMap<i32, i64>,
+    prefix: &str,
+    count: usize,
+    deadline: Duration,
+) -> Vec<Published> {
+    read_from_within(stack, topic, from, deadline, |records| {
+        records.iter().filter(|r| r.key.starts_with(prefix)).count() >= count
+    })
+    .await;
+    read_to_end(stack, topic, from, deadline).await
+}
+
 /// A schema codec against the stack's registry, to write and read records as the services do.
 pub fn codec(stack: &Stack) -> SchemaCodec {
     SchemaCodec::new(&SchemaRegistryConfig {

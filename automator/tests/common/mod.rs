@@ -14,7 +14,7 @@ use leadflow_core::model::automation::{Action, AutomationRule, Condition};
 use leadflow_core::model::webhook::WebhookSecret;
 use leadflow_core::store::documents::{DeliveryDoc, WebhookEndpointDoc};
 use leadflow_core::store::mongo::MongoConfig;
-use leadflow_testkit::kafka::{decode_all, end_offsets, new_group_at_end_of, produce_records, read_to_end};
+use leadflow_testkit::kafka::{decode_all, end_offsets, new_group_at_end_of, produce_records, read_at_least};
 use leadflow_testkit::{ServiceProcess, Stack, eventually, unique};
 use mongodb::bson::doc;
 use serde_json::Value;
@@ -145,11 +145,14 @@ impl AutomatorRun {
         }
     }
 
-    /// Every execution of the project committed on the topic so far, once the writers are done.
-    pub async fn executions(&self, stack: &Stack) -> Vec<AutomationExecuted> {
+    /// Every execution of the project committed on the topic, once at least `expected` are: a
+    /// delivery is sent after the MongoDB commit and before the Kafka one, so the last
+    /// executions reach the topic a moment after their deliveries arrive.
+    pub async fn executions(&self, stack: &Stack, expected: usize) -> Vec<AutomationExecuted> {
+        let (prefix, from) = (format!("{}/", self.project), &self.executions_from);
+        let deadline = Duration::from_secs(120);
         let records =
-            read_to_end(stack, topics::AUTOMATION_EXECUTIONS, &self.executions_from, Duration::from_secs(60))
-                .await;
+            read_at_least(stack, topics::AUTOMATION_EXECUTIONS, from, &prefix, expected, deadline).await;
         let all: Vec<AutomationExecuted> = decode_all(stack, records.iter()).await;
         all.into_iter().filter(|e| e.project_id == self.project).collect()
     }
