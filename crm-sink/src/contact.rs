@@ -160,6 +160,7 @@ mod tests {
             lead_version: 4,
             processed_at: datetime!(2026-01-16 10:00 UTC),
             rules_version: "v1".into(),
+            merged_into: None,
         });
         assert_eq!(
             Value::Object(properties(&lead)),

@@ -126,6 +126,25 @@ impl AppError {
         )
     }
 
+    /// 400 for a body over a Segment route's limit: that API's SDKs drop a batch answered 400
+    /// and retry every other status, so a 413 would be resent forever.
+    pub fn oversized(limit: usize) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 415 naming what a route takes instead of `application/json` alone.
+    pub fn unsupported_media_type_of(got: &str, takes: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be {takes}, not {got:?}"),
+        )
+    }
+
     pub fn unsupported_media_type(got: Option<&str>) -> Self {
         let message = match got {
             Some(got) => format!("Content-Type must be application/json, not {got:?}"),

@@ -19,6 +19,7 @@ pub mod live;
 pub mod metrics;
 pub mod read;
 pub mod routes;
+pub mod segment;
 pub mod state;
 pub mod users;
 pub mod webhooks;

@@ -9,6 +9,8 @@ pub struct GatewayMetrics {
     pub request_duration: HistogramVec,
     pub records_published: IntCounterVec,
     pub records_rejected: IntCounterVec,
+    /// The Segment API's messages, by outcome: `accepted` (became records) or `dead_lettered`.
+    pub segment_messages: IntCounterVec,
     pub producer_queue_depth: IntGauge,
 }
 
@@ -35,6 +37,13 @@ impl GatewayMetrics {
                 Opts::new("gateway_records_rejected_total", "Records refused before publishing, by reason."),
                 &["reason"],
             )?,
+            segment_messages: IntCounterVec::new(
+                Opts::new(
+                    "gateway_segment_messages_total",
+                    "Segment API messages acknowledged by Kafka, by outcome (accepted, dead_lettered).",
+                ),
+                &["outcome"],
+            )?,
             producer_queue_depth: IntGauge::new(
                 "gateway_producer_queue_depth",
                 "Records handed to the Kafka producer and not yet acknowledged.",
@@ -44,6 +53,7 @@ impl GatewayMetrics {
         registry.register(Box::new(metrics.request_duration.clone()))?;
         registry.register(Box::new(metrics.records_published.clone()))?;
         registry.register(Box::new(metrics.records_rejected.clone()))?;
+        registry.register(Box::new(metrics.segment_messages.clone()))?;
         registry.register(Box::new(metrics.producer_queue_depth.clone()))?;
         Ok(metrics)
     }

@@ -19,6 +19,7 @@ use crate::dashboard;
 use crate::error::AppError;
 use crate::live::sse;
 use crate::read;
+use crate::segment;
 use crate::state::AppState;
 use crate::users;
 use crate::webhooks;
@@ -64,19 +65,44 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/webhooks/{id}/test"),
     ("get", "/api/webhooks/{id}/deliveries"),
     ("post", "/api/webhooks/{id}/replay"),
+    // The Segment-compatible API (crate::segment::handlers), and the browser tracker.
+    ("post", "/v1/track"),
+    ("post", "/v1/identify"),
+    ("post", "/v1/page"),
+    ("post", "/v1/screen"),
+    ("post", "/v1/group"),
+    ("post", "/v1/alias"),
+    ("post", "/v1/t"),
+    ("post", "/v1/i"),
+    ("post", "/v1/p"),
+    ("post", "/v1/s"),
+    ("post", "/v1/g"),
+    ("post", "/v1/a"),
+    ("post", "/v1/batch"),
+    ("post", "/v1/import"),
+    ("post", "/v1/b"),
+    ("post", "/beacon/v1/batch"),
+    ("get", "/v1/projects/{writeKey}/settings"),
+    ("get", "/sdk/ls.js"),
+    ("get", "/sdk/test.html"),
 ];
 
 pub fn router<P: Publisher>(state: AppState<P>) -> Router {
     let cors = auth::cors::layer(state.auth.clone());
+    let segment_cors = middleware::from_fn_with_state(state.auth.clone(), segment::cors::middleware);
     let app = api(state);
     // tower-http answers every OPTIONS as a preflight. Only a real one (with Origin and
     // Access-Control-Request-Method) goes to it; any other OPTIONS is a method the route does not
     // take, answered 405 with Allow like every unlisted method.
     let with_cors = app.clone().layer(cors);
+    // The Segment API's CORS needs the caller that only its handlers know (the body's writeKey).
+    let with_segment_cors = app.clone().layer(segment_cors);
     Router::new().fallback_service(tower::service_fn(move |request: Request| {
-        let (app, with_cors) = (app.clone(), with_cors.clone());
+        let (app, with_cors, with_segment_cors) = (app.clone(), with_cors.clone(), with_segment_cors.clone());
         async move {
-            if request.method() == Method::OPTIONS && !is_preflight(&request) {
+            if segment::handlers::is_segment_path(request.uri().path()) {
+                with_segment_cors.oneshot(request).await
+            } else if request.method() == Method::OPTIONS && !is_preflight(&request) {
                 app.oneshot(request).await
             } else {
                 with_cors.oneshot(request).await
@@ -99,6 +125,7 @@ fn api<P: Publisher>(state: AppState<P>) -> Router {
         .merge(users::handlers::routes())
         .merge(automations::handlers::routes::<P, _>())
         .merge(webhooks::handlers::routes())
+        .merge(segment::handlers::routes::<P, _>())
         .route("/", get(dashboard::index))
         .route("/dashboard/{file}", get(dashboard::asset))
         .fallback(|| async { AppError::not_found() })

@@ -148,6 +148,7 @@ pub fn store_project(
         name: id.to_owned(),
         allowed_origins: allowed_origins.iter().map(|o| o.to_string()).collect(),
         events_per_minute,
+        event_types: Default::default(),
         created_at: OffsetDateTime::now_utc(),
     };
     futures::executor::block_on(store.insert_project(project)).unwrap();

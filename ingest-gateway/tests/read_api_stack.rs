@@ -58,6 +58,7 @@ impl Seed {
             late: false,
             reason: None,
             lead_version: Some(1),
+            merged_into: None,
         }
     }
 

@@ -60,6 +60,7 @@ async fn lead_updates_stream_live_and_a_reconnect_resumes_without_gaps_or_repeat
             late: false,
             reason: None,
             lead_version: Some(1),
+            merged_into: None,
         }],
     )
     .await;

@@ -109,6 +109,7 @@ async fn seed_lead(
         late: false,
         reason: None,
         lead_version: Some(1),
+        merged_into: None,
     });
     db.collection::<LeadViewDoc>(LEADS).insert_one(LeadViewDoc::from_view(view, 1)).await.unwrap();
     let applied: Vec<(&str, &str, OffsetDateTime)> =

@@ -47,6 +47,7 @@ impl Transform for Scores {
                     late: false,
                     reason: None,
                     lead_version: Some(1),
+                    merged_into: None,
                 };
                 Emit::record(&input.position, &record)
             })
@@ -62,6 +63,9 @@ async fn input(codec: &SchemaCodec, offset: i64, event_type: &str) -> InputRecor
         event_type: event_type.into(),
         timestamp: datetime!(2026-01-16 10:00 UTC),
         properties: Default::default(),
+        merge_into: None,
+        forwarded_from: None,
+        hops: 0,
     };
     InputRecord {
         topic: Arc::from(topics::EVENTS),
@@ -157,6 +161,9 @@ async fn a_record_under_a_key_that_is_not_its_lead_key_is_a_dead_letter_and_a_ke
         event_type: "page_view".into(),
         timestamp: datetime!(2026-01-16 10:00 UTC),
         properties: Default::default(),
+        merge_into: None,
+        forwarded_from: None,
+        hops: 0,
     };
     let mut misplaced = input(&codec, 20, "page_view").await;
     misplaced.value = Some(codec.encode(&acme).await.unwrap());

@@ -87,6 +87,7 @@ impl DecayPass {
                 late: false,
                 reason: Some("decay".to_owned()),
                 lead_version: Some(lead.version),
+                merged_into: None,
             };
             let value = self.codec.encode(&record).await.map_err(|e| e.to_string())?;
             self.producer

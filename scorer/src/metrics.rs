@@ -10,6 +10,8 @@ pub struct ScorerMetrics {
     pub events_too_late: IntCounter,
     pub decay_announcements: IntCounter,
     pub rules_updates: IntCounterVec,
+    pub merges: IntCounterVec,
+    pub events_forwarded: IntCounter,
 }
 
 impl ScorerMetrics {
@@ -42,6 +44,17 @@ impl ScorerMetrics {
                 ),
                 &["outcome"],
             )?,
+            merges: IntCounterVec::new(
+                Opts::new(
+                    "scorer_merges_total",
+                    "Identity merge records, by outcome: merged (the lead's events moved to the lead it merged into), repeat (merged there already), refused (a lead that merged elsewhere, a cycle, or a merge into itself).",
+                ),
+                &["outcome"],
+            )?,
+            events_forwarded: IntCounter::new(
+                "scorer_events_forwarded_total",
+                "Events of a merged lead sent on to the lead it merged into (counted again when a batch is redone).",
+            )?,
         };
         registry.register(Box::new(metrics.events_scored.clone()))?;
         registry.register(Box::new(metrics.events_repeated.clone()))?;
@@ -49,6 +62,8 @@ impl ScorerMetrics {
         registry.register(Box::new(metrics.events_too_late.clone()))?;
         registry.register(Box::new(metrics.decay_announcements.clone()))?;
         registry.register(Box::new(metrics.rules_updates.clone()))?;
+        registry.register(Box::new(metrics.merges.clone()))?;
+        registry.register(Box::new(metrics.events_forwarded.clone()))?;
         Ok(metrics)
     }
 }

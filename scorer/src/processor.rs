@@ -44,6 +44,8 @@ pub struct ScoreProcessor {
 /// What becomes of one input event, in input order.
 enum Slot {
     Scored(LeadScored),
+    /// An identity merge, or an event of a merged lead: what it emits, decided already.
+    Out(Vec<Emit>),
     /// Already applied: what to do depends on where it was applied from.
     Applied {
         lead_key: String,
@@ -134,6 +136,34 @@ impl ScoreProcessor {
         for Decoded { position, record: event, .. } in batch {
             let key = event.key().into_owned();
             let position = position.clone();
+            let merged = leads
+                .get(&key)
+                .map(|lead| &lead.document)
+                .or_else(|| stored_leads.get(&key))
+                .and_then(|document| document.merged.clone())
+                .filter(|merge| !merge::read_before(&position, &merge.source));
+            if let Some(merge) = merged {
+                let out = self.after_merge(&merge, event, &position).await.map_err(failed)?;
+                slots.push((position, Slot::Out(out)));
+                continue;
+            }
+            if let Some(into) = &event.merge_into {
+                let cycle = self.merge_cycle(&key, event, into, &leads).await.map_err(failed)?;
+                let lead = leads.entry(key.clone()).or_insert_with(|| {
+                    let document =
+                        stored_leads.remove(&key).unwrap_or_else(|| LeadDoc::new(&key, position.partition));
+                    BatchLead { read_version: document.version, document, state: None }
+                });
+                let out = match cycle {
+                    Some(error) => {
+                        self.metrics.merges.with_label_values(&["refused"]).inc();
+                        vec![Emit::dead_letter(&position, merge::ERROR_CYCLE, error)]
+                    }
+                    None => self.merge(lead, event, into, &position, &history).await.map_err(failed)?,
+                };
+                slots.push((position, Slot::Out(out)));
+                continue;
+            }
             let pair = (key.clone(), event.event_id.clone());
             if stored_history.contains_key(&pair) || applied_here.contains(&pair) {
                 slots.push((position, Slot::Applied { lead_key: key, event_id: event.event_id.clone() }));
@@ -191,6 +221,7 @@ impl ScoreProcessor {
         for (position, slot) in slots {
             match slot {
                 Slot::Scored(record) => outputs.push(Emit::record(&position, &record)),
+                Slot::Out(out) => outputs.extend(out),
                 Slot::Applied { lead_key, event_id } => {
                     match applied.get(&(lead_key.clone(), event_id.clone())) {
                         // Entries written before the source was kept count as redeliveries, as all
@@ -251,5 +282,6 @@ fn transient(e: mongodb::error::Error) -> ProcessError {
     ProcessError::Transient(format!("MongoDB: {e}"))
 }
 
+mod merge;
 #[cfg(test)]
 mod tests;

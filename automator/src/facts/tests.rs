@@ -21,6 +21,7 @@ fn scored(event_type: &str, score: f64, stage: Stage, at: OffsetDateTime) -> Tri
         late: false,
         reason: None,
         lead_version: None,
+        merged_into: None,
     })
 }
 

@@ -142,6 +142,7 @@ impl AutomatorRun {
             late: false,
             reason: None,
             lead_version: None,
+            merged_into: None,
         }
     }
 

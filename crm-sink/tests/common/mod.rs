@@ -224,5 +224,6 @@ pub fn scored(lead_id: &str, version: u64, score: f64, stage: Stage, at: OffsetD
         late: false,
         reason: None,
         lead_version: Some(version),
+        merged_into: None,
     }
 }

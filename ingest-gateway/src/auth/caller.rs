@@ -209,7 +209,10 @@ impl AuthState {
         }
     }
 
-    async fn by_token(&self, token: &str) -> Result<Caller, AppError> {
+    /// The caller a presented token names (a project key or the admin token), or the 401; for
+    /// credentials that come another way than the headers [`Self::authenticate`] reads (the
+    /// Segment API's Basic auth and body `writeKey`).
+    pub(crate) async fn by_token(&self, token: &str) -> Result<Caller, AppError> {
         let Some(key_id) = keys::key_id_of(token) else {
             return if self.is_admin_token(token) {
                 Ok(Caller::Admin)

@@ -1,6 +1,8 @@
 //! The MongoDB documents the gateway owns (no other service reads them): `projects`, `api_keys`
 //! and `rate_limits`. Field names are camelCase, as the shared design lists them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -8,7 +10,7 @@ pub const PROJECTS: &str = "projects";
 pub const API_KEYS: &str = "api_keys";
 pub const RATE_LIMITS: &str = "rate_limits";
 
-/// A project, a tenant: `{_id, name, allowedOrigins, eventsPerMinute, createdAt}`.
+/// A project, a tenant: `{_id, name, allowedOrigins, eventsPerMinute, eventTypes, createdAt}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectDoc {
@@ -19,6 +21,11 @@ pub struct ProjectDoc {
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub events_per_minute: Option<u32>,
+    /// The Segment API's event names mapped to event types (`"Demo Requested"` → `demo_request`).
+    /// Stored as `[{name, eventType}]`: an event name is free text, and MongoDB field names may
+    /// not hold every text (`.` and a leading `$`).
+    #[serde(default, with = "event_type_pairs")]
+    pub event_types: BTreeMap<String, String>,
     #[serde(with = "bson_datetime")]
     pub created_at: OffsetDateTime,
 }
@@ -48,6 +55,33 @@ pub struct RateLimitDoc {
     #[serde(rename = "_id")]
     pub key_id: String,
     pub tat: i64,
+}
+
+/// A project's event-name map as the array of pairs it is stored as.
+mod event_type_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Pair {
+        name: String,
+        event_type: String,
+    }
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+        let pairs: Vec<Pair> = map
+            .iter()
+            .map(|(name, event_type)| Pair { name: name.clone(), event_type: event_type.clone() })
+            .collect();
+        pairs.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        let pairs = Vec::<Pair>::deserialize(d)?;
+        Ok(pairs.into_iter().map(|p| (p.name, p.event_type)).collect())
+    }
 }
 
 /// Times as BSON dates, so that they sort and show as dates in the shell.

@@ -4,6 +4,7 @@
 
 pub mod input;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
@@ -46,6 +47,8 @@ pub struct ProjectAnswer {
     pub name: String,
     pub allowed_origins: Vec<String>,
     pub events_per_minute: Option<u32>,
+    /// Segment event names → event types, for the `/v1` API.
+    pub event_types: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -57,6 +60,7 @@ impl From<ProjectDoc> for ProjectAnswer {
             name: p.name,
             allowed_origins: p.allowed_origins,
             events_per_minute: p.events_per_minute,
+            event_types: p.event_types,
             created_at: p.created_at,
         }
     }
@@ -181,6 +185,7 @@ async fn create_project(
         name: new.name,
         allowed_origins: new.allowed_origins,
         events_per_minute: new.events_per_minute,
+        event_types: new.event_types,
         created_at: OffsetDateTime::now_utc(),
     };
     match auth.store.insert_project(project.clone()).await {

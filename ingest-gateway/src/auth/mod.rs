@@ -153,6 +153,7 @@ impl AuthState {
             name: DEFAULT_PROJECT.to_owned(),
             allowed_origins: Vec::new(),
             events_per_minute: None,
+            event_types: Default::default(),
             created_at: OffsetDateTime::now_utc(),
         };
         match self.store.insert_project(project).await {

@@ -2,7 +2,7 @@
 //! ([`MongoAuthStore`]) is the one every replica shares, and [`MemoryAuthStore`] is the same
 //! behaviour in memory for handler tests, which run without a network.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use futures::TryStreamExt;
@@ -46,6 +46,8 @@ pub struct ProjectChanges {
     pub allowed_origins: Option<Vec<String>>,
     /// `Some(None)` clears the project's own limit.
     pub events_per_minute: Option<Option<u32>>,
+    /// Replaces the project's whole event-name map.
+    pub event_types: Option<BTreeMap<String, String>>,
 }
 
 type Answer<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
@@ -132,6 +134,14 @@ impl AuthStore for MongoAuthStore {
             }
             if let Some(limit) = changes.events_per_minute {
                 set.insert("eventsPerMinute", limit.map(i64::from));
+            }
+            if let Some(event_types) = changes.event_types {
+                // As the document stores it (see `ProjectDoc::event_types`).
+                let pairs: Vec<bson::Document> = event_types
+                    .into_iter()
+                    .map(|(name, event_type)| doc! { "name": name, "eventType": event_type })
+                    .collect();
+                set.insert("eventTypes", pairs);
             }
             if set.is_empty() {
                 return Ok(self.projects.find_one(doc! { "_id": id }).await?);
@@ -248,6 +258,9 @@ impl AuthStore for MemoryAuthStore {
             }
             if let Some(limit) = changes.events_per_minute {
                 p.events_per_minute = limit;
+            }
+            if let Some(event_types) = changes.event_types {
+                p.event_types = event_types;
             }
             p.clone()
         });

@@ -63,6 +63,10 @@ pub struct LeadSummary {
     pub version: u64,
     pub synced_version: u64,
     pub in_crm: bool,
+    /// Set when the lead merged into another (an identity merge): the lead that now holds its
+    /// events and score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 /// The summary of `view`, with the score it ranks by now (see [`ranking::rank_score`]).
@@ -76,6 +80,7 @@ pub fn summary(view: &LeadView, effective_score: Option<f64>) -> LeadSummary {
         version: view.version,
         synced_version: view.synced_version,
         in_crm: view.synced_version > 0,
+        merged_into: view.scoring.as_ref().and_then(|s| s.merged_into.clone()),
     }
 }
 

@@ -134,6 +134,7 @@ mod tests {
             late: false,
             reason: None,
             lead_version: Some(1),
+            merged_into: None,
         });
         StoredLead { view, score: stored, last_activity_ms: 0 }
     }

@@ -210,6 +210,9 @@ pub fn validate_event(value: &Value, now: OffsetDateTime) -> Result<LeadEvent, V
             event_type: event_type.to_owned(),
             timestamp,
             properties,
+            merge_into: None,
+            forwarded_from: None,
+            hops: 0,
         }),
         _ => Err(errors),
     }

@@ -17,6 +17,11 @@ They teach generation what `docs/openapi.yaml` states as extensions, which JSON 
 And one thing about the run itself: Schemathesis reuses ids it read in answers (GET
 /api/projects/{id}/keys lists the key the run authenticates with), so the key is protected from
 being revoked or rotated under the run.
+
+The Segment API (`/v1/...`) takes any JSON object by design (a message that cannot be used is a
+dead letter, not a 400), so its request schemas are permissive and need no hook. Its settings
+document is authenticated by the write key in its path (`x-write-key-in-path`): a key of the
+schema's form there becomes the run's key.
 """
 
 import os
@@ -59,7 +64,25 @@ def map_case(context, case):
         return _existing_subscription(case)
     if case.method.upper() == "POST" and case.path == "/api/webhooks":
         return _reachable_url(case)
+    if case.path == "/v1/projects/{writeKey}/settings":
+        return _the_runs_write_key(case)
     return _stages_in_order(case)
+
+
+# The key the run authenticates with (LEADFLOW_CONTRACT_KEY): it has the ingest scope.
+_KEY = os.environ.get("LEADFLOW_CONTRACT_KEY")
+
+
+_WRITE_KEY = re.compile(r"^lf_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\Z")
+
+
+def _the_runs_write_key(case):
+    """A write key of the schema's form in the settings document's path becomes the run's key,
+    which keeps the case's validity; any other text is left as generated (a 401)."""
+    key = case.path_parameters.get("writeKey") if isinstance(case.path_parameters, dict) else None
+    if _KEY and isinstance(key, str) and _WRITE_KEY.match(key):
+        case.path_parameters = {**case.path_parameters, "writeKey": _KEY}
+    return case
 
 
 # The subscription the test made (LEADFLOW_CONTRACT_SUBSCRIPTION) and its kind of URL.

@@ -11,6 +11,10 @@ use time::OffsetDateTime;
 use crate::contract::project::{self, lead_key};
 use crate::contract::topics;
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// A record type with a topic of its own.
 pub trait TopicRecord: Serialize + DeserializeOwned + Send + Sync {
     /// The topic the record travels on.
@@ -64,8 +68,23 @@ pub struct LeadEvent {
     pub timestamp: OffsetDateTime,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub properties: serde_json::Map<String, serde_json::Value>,
+    /// Present on an identity merge: this lead (an anonymous visitor's, say) becomes part of
+    /// that one. Such a record scores nothing; the scorer moves the lead's applied events there
+    /// and forwards the lead's later events (see docs/ARCHITECTURE.md, "Identity merges").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_into: Option<String>,
+    /// On an event the scorer forwarded from a merged lead: that lead's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<String>,
+    /// How many merged leads have forwarded the event; 0 when it was sent to its lead directly.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hops: u32,
 }
 topic_record!(LeadEvent, topics::EVENTS, "LeadEvent.schema.json");
+
+/// The most merged leads an event is forwarded through (the schema's bound on `hops`): a chain
+/// longer than that is a cycle of merges, and the event goes to the dead-letter topic.
+pub const MAX_FORWARD_HOPS: u32 = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnrichmentStatus {
@@ -134,6 +153,9 @@ pub struct LeadScored {
     /// The lead's applied-event count once this record was made; orders a lead's states.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_version: Option<u64>,
+    /// On the record that closes a merged lead: the lead it became part of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 topic_record!(LeadScored, topics::SCORES, "LeadScored.schema.json");
 
@@ -466,6 +488,9 @@ mod tests {
             event_type: "page_view".into(),
             timestamp: AT,
             properties,
+            merge_into: None,
+            forwarded_from: None,
+            hops: 0,
         })
         .unwrap();
         validate(&LeadEnriched {
@@ -498,6 +523,7 @@ mod tests {
             late: true,
             reason: None,
             lead_version: Some(3),
+            merged_into: None,
         })
         .unwrap();
         validate(&LeadReviewed {

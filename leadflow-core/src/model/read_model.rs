@@ -48,6 +48,10 @@ pub struct Scoring {
     #[serde(with = "time::serde::rfc3339")]
     pub processed_at: OffsetDateTime,
     pub rules_version: String,
+    /// Set once the lead has merged into another (an identity merge): the lead that now holds
+    /// its events. Its score is then 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +262,7 @@ impl LeadView {
             lead_version: key.0,
             processed_at: record.processed_at,
             rules_version: record.rules_version.clone(),
+            merged_into: record.merged_into.clone(),
         };
         self.replace(|view| view.scoring = Some(next))
     }
@@ -393,6 +398,7 @@ mod tests {
             late: false,
             reason: None,
             lead_version: Some(version),
+            merged_into: None,
         }
     }
 
@@ -406,6 +412,23 @@ mod tests {
         assert_eq!(view.idempotency_key(), "lead-1:1");
         view.synced_version = view.version;
         assert!(!view.needs_delivery());
+    }
+
+    #[test]
+    fn the_record_closing_a_merged_lead_keeps_where_it_went() {
+        let mut view = LeadView::new("lead-1", 0);
+        view.apply_scored(&scored(1, 25.0, Stage::Warm, T0));
+        let closing = LeadScored {
+            score: 0.0,
+            stage: Stage::Cold,
+            merged_into: Some("user-42".into()),
+            ..scored(2, 0.0, Stage::Cold, T0 + time::Duration::minutes(1))
+        };
+
+        view.apply_scored(&closing);
+
+        let scoring = view.scoring.as_ref().unwrap();
+        assert_eq!((scoring.score, scoring.merged_into.as_deref()), (0.0, Some("user-42")));
     }
 
     #[test]

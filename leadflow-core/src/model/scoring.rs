@@ -41,6 +41,9 @@ pub const REASON_DAILY_CAP: &str = "daily_cap";
 /// The event is older than every event in the lead's bounded state (see [`LeadState`]): it is
 /// recorded as applied and scores 0, and the score does not change.
 pub const REASON_TOO_LATE: &str = "too_late";
+/// The record closes a lead that merged into another (an identity merge): its score is 0 and
+/// its events count on the lead named by `mergedInto`.
+pub const REASON_MERGED: &str = "merged";
 
 const SECONDS_PER_DAY: i64 = 86_400;
 /// The longest version or event type name, in characters.
@@ -308,6 +311,7 @@ impl Outcome {
             late: self.late,
             reason: self.reason.map(str::to_owned),
             lead_version: Some(lead_version),
+            merged_into: None,
         }
     }
 }

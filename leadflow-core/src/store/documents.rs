@@ -175,6 +175,22 @@ pub struct LeadDoc {
     /// The stage last announced by the decay pass, so it announces each drop once.
     #[serde(rename = "decayedStage", default)]
     pub decayed_stage: Option<Stage>,
+    /// Set once the lead has merged into another (an identity merge): its applied events were
+    /// moved there, and its later events are forwarded there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeDoc>,
+}
+
+/// [`LeadDoc::merged`]: where a lead went, and the merge as it was done, so that a batch redone
+/// from the merge record emits the same records again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeDoc {
+    /// The lead id it merged into (of the same project).
+    pub into: String,
+    /// Where the merge record was read.
+    pub source: RecordPosition,
+    /// The LeadScored that closed the lead (score 0, `mergedInto`).
+    pub record: LeadScored,
 }
 
 fn schema_v1() -> u32 {
@@ -199,6 +215,7 @@ impl LeadDoc {
             as_of_ms: 0,
             rules_version: String::new(),
             decayed_stage: None,
+            merged: None,
         }
     }
 

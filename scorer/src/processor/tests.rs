@@ -55,6 +55,9 @@ fn project_event(
             event_type: event_type.to_owned(),
             timestamp: start + Duration::minutes(minute),
             properties: Default::default(),
+            merge_into: None,
+            forwarded_from: None,
+            hops: 0,
         },
     }
 }
@@ -227,4 +230,193 @@ async fn an_event_id_that_left_the_tail_and_comes_again_later_is_a_duplicate_not
     assert_eq!(processor.metrics.events_duplicate.get(), 1);
     let lead = processor.store.lead("kai").await.unwrap().unwrap();
     assert_eq!((lead.version, lead.score), (3, 30.0), "e1 counted once: 20 + 5 + 5");
+}
+
+/// Identity merges (`processor/merge.rs`).
+mod merges {
+    use super::*;
+    use leadflow_core::contract::records::TopicRecord;
+
+    /// The merge record of `lead` into `into`, read at `offset`, `minute` minutes in.
+    fn merge_record(lead: &str, into: &str, id: &str, minute: i64, offset: i64) -> Decoded<LeadEvent> {
+        let mut merge = event(lead, id, "identify", minute, offset);
+        merge.record.merge_into = Some(into.to_owned());
+        merge
+    }
+
+    /// `decoded` read again at `offset` of partition 1 (the known lead's, say).
+    fn at(record: LeadEvent, offset: i64) -> Decoded<LeadEvent> {
+        Decoded {
+            position: RecordPosition { topic: topics::EVENTS.into(), partition: 1, offset },
+            key: Some(record.key().as_bytes().to_vec()),
+            record,
+        }
+    }
+
+    enum Out {
+        Scored(LeadScored),
+        Event(LeadEvent),
+        Dead(&'static str),
+    }
+
+    fn outs(outputs: &[Emit]) -> Vec<Out> {
+        outputs
+            .iter()
+            .map(|emit| match emit {
+                Emit::Record { record, .. } => match record.decode::<LeadScored>() {
+                    Some(scored) => Out::Scored(scored),
+                    None => Out::Event(record.decode::<LeadEvent>().expect("a LeadScored or a LeadEvent")),
+                },
+                Emit::DeadLetter(spec) => Out::Dead(spec.error_kind),
+            })
+            .collect()
+    }
+
+    fn forwarded(outputs: &[Emit]) -> Vec<LeadEvent> {
+        outs(outputs)
+            .into_iter()
+            .filter_map(|out| match out {
+                Out::Event(event) => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn closing(outputs: &[Emit]) -> Vec<LeadScored> {
+        outs(outputs)
+            .into_iter()
+            .filter_map(|out| match out {
+                Out::Scored(scored) if scored.merged_into.is_some() => Some(scored),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn dead(outputs: &[Emit]) -> Vec<&'static str> {
+        outs(outputs)
+            .into_iter()
+            .filter_map(|out| match out {
+                Out::Dead(kind) => Some(kind),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_merge_re_sends_the_leads_applied_events_to_the_known_lead_and_closes_it_at_zero() {
+        let (processor, _rules) = processor().await;
+        let batch = vec![
+            event("anon-1", "e1", "page_view", 0, 0),
+            event("anon-1", "e2", "signup", 1, 1),
+            merge_record("anon-1", "ada", "m1", 2, 2),
+        ];
+
+        let outputs = apply(&processor, &batch).await;
+
+        let moved = forwarded(&outputs);
+        let ids: Vec<_> = moved.iter().map(|e| (e.lead_id.as_str(), e.event_id.as_str(), e.hops)).collect();
+        assert_eq!(ids, [("ada", "e1", 1), ("ada", "e2", 1)]);
+        assert!(
+            moved.iter().all(|e| e.forwarded_from.as_deref() == Some("anon-1") && e.merge_into.is_none())
+        );
+        let closed = closing(&outputs);
+        assert_eq!(closed.len(), 1);
+        let close = &closed[0];
+        assert_eq!(
+            (close.lead_id.as_str(), close.merged_into.as_deref(), close.score, close.delta, close.stage),
+            ("anon-1", Some("ada"), 0.0, -25.0, Stage::Cold)
+        );
+        assert_eq!(close.previous_stage, Some(Stage::Warm));
+        assert_eq!(processor.metrics.merges.with_label_values(&["merged"]).get(), 1);
+
+        // The known lead's scorer applies them as any events, with its own: 5 + 20 + 50.
+        let known =
+            [event("ada", "own", "demo_request", 3, 5), at(moved[0].clone(), 6), at(moved[1].clone(), 7)];
+        let scores = scored(&apply(&processor, &known).await);
+        assert_eq!(scores.last().map(|(_, r)| r.score), Some(75.0));
+    }
+
+    #[tokio::test]
+    async fn events_after_the_merge_are_forwarded_in_its_batch_and_after() {
+        let (processor, _rules) = processor().await;
+        let batch = vec![
+            event("anon-2", "e1", "page_view", 0, 0),
+            merge_record("anon-2", "bob", "m1", 1, 1),
+            event("anon-2", "e2", "page_view", 2, 2),
+        ];
+        let outputs = apply(&processor, &batch).await;
+        let moved = forwarded(&outputs);
+        assert_eq!(moved.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e1", "e2"]);
+
+        let later = apply(&processor, &[event("anon-2", "e3", "signup", 3, 3)]).await;
+        let later = forwarded(&later);
+        assert_eq!(later.len(), 1);
+        assert_eq!((later[0].lead_id.as_str(), later[0].hops), ("bob", 1));
+        assert_eq!(processor.metrics.events_forwarded.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_merge_batch_redone_emits_the_same_records_and_a_repeat_emits_nothing() {
+        let (processor, _rules) = processor().await;
+        let batch = vec![
+            event("anon-3", "e1", "page_view", 0, 0),
+            merge_record("anon-3", "cy", "m1", 1, 1),
+            event("anon-3", "e2", "page_view", 2, 2),
+        ];
+        let first = apply(&processor, &batch).await;
+
+        let redo = apply(&processor, &batch).await;
+        assert_eq!(redo, first, "the records of the merge, as the first attempt emitted them");
+
+        let repeat = apply(&processor, &[merge_record("anon-3", "cy", "m1", 1, 9)]).await;
+        assert!(repeat.is_empty(), "an SDK's resent identify changes nothing");
+        assert_eq!(processor.metrics.merges.with_label_values(&["repeat"]).get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lead_merges_once_and_a_merge_closing_a_cycle_is_refused() {
+        let (processor, _rules) = processor().await;
+        apply(&processor, &[merge_record("anon-4", "dee", "m1", 0, 0)]).await;
+
+        let elsewhere = apply(&processor, &[merge_record("anon-4", "eve", "m2", 1, 1)]).await;
+        assert_eq!(dead(&elsewhere), ["merge_conflict"]);
+
+        let back = apply(&processor, &[merge_record("dee", "anon-4", "m3", 2, 2)]).await;
+        assert_eq!(dead(&back), ["merge_cycle"]);
+        assert_eq!(processor.metrics.merges.with_label_values(&["refused"]).get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_chain_moves_the_first_leads_events_on_and_forwards_hop_by_hop() {
+        let (processor, _rules) = processor().await;
+        let first =
+            apply(&processor, &[event("a", "e1", "page_view", 0, 0), merge_record("a", "b", "m1", 1, 1)])
+                .await;
+        let moved = forwarded(&first);
+        apply(&processor, &[at(moved[0].clone(), 0)]).await;
+
+        let second = apply(&processor, &[merge_record("b", "c", "m2", 2, 1)]).await;
+        let to_c = forwarded(&second);
+        assert_eq!(
+            to_c.iter().map(|e| (e.lead_id.as_str(), e.event_id.as_str())).collect::<Vec<_>>(),
+            [("c", "e1")]
+        );
+
+        // A later event sent as `a` goes to `b`, which sends it on to `c`.
+        let via_a = forwarded(&apply(&processor, &[event("a", "e2", "signup", 3, 2)]).await);
+        let via_b = forwarded(&apply(&processor, &[at(via_a[0].clone(), 3)]).await);
+        assert_eq!((via_b[0].lead_id.as_str(), via_b[0].hops), ("c", 2));
+    }
+
+    #[tokio::test]
+    async fn an_event_forwarded_past_the_hop_limit_is_a_dead_letter() {
+        let (processor, _rules) = processor().await;
+        apply(&processor, &[merge_record("loop-a", "loop-b", "m1", 0, 0)]).await;
+        let mut circling = event("loop-a", "e1", "page_view", 1, 1);
+        circling.record.hops = leadflow_core::contract::records::MAX_FORWARD_HOPS;
+
+        let outputs = apply(&processor, &[circling]).await;
+
+        assert_eq!(dead(&outputs), ["merge_cycle"]);
+    }
 }

@@ -32,6 +32,9 @@ pub fn event(event_id: &str, lead_id: &str, event_type: &str, timestamp: OffsetD
         event_type: event_type.to_owned(),
         timestamp,
         properties: Default::default(),
+        merge_into: None,
+        forwarded_from: None,
+        hops: 0,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The management API's bodies, checked field by field, pure: every broken rule is a
 //! [`FieldError`] naming its field, and any of them makes the request a 400 before any write.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use leadflow_core::contract::project::check_project_id;
@@ -14,6 +16,9 @@ use crate::write::validation::{expect_object, optional_string, reject_unknown, r
 pub const MAX_NAME_CHARS: usize = 128;
 pub const MAX_ORIGINS: usize = 50;
 pub const MAX_ORIGIN_CHARS: usize = 256;
+/// `eventTypes`: at most this many event names, each 1..=256 characters.
+pub const MAX_EVENT_TYPES: usize = 200;
+pub const MAX_EVENT_NAME_CHARS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProject {
@@ -21,6 +26,7 @@ pub struct NewProject {
     pub name: String,
     pub allowed_origins: Vec<String>,
     pub events_per_minute: Option<u32>,
+    pub event_types: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,15 +172,83 @@ fn events_per_minute(
     }
 }
 
+/// An event type as the write API takes it (`^[a-z][a-z0-9_]{0,63}$`).
+fn is_event_type(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && text.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `eventTypes`: `{ "<Segment event name>": "<eventType>" }`; absent is `None`, and `null` is an
+/// empty map where `nullable` (PATCH clears). Each broken entry names `eventTypes.<name>`.
+fn event_types(
+    object: &Map<String, Value>,
+    nullable: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<BTreeMap<String, String>> {
+    let field = "eventTypes";
+    let entries = match object.get(field)? {
+        Value::Null if nullable => return Some(BTreeMap::new()),
+        Value::Object(entries) => entries,
+        _ => {
+            errors.push(FieldError::new(
+                field,
+                "invalid_type",
+                "eventTypes must be an object of event names to event types",
+            ));
+            return None;
+        }
+    };
+    if entries.len() > MAX_EVENT_TYPES {
+        errors.push(FieldError::new(
+            field,
+            "too_many",
+            format!("eventTypes may hold at most {MAX_EVENT_TYPES} event names"),
+        ));
+        return None;
+    }
+    let before = errors.len();
+    let mut map = BTreeMap::new();
+    for (name, value) in entries {
+        let entry = format!("{field}.{name}");
+        let length = name.chars().count();
+        if length == 0 {
+            errors.push(FieldError::new(&entry, "empty", "an event name in eventTypes must not be empty"));
+            continue;
+        }
+        if length > MAX_EVENT_NAME_CHARS {
+            errors.push(FieldError::new(
+                &entry,
+                "too_long",
+                format!("an event name in eventTypes must be at most {MAX_EVENT_NAME_CHARS} characters"),
+            ));
+            continue;
+        }
+        match value.as_str() {
+            Some(event_type) if is_event_type(event_type) => {
+                map.insert(name.clone(), event_type.to_owned());
+            }
+            Some(_) => errors.push(FieldError::new(
+                &entry,
+                "invalid_format",
+                format!("{entry} must match ^[a-z][a-z0-9_]{{0,63}}$"),
+            )),
+            None => errors.push(FieldError::new(&entry, "invalid_type", format!("{entry} must be a string"))),
+        }
+    }
+    (errors.len() == before).then_some(map)
+}
+
 fn done<T>(value: T, errors: Vec<FieldError>) -> Result<T, Vec<FieldError>> {
     if errors.is_empty() { Ok(value) } else { Err(errors) }
 }
 
-/// `POST /api/projects`: `{id, name?, allowedOrigins?, eventsPerMinute?}`.
+/// `POST /api/projects`: `{id, name?, allowedOrigins?, eventsPerMinute?, eventTypes?}`.
 pub fn new_project(body: &Value) -> Result<NewProject, Vec<FieldError>> {
     let object = expect_object(body, "body").map_err(|e| vec![e])?;
     let mut errors = Vec::new();
-    reject_unknown(object, &["id", "name", "allowedOrigins", "eventsPerMinute"], &mut errors);
+    reject_unknown(object, &["id", "name", "allowedOrigins", "eventsPerMinute", "eventTypes"], &mut errors);
     let id = required_string(object, "id", &mut errors).map(str::to_owned);
     if let Some(id) = &id {
         errors.extend(checked_project_id("id", id).err());
@@ -182,22 +256,31 @@ pub fn new_project(body: &Value) -> Result<NewProject, Vec<FieldError>> {
     let name = name(object, false, &mut errors);
     let allowed_origins = origins(object, &mut errors).unwrap_or_default();
     let events_per_minute = events_per_minute(object, false, &mut errors).flatten();
+    let event_types = event_types(object, false, &mut errors).unwrap_or_default();
     let id = id.unwrap_or_default();
     done(
-        NewProject { name: name.unwrap_or_else(|| id.clone()), id, allowed_origins, events_per_minute },
+        NewProject {
+            name: name.unwrap_or_else(|| id.clone()),
+            id,
+            allowed_origins,
+            events_per_minute,
+            event_types,
+        },
         errors,
     )
 }
 
-/// `PATCH /api/projects/{id}`: `{name?, allowedOrigins?, eventsPerMinute? (null clears)}`.
+/// `PATCH /api/projects/{id}`: `{name?, allowedOrigins?, eventsPerMinute? (null clears),
+/// eventTypes? (replaces the map; null clears)}`.
 pub fn project_changes(body: &Value) -> Result<ProjectChanges, Vec<FieldError>> {
     let object = expect_object(body, "body").map_err(|e| vec![e])?;
     let mut errors = Vec::new();
-    reject_unknown(object, &["name", "allowedOrigins", "eventsPerMinute"], &mut errors);
+    reject_unknown(object, &["name", "allowedOrigins", "eventsPerMinute", "eventTypes"], &mut errors);
     let changes = ProjectChanges {
         name: name(object, false, &mut errors),
         allowed_origins: origins(object, &mut errors),
         events_per_minute: events_per_minute(object, true, &mut errors),
+        event_types: event_types(object, true, &mut errors),
     };
     done(changes, errors)
 }
@@ -295,6 +378,42 @@ mod tests {
             vec![("allowedOrigins".into(), "too_many")]
         );
         assert_eq!(fields(new_project(&json!({})).unwrap_err()), vec![("id".into(), "required")]);
+    }
+
+    #[test]
+    fn event_types_map_names_to_event_types_and_name_each_broken_entry() {
+        let project =
+            new_project(&json!({"id": "a", "eventTypes": {"Demo Requested": "demo_request"}})).unwrap();
+        assert_eq!(project.event_types.get("Demo Requested").map(String::as_str), Some("demo_request"));
+        let errors = new_project(&json!({"id": "a", "eventTypes": {
+            "Bad Type": "Demo", "Number": 3, "": "x", "ok": "signup", "Long": format!("a{}", "b".repeat(64)),
+        }}))
+        .unwrap_err();
+        assert_eq!(
+            fields(errors),
+            vec![
+                ("eventTypes.Bad Type".into(), "invalid_format"),
+                ("eventTypes.Number".into(), "invalid_type"),
+                ("eventTypes.".into(), "empty"),
+                ("eventTypes.Long".into(), "invalid_format"),
+            ]
+        );
+        let long_name = json!({"id": "a", "eventTypes": {"n".repeat(257): "x"}});
+        assert_eq!(
+            fields(new_project(&long_name).unwrap_err()),
+            vec![(format!("eventTypes.{}", "n".repeat(257)), "too_long")]
+        );
+        let many: Map<String, Value> = (0..201).map(|i| (format!("e{i}"), json!("x"))).collect();
+        assert_eq!(
+            fields(new_project(&json!({"id": "a", "eventTypes": many})).unwrap_err()),
+            vec![("eventTypes".into(), "too_many")]
+        );
+        assert_eq!(
+            fields(new_project(&json!({"id": "a", "eventTypes": ["x"]})).unwrap_err()),
+            vec![("eventTypes".into(), "invalid_type")]
+        );
+        assert_eq!(project_changes(&json!({"eventTypes": null})).unwrap().event_types, Some(BTreeMap::new()));
+        assert!(new_project(&json!({"id": "a", "eventTypes": null})).is_err());
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn view() -> LeadView {
         lead_version: 2,
         processed_at: T0 + time::Duration::hours(1),
         rules_version: "v1".into(),
+        merged_into: None,
     });
     view.version = 3;
     view
@@ -126,6 +127,18 @@ fn a_summary_takes_the_reviewed_status_and_the_newest_activity() {
     assert_eq!(json["inCrm"], true);
     assert_eq!(json["countryCode"], "GB");
     assert_eq!(json["company"], Value::Null);
+}
+
+#[test]
+fn a_merged_lead_answers_where_it_went_and_another_lead_does_not_say_merged() {
+    let mut view = view();
+    assert!(serde_json::to_value(summary(&view, None)).unwrap().get("mergedInto").is_none());
+    let scoring = view.scoring.as_mut().unwrap();
+    (scoring.score, scoring.stage, scoring.merged_into) = (0.0, Stage::Cold, Some("user-42".into()));
+
+    let json = serde_json::to_value(summary(&view, None)).unwrap();
+
+    assert_eq!((json["mergedInto"].as_str(), json["score"].as_f64()), (Some("user-42"), Some(0.0)));
 }
 
 fn stored(id: &str, score: f64, at: i64) -> StoredLead {

@@ -72,6 +72,7 @@ async fn app_with(cookie_secure: bool) -> App {
                 name: id.into(),
                 allowed_origins: vec![],
                 events_per_minute: None,
+                event_types: Default::default(),
                 created_at: OffsetDateTime::now_utc(),
             })
             .await
