@@ -214,6 +214,20 @@ async fn alerts_and_dashboards_name_only_exported_metrics() {
         .await
         .unwrap();
     assert!(response.status().is_success() || response.status().is_client_error(), "{response:?}");
+    // The Segment-compatible API: an anonymous visitor's track, then an identify that merges it.
+    let anonymous = format!("{run}-anon");
+    let segment = json!({"batch": [
+        {"type": "track", "event": "Page Viewed", "messageId": format!("{run}-m1"), "anonymousId": anonymous},
+        {"type": "identify", "messageId": format!("{run}-m2"), "anonymousId": anonymous, "userId": format!("{run}-user")},
+    ]});
+    let response = http
+        .post(format!("http://{api}/v1/batch"))
+        .basic_auth(&key, Some(""))
+        .json(&segment)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let _ = http.get(format!("http://{api}/no-such-route")).send().await.unwrap();
     // One undecodable record per consumer: each stage dead-letters it.
     let kafka = producer(&stack);
