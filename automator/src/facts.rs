@@ -96,6 +96,17 @@ pub fn apply(doc: &mut AutomationLeadDoc, record: &Trigger, position: &RecordPos
     }
     *mark = position.offset;
     match record {
+        // A merged lead is closed, not cooled: its events now count on the lead it merged into,
+        // whose own records fire that lead's rules. Its facts follow, and nothing fires here.
+        Trigger::Scored(scored) if scored.merged_into.is_some() => {
+            doc.stage = Some(scored.stage);
+            doc.score = Some(scored.score);
+            let closed = snapshot(
+                doc,
+                Some(events_within_day(&doc.recent_events_ms, epoch_ms(scored.event_timestamp))),
+            );
+            Some(Change { before: closed.clone(), after: closed })
+        }
         Trigger::Scored(scored) => {
             let is_event = scored.event_type != DECAY_EVENT_TYPE;
             let at_ms = epoch_ms(scored.event_timestamp);

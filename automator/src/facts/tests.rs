@@ -80,6 +80,23 @@ fn a_record_read_again_from_an_applied_offset_changes_nothing() {
 }
 
 #[test]
+fn the_record_closing_a_merged_lead_fires_nothing_though_its_stage_drops() {
+    let rules = [
+        rule("cold", Condition::EntersStage { stage: Stage::Cold }),
+        rule("hot", Condition::EntersStage { stage: Stage::Hot }),
+    ];
+    let mut doc = AutomationLeadDoc::new("acme/lead-1");
+    apply(&mut doc, &scored("demo_request", 60.0, Stage::Hot, T), &at(topics::SCORES, 1)).unwrap();
+    let Trigger::Scored(closing) = scored("identify", 0.0, Stage::Cold, T) else { unreachable!() };
+    let closing = Trigger::Scored(LeadScored { merged_into: Some("user-42".into()), ..closing });
+
+    let change = apply(&mut doc, &closing, &at(topics::SCORES, 2)).unwrap();
+
+    assert!(firings(&rules, &closing, &change).is_empty(), "a merged lead did not go cold: {change:?}");
+    assert_eq!((doc.stage, doc.score), (Some(Stage::Cold), Some(0.0)));
+}
+
+#[test]
 fn a_rule_fires_once_on_the_change_and_the_key_names_the_record_s_utc_day() {
     let rules = [
         rule("hot", Condition::EntersStage { stage: Stage::Hot }),
