@@ -22,16 +22,16 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use leadflow_core::contract::records::{DeadLetter, LeadEvent, NameSubmitted};
+use leadflow_core::contract::project::lead_key;
+use leadflow_core::contract::records::{DeadLetter, LeadEvent, NameSubmitted, PipelineStage};
 
 use crate::auth::AuthState;
 use crate::auth::caller::InProject;
 use crate::error::{AppError, FieldError};
 use crate::segment::cors::CorsProject;
-use crate::segment::identity::lead_id_of;
-use crate::segment::message::{CallType, MAX_MESSAGE_BYTES, Received, map_message};
+use crate::segment::message::{CallType, MAX_MESSAGE_BYTES, Received, lead_named, map_message};
 use crate::segment::write_key::{self, WRITE_KEY_FIELD};
-use crate::segment::{body, dead_letter, sdk_assets, settings};
+use crate::segment::{body, sdk_assets, settings};
 use crate::write::WriteState;
 use crate::write::publisher::Publisher;
 
@@ -212,18 +212,6 @@ struct Records {
     accepted: u64,
 }
 
-/// The lead a message names, for its dead letter's key: `userId`, else `anonymousId`.
-fn lead_named(message: &Value) -> Option<String> {
-    ["userId", "anonymousId"].iter().find_map(|field| {
-        let id = match message.get(*field)? {
-            Value::String(text) => text.clone(),
-            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-            _ => return None,
-        };
-        lead_id_of(&id).ok()
-    })
-}
-
 fn records_of<P: Publisher>(write: &WriteState<P>, messages: &[Value], received: &Received) -> Records {
     let mut records = Records::default();
     for message in messages {
@@ -236,9 +224,12 @@ fn records_of<P: Publisher>(write: &WriteState<P>, messages: &[Value], received:
             Err(unusable) => {
                 write.metrics.records_rejected.with_label_values(&[unusable.kind]).inc();
                 let bytes = serde_json::to_vec(message).unwrap_or_default();
-                records.dead_letters.push(dead_letter::of_message(
+                let lead_key =
+                    lead_named(message).map(|lead| lead_key(received.project_id, &lead).into_owned());
+                records.dead_letters.push(DeadLetter::for_input(
+                    PipelineStage::Gateway,
                     received.project_id,
-                    lead_named(message).as_deref(),
+                    lead_key.as_deref(),
                     unusable.kind,
                     &unusable.reason,
                     &bytes,

@@ -221,6 +221,13 @@ fn lead_of(field: &str, sdk_id: &str) -> Result<String, Unusable> {
     lead_id_of(sdk_id).map_err(|e| Unusable::new("invalid_id", format!("{field} cannot be a lead id: {e}")))
 }
 
+/// The lead a message names, for keying its dead letter when it cannot be used: its `userId`'s,
+/// else its `anonymousId`'s, whichever is an id and encodes.
+pub fn lead_named(message: &Value) -> Option<String> {
+    let object = message.as_object()?;
+    ["userId", "anonymousId"].iter().find_map(|field| lead_id_of(&id_text(object, field)?).ok())
+}
+
 /// The message's lead: its `userId`, else its `anonymousId`.
 fn lead_of_message(object: &Map<String, Value>) -> Result<String, Unusable> {
     let (field, sdk_id) = id_text(object, "userId")

@@ -5,8 +5,8 @@
 //!   event types) and [`message`] (one message as its records, or why it cannot be used).
 //! - The HTTP layer: [`handlers`] (the `/v1` routes), [`body`] (JSON, `text/plain`, gzip, the
 //!   limits), [`write_key`] (the credential), [`cors`] (per project, after the body is read),
-//!   [`dead_letter`] (an unusable message on `leads.dlq.v1`), [`settings`] (the document
-//!   analytics.js loads) and [`sdk_assets`] (the browser tracker's files).
+//!   [`settings`] (the document analytics.js loads) and [`sdk_assets`] (the browser tracker's
+//!   files). An unusable message becomes a dead letter (`DeadLetter::for_input`) in [`handlers`].
 
 pub mod event_names;
 pub mod identity;
@@ -14,7 +14,6 @@ pub mod message;
 
 pub mod body;
 pub mod cors;
-pub mod dead_letter;
 pub mod handlers;
 pub mod sdk_assets;
 pub mod settings;

@@ -419,6 +419,39 @@ impl DeadLetter {
             failed_at,
         }
     }
+
+    /// The dead letter of an input that never was a Kafka record (a message posted to the
+    /// gateway): no source position and no original key; `lead_key` names its lead when it has
+    /// one (else the key is empty), and the value is bounded as [`DeadLetter::for_record`]'s.
+    pub fn for_input(
+        stage: PipelineStage,
+        project_id: &str,
+        lead_key: Option<&str>,
+        error_kind: &str,
+        error: &str,
+        value: &[u8],
+        failed_at: OffsetDateTime,
+    ) -> DeadLetter {
+        let value = Original::of(value, MAX_ORIGINAL_VALUE_BYTES);
+        DeadLetter {
+            lead_id: lead_key.map(|key| cut_text(key, MAX_LEAD_ID_BYTES)).unwrap_or_default(),
+            project_id: project_id.to_owned(),
+            stage,
+            error_kind: error_kind.to_owned(),
+            error: cut_text(error, MAX_ERROR_BYTES),
+            source_topic: None,
+            source_partition: None,
+            source_offset: None,
+            original_key: None,
+            original_key_size: None,
+            original_key_sha256: None,
+            truncated: value.truncated,
+            original_value_size: Some(value.size),
+            original_value_sha256: Some(value.sha256),
+            original_value: Some(value.base64),
+            failed_at,
+        }
+    }
 }
 
 /// Original bytes as a dead letter keeps them.
@@ -693,6 +726,48 @@ mod tests {
         validate(&acme).unwrap();
         let bad = LeadEvent { project_id: "Acme Corp".into(), ..acme };
         assert!(validate(&bad).is_err(), "the schema refuses a project id outside the pattern");
+    }
+
+    #[test]
+    fn an_inputs_dead_letter_keeps_its_project_and_lead_and_bounds_its_value() {
+        use base64::Engine;
+        let decoded = |letter: &DeadLetter| {
+            base64::engine::general_purpose::STANDARD.decode(letter.original_value.as_ref().unwrap()).unwrap()
+        };
+        let message = br#"{"type":"track"}"#;
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let letter = DeadLetter::for_input(
+            PipelineStage::Gateway,
+            "acme",
+            Some("acme/u1"),
+            "missing_event",
+            "e",
+            message,
+            at,
+        );
+        assert_eq!((letter.lead_id.as_str(), letter.project_id.as_str()), ("acme/u1", "acme"));
+        assert_eq!((decoded(&letter).as_slice(), letter.original_value_size), (&message[..], Some(16)));
+        assert!(!letter.truncated && letter.source_topic.is_none() && letter.original_key.is_none());
+        let keyless =
+            DeadLetter::for_input(PipelineStage::Gateway, "acme", None, "missing_identity", "e", message, at);
+        assert_eq!((keyless.lead_id.as_str(), keyless.project_id.as_str()), ("", "acme"));
+
+        let large = vec![b'x'; MAX_ORIGINAL_VALUE_BYTES + 10];
+        let error = "e".repeat(MAX_ERROR_BYTES * 2);
+        let letter = DeadLetter::for_input(
+            PipelineStage::Gateway,
+            "acme",
+            None,
+            "message_too_large",
+            &error,
+            &large,
+            at,
+        );
+        assert!(letter.truncated);
+        assert_eq!(decoded(&letter).len(), MAX_ORIGINAL_VALUE_BYTES);
+        assert_eq!(letter.original_value_size, Some(large.len() as u64));
+        assert!(letter.error.len() <= MAX_ERROR_BYTES);
+        validate(&letter).unwrap();
     }
 
     #[test]
