@@ -105,7 +105,13 @@ pub async fn run(config: Config, context: ServiceContext) -> Result<(), ScorerEr
     let decay = decay.transpose()?;
 
     let processor = TypedStage::new(
-        ScoreProcessor { store, rules, metrics, tail_events: config.scoring.tail_events },
+        ScoreProcessor {
+            store,
+            rules,
+            metrics,
+            tail_events: config.scoring.tail_events,
+            max_moved_events: processor::MAX_MOVED_EVENTS,
+        },
         codec,
         stage_metrics.clone(),
     );

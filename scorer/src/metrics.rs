@@ -12,6 +12,7 @@ pub struct ScorerMetrics {
     pub rules_updates: IntCounterVec,
     pub merges: IntCounterVec,
     pub events_forwarded: IntCounter,
+    pub merge_events_left: IntCounter,
 }
 
 impl ScorerMetrics {
@@ -55,6 +56,10 @@ impl ScorerMetrics {
                 "scorer_events_forwarded_total",
                 "Events of a merged lead sent on to the lead it merged into (counted again when a batch is redone).",
             )?,
+            merge_events_left: IntCounter::new(
+                "scorer_merge_events_left_total",
+                "Applied events of merged leads older than the newest a merge moves (MAX_MOVED_EVENTS): they stay counted on the merged lead only (counted again when a batch is redone).",
+            )?,
         };
         registry.register(Box::new(metrics.events_scored.clone()))?;
         registry.register(Box::new(metrics.events_repeated.clone()))?;
@@ -64,6 +69,7 @@ impl ScorerMetrics {
         registry.register(Box::new(metrics.rules_updates.clone()))?;
         registry.register(Box::new(metrics.merges.clone()))?;
         registry.register(Box::new(metrics.events_forwarded.clone()))?;
+        registry.register(Box::new(metrics.merge_events_left.clone()))?;
         Ok(metrics)
     }
 }

@@ -39,6 +39,11 @@ pub struct ScoreProcessor {
     pub metrics: ScorerMetrics,
     /// `scoring.tail_events`: how many of a lead's newest events its state keeps.
     pub tail_events: usize,
+    /// The most of a merged lead's applied events a merge moves, its newest
+    /// ([`merge::MAX_MOVED_EVENTS`] in service): they go out in one Kafka transaction, which must
+    /// stay well within the producer's queue and the transaction timeout, whatever the lead's
+    /// history.
+    pub max_moved_events: usize,
 }
 
 /// What becomes of one input event, in input order.
@@ -283,5 +288,6 @@ fn transient(e: mongodb::error::Error) -> ProcessError {
 }
 
 mod merge;
+pub use merge::MAX_MOVED_EVENTS;
 #[cfg(test)]
 mod tests;

@@ -47,6 +47,8 @@ impl LeadStore {
         self.history.create_index(unique).await?;
         // A lead's history in time order and its recent events (the read API's velocity).
         self.history.create_index(IndexModel::builder().keys(doc! { "leadId": 1, "ts": 1 }).build()).await?;
+        // A lead's newest entries in processing order: what a merge moves.
+        self.history.create_index(IndexModel::builder().keys(doc! { "leadId": 1, "seq": 1 }).build()).await?;
         self.leads.create_index(IndexModel::builder().keys(doc! { "partition": 1 }).build()).await?;
         Ok(())
     }
@@ -85,6 +87,25 @@ impl LeadStore {
         let mut found: Vec<HistoryDoc> =
             self.history.find(doc! { "leadId": lead_key }).await?.try_collect().await?;
         found.sort_by_key(|h| h.seq);
+        Ok(found)
+    }
+
+    /// A lead's `limit` newest history entries (by processing order), oldest first: what a merge
+    /// moves, read with a bound however long the history.
+    pub async fn newest_history(
+        &self,
+        lead_key: &str,
+        limit: usize,
+    ) -> mongodb::error::Result<Vec<HistoryDoc>> {
+        let mut found: Vec<HistoryDoc> = self
+            .history
+            .find(doc! { "leadId": lead_key })
+            .sort(doc! { "seq": -1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await?
+            .try_collect()
+            .await?;
+        found.reverse();
         Ok(found)
     }
 

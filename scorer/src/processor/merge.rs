@@ -17,6 +17,9 @@
 //!   merges once.
 //! - Chains work: A merged into B moves to B, and when B merges into C it moves A's events with
 //!   its own; an event later sent as A is forwarded to B, then by B to C.
+//! - A merge moves the lead's [`MAX_MOVED_EVENTS`] newest events at most, so that its
+//!   transaction stays bounded whatever the lead's history (`scorer_merge_events_left_total`
+//!   counts the older ones, which stay on the merged lead).
 //! - A merge that would close a cycle is refused, and a forward past
 //!   [`MAX_FORWARD_HOPS`] (a cycle made by two merges read at once on two partitions) goes to the
 //!   dead-letter topic instead of circling.
@@ -32,6 +35,11 @@ use leadflow_core::stage::typed::Emit;
 use leadflow_core::store::documents::{HistoryDoc, MergeDoc};
 
 use super::{BatchLead, ScoreProcessor};
+
+/// The most of a merged lead's applied events a merge moves in service: its 10,000 newest, in one
+/// Kafka transaction (librdkafka's queue holds 100,000 messages, and the transaction must commit
+/// within `transaction.timeout.ms`). An older event stays counted on the merged lead only.
+pub const MAX_MOVED_EVENTS: usize = 10_000;
 
 /// The dead letter's `errorKind` for a merge that would close a cycle, or an event forwarded
 /// around one.
@@ -59,8 +67,8 @@ impl ScoreProcessor {
             return Ok(vec![self.forward(event, &merge.into, position)]);
         };
         if merge.source == *position {
-            let history = self.store.history(&event.key()).await?;
-            let mut out = moved(event, &merge.into, position, history.iter());
+            let history = self.store.newest_history(&event.key(), self.max_moved_events).await?;
+            let mut out = moved(event, &merge.into, position, history.iter(), self.max_moved_events);
             out.push(Emit::record(position, &merge.record));
             return Ok(out);
         }
@@ -120,9 +128,22 @@ impl ScoreProcessor {
             return Ok(Vec::new());
         }
         let key = lead.document.key.clone();
-        let stored = if lead.read_version > 0 { self.store.history(&key).await? } else { Vec::new() };
+        let limit = self.max_moved_events;
+        let stored =
+            if lead.read_version > 0 { self.store.newest_history(&key, limit).await? } else { Vec::new() };
         let here = batch_history.iter().filter(|h| h.lead_key == key);
-        let mut out = moved(event, into, position, stored.iter().chain(here));
+        let mut out = moved(event, into, position, stored.iter().chain(here), limit);
+        let left = usize::try_from(lead.document.version).unwrap_or(usize::MAX).saturating_sub(out.len());
+        if left > 0 {
+            tracing::warn!(
+                lead = %event.lead_id,
+                into,
+                moved = out.len(),
+                left,
+                "a merge moves a lead's newest events only; the older ones stay counted on the merged lead"
+            );
+            self.metrics.merge_events_left.inc_by(left as u64);
+        }
 
         let (score, stage) = match &lead.state {
             Some(state) => (state.score, state.stage),
@@ -188,18 +209,21 @@ impl ScoreProcessor {
     }
 }
 
-/// The events a merged lead had applied, re-sent to `into` under their own eventIds, in the
-/// order they were applied.
+/// The `limit` newest events a merged lead had applied, re-sent to `into` under their own
+/// eventIds, in the order they were applied.
 fn moved<'a>(
     merge: &LeadEvent,
     into: &str,
     position: &RecordPosition,
     applied: impl Iterator<Item = &'a HistoryDoc>,
+    limit: usize,
 ) -> Vec<Emit> {
     let mut applied: Vec<&HistoryDoc> = applied.collect();
     applied.sort_by_key(|h| h.seq);
+    let older = applied.len().saturating_sub(limit);
     applied
         .into_iter()
+        .skip(older)
         .map(|h| {
             Emit::record(
                 position,

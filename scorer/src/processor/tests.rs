@@ -27,7 +27,7 @@ async fn processor() -> (ScoreProcessor, watch::Sender<RuleBook>) {
     store.ensure_indexes().await.unwrap();
     let (rules, receiver) = watch::channel(RuleBook::default());
     let metrics = ScorerMetrics::register(&prometheus::Registry::new()).unwrap();
-    (ScoreProcessor { store, rules: receiver, metrics, tail_events: 32 }, rules)
+    (ScoreProcessor { store, rules: receiver, metrics, tail_events: 32, max_moved_events: 100 }, rules)
 }
 
 /// The event `event_id` of `lead` read at `offset`, `minute` minutes into the lead's history.
@@ -406,6 +406,22 @@ mod merges {
         let via_a = forwarded(&apply(&processor, &[event("a", "e2", "signup", 3, 2)]).await);
         let via_b = forwarded(&apply(&processor, &[at(via_a[0].clone(), 3)]).await);
         assert_eq!((via_b[0].lead_id.as_str(), via_b[0].hops), ("c", 2));
+    }
+
+    #[tokio::test]
+    async fn a_merge_moves_the_newest_events_only_up_to_its_bound_and_redoes_the_same() {
+        let (mut processor, _rules) = processor().await;
+        processor.max_moved_events = 2;
+        apply(&processor, &[event("long", "e1", "page_view", 0, 0), event("long", "e2", "signup", 1, 1)])
+            .await;
+        let batch = [event("long", "e3", "download", 2, 2), merge_record("long", "kim", "m1", 3, 3)];
+
+        let first = apply(&processor, &batch).await;
+
+        let ids: Vec<_> = forwarded(&first).iter().map(|e| e.event_id.clone()).collect();
+        assert_eq!(ids, ["e2", "e3"], "the newest two, stored and of this batch");
+        assert_eq!(processor.metrics.merge_events_left.get(), 1);
+        assert_eq!(apply(&processor, &batch).await, first, "a redo moves the same events");
     }
 
     #[tokio::test]
